@@ -1,0 +1,1 @@
+"""The deployable Django project that serves Django Automate (settings, URLs, ASGI app)."""

@@ -1,0 +1,100 @@
+"""Settings for the deployable project, read from the environment (12-factor).
+
+Environment variables:
+
+``DATABASE_URL``   PostgreSQL URL (``postgresql://user:pass@host:5432/db``). Required; ``automate``
+                   commands start an embedded PostgreSQL and set it when it is missing.
+``SECRET_KEY``     Django's signing key. Required when ``DEBUG`` is off.
+``DEBUG``          ``1``/``true`` turns on debug pages. Off by default.
+``ALLOWED_HOSTS``  Comma-separated host names. Defaults to local names only.
+``AUTOMATE_*``     Platform settings; see ``automate_core.conf``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from automate_core.conf import database_from_url, env_bool, env_list
+
+DEBUG = env_bool("DEBUG", default=False)
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG and os.environ.get("AUTOMATE_ALLOW_DEV_SECRET_KEY") != "1":
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set it in the environment (for example "
+            "SECRET_KEY=$(python -c 'import secrets; print(secrets.token_urlsafe(50))')), "
+            "or set DEBUG=1 for local development."
+        )
+    SECRET_KEY = "django-insecure-dev-only-" + "x" * 40
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "automate_core",
+    "automate_governance",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "asgi.urls"
+ASGI_APPLICATION = "asgi.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL", ""))}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = os.environ.get("STATIC_ROOT", os.path.join(os.getcwd(), ".automate", "static"))
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"mask_secrets": {"()": "automate_core.masking.SecretMaskingFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["mask_secrets"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django": {"level": "WARNING"}, "uvicorn.access": {"level": "WARNING"}},
+}
+
+# Hosts (names, addresses or networks) the http connector may call although they are private.
+AUTOMATE_HTTP_ALLOWED_HOSTS = env_list("AUTOMATE_HTTP_ALLOWED_HOSTS", default=[])

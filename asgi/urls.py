@@ -1,0 +1,11 @@
+"""URLs of the deployable project: the admin and the webhook endpoints."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", include("automate_core.ingest.urls")),
+]

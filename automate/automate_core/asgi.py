@@ -1,0 +1,131 @@
+"""The ASGI application: Django for everything, plus a lean lane for ``/hooks/``.
+
+Django's ASGI request path costs about a millisecond of CPU per request on a small machine, which
+caps webhook ingestion far below what PostgreSQL can take. Webhooks need none of it (no session,
+no CSRF, no middleware, no URL resolver), so :class:`AutomateApplication` hands ``/hooks/<slug>``
+straight to :class:`~automate_core.ingest.service.WebhookService`, the same service the Django
+view ``WebhookView`` uses. Set ``AUTOMATE_INGEST_FAST_PATH = False`` to send them through Django.
+
+It also answers the ASGI lifespan protocol (Django does not), closing the database pool on
+shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from automate_core.exceptions import IngestError
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+logger = logging.getLogger("automate.asgi")
+
+HOOKS_PREFIX = "/hooks/"
+
+
+class ClientDisconnected(Exception):
+    pass
+
+
+class AutomateApplication:
+    def __init__(self, django_app: ASGIApp, *, fast_path: bool = True) -> None:
+        from automate_core.ingest.views import service
+
+        self.django_app = django_app
+        self.fast_path = fast_path
+        self.service = service()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        elif self.fast_path and scope["type"] == "http" and scope["path"].startswith(HOOKS_PREFIX):
+            await self._webhook(scope, receive, send)
+        else:
+            await self.django_app(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        from automate_core import db
+
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await db.close_pool()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _webhook(self, scope: Scope, receive: Receive, send: Send) -> None:
+        from automate_core.ingest.service import WebhookRequest, WebhookResponse, error
+
+        slug = scope["path"][len(HOOKS_PREFIX) :].rstrip("/")
+        if not slug or "/" in slug:
+            await self.django_app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        method = scope["method"]
+        try:
+            body = b""
+            if method == "POST":
+                source = await self.service.lookup(slug)
+                body = await _read_body(receive, headers, self.service.body_limit(source))
+            response = await self.service.handle(WebhookRequest(slug, method, headers, body))
+        except IngestError as exc:
+            response = error(exc)
+        except ClientDisconnected:
+            return
+        except Exception:
+            logger.exception("webhook %s: unexpected error", slug)
+            response = WebhookResponse(
+                500,
+                {"error": "internal_error", "detail": "Unexpected error; nothing was recorded."},
+            )
+        await _send_json(send, response.status, response.encode(), response.headers)
+
+
+async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
+    """Read the request body, refusing (413) as soon as it exceeds ``limit`` bytes."""
+    from automate_core.ingest.service import BodyTooLarge
+
+    declared = headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"The body is larger than {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"The body is larger than {limit} bytes.")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _send_json(send: Send, status: int, body: bytes, extra: dict[str, str]) -> None:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def build_application() -> ASGIApp:
+    """Django's ASGI handler wrapped with the webhook lane and lifespan support."""
+    from django.core.asgi import get_asgi_application
+
+    django_app = get_asgi_application()
+    from automate_core.conf import settings
+
+    return AutomateApplication(django_app, fast_path=bool(settings.INGEST_FAST_PATH))  # type: ignore[arg-type]

@@ -1,0 +1,9 @@
+"""The ``automate`` command line: ``automate <subcommand>``, also ``manage.py automate <subcommand>``.
+
+Each subcommand is a module in this package with ``HELP``, ``add_arguments(parser)`` and
+``run(options, out)``.
+"""
+
+from __future__ import annotations
+
+SUBCOMMANDS = ["up", "serve", "worker", "migrate", "load", "plugins", "runs", "dead", "replay"]

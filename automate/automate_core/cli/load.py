@@ -1,0 +1,22 @@
+from __future__ import annotations
+
+from argparse import ArgumentParser
+from typing import Any, TextIO
+
+from automate_core import definitions
+
+HELP = "Load webhook sources and workflows from a YAML or JSON file (upserted by name)."
+
+
+def add_arguments(parser: ArgumentParser) -> None:
+    parser.add_argument("file", nargs="+", help="Definition files (.yaml, .yml or .json).")
+
+
+def run(options: dict[str, Any], out: TextIO) -> int:
+    for path in options["file"]:
+        counts = definitions.load_file(path)
+        out.write(
+            f"{path}: {counts['sources']} sources, {counts['workflows']} workflows, "
+            f"{counts['steps']} steps loaded\n"
+        )
+    return 0

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from argparse import ArgumentParser
+from typing import Any, TextIO
+
+from django.core.management import call_command
+
+HELP = "Apply database migrations."
+
+
+def add_arguments(parser: ArgumentParser) -> None:
+    parser.add_argument("--check", action="store_true", help="Exit non-zero if migrations are missing.")
+
+
+def run(options: dict[str, Any], out: TextIO) -> int:
+    if options["check"]:
+        call_command("migrate", check=True, plan=True, stdout=out)
+    else:
+        call_command("migrate", interactive=False, stdout=out, verbosity=options.get("verbosity", 1))
+    return 0

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import asyncio
+from argparse import ArgumentParser
+from typing import Any, TextIO
+
+HELP = "Run an outbox worker: claim jobs, run workflows, until SIGTERM/SIGINT."
+
+
+def add_arguments(parser: ArgumentParser) -> None:
+    parser.add_argument("--concurrency", type=int, default=None, help="Jobs run at once.")
+    parser.add_argument("--batch-size", type=int, default=None, help="Most jobs per claim.")
+    parser.add_argument("--poll-interval", type=float, default=None, help="Seconds between polls.")
+    parser.add_argument("--lease", type=float, default=None, help="Lease seconds per claim.")
+    parser.add_argument("--shutdown-timeout", type=float, default=None)
+
+
+async def serve_worker(options: dict[str, Any]) -> None:
+    from automate_core import db
+    from automate_core.worker.pool import WorkerOptions, WorkerPool
+
+    pool = WorkerPool(
+        WorkerOptions.from_settings(
+            concurrency=options.get("concurrency"),
+            batch_size=options.get("batch_size"),
+            poll_interval=options.get("poll_interval"),
+            lease_seconds=options.get("lease"),
+            shutdown_timeout=options.get("shutdown_timeout"),
+        )
+    )
+    pool.install_signal_handlers()
+    try:
+        await pool.run()
+    finally:
+        await db.close_pool()
+
+
+def run(options: dict[str, Any], out: TextIO) -> int:
+    asyncio.run(serve_worker(options))
+    return 0

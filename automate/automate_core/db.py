@@ -1,0 +1,100 @@
+"""Async PostgreSQL access for the hot paths (ingest, claim, complete, run records).
+
+Django's ORM owns the schema, the admin and management commands; the hot paths use async psycopg
+through one :class:`psycopg_pool.AsyncConnectionPool` per process and event loop, built from the
+same ``DATABASES`` entry Django uses (so tests that switch to a test database follow along).
+
+Connections are in autocommit mode: a statement is its own transaction unless the caller opens one
+with ``async with conn.transaction()``. Never keep a connection or transaction on an object other
+tasks share; take one from the pool for the span of one unit of work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from automate_core.conf import settings
+
+logger = logging.getLogger("automate.db")
+
+_pools: dict[asyncio.AbstractEventLoop, AsyncConnectionPool[Any]] = {}
+_background: set[asyncio.Task[None]] = set()
+
+
+def conninfo(alias: str = "default") -> str:
+    """libpq connection string for a Django database alias."""
+    from django.db import connections
+
+    params = connections[alias].settings_dict
+    if not params.get("NAME"):
+        from automate_core.exceptions import ConfigurationError
+
+        raise ConfigurationError(
+            "No database configured: set DATABASE_URL (postgresql://user@host:5432/dbname), "
+            "or run `automate up`, which starts an embedded PostgreSQL."
+        )
+    kwargs: dict[str, Any] = {"dbname": params["NAME"]}
+    for key, name in (
+        ("USER", "user"),
+        ("PASSWORD", "password"),
+        ("HOST", "host"),
+        ("PORT", "port"),
+    ):
+        if params.get(key):
+            kwargs[name] = params[key]
+    for key, value in (params.get("OPTIONS") or {}).items():
+        if key not in {"pool", "server_side_binding", "assume_role", "isolation_level"}:
+            kwargs[key] = value
+    kwargs.setdefault("application_name", "django-automate")
+    return make_conninfo("", **kwargs)
+
+
+async def get_pool() -> AsyncConnectionPool[Any]:
+    """The pool for the running event loop, opened on first use."""
+    loop = asyncio.get_running_loop()
+    pool = _pools.get(loop)
+    if pool is None:
+        pool = AsyncConnectionPool(
+            conninfo(),
+            min_size=settings.DB_POOL_MIN_SIZE,
+            max_size=settings.DB_POOL_MAX_SIZE,
+            kwargs={"autocommit": True},
+            open=False,
+            name="automate",
+            timeout=10.0,
+            reconnect_timeout=60.0,
+        )
+        _pools[loop] = pool
+        await pool.open(wait=False)
+    return pool
+
+
+async def close_pool() -> None:
+    """Close the running loop's pool (at shutdown, and between tests)."""
+    loop = asyncio.get_running_loop()
+    pool = _pools.pop(loop, None)
+    if pool is not None:
+        await pool.close()
+
+
+def recheck_soon(pool: AsyncConnectionPool[Any]) -> None:
+    """After a connection error, have the pool test its idle connections in the background.
+
+    After a database restart every idle connection is broken; checking them at once spares the
+    next requests from finding that out one by one.
+    """
+    task = asyncio.get_running_loop().create_task(pool.check())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def connect(**kwargs: Any) -> psycopg.AsyncConnection[dict[str, Any]]:
+    """A dedicated connection outside the pool (for LISTEN)."""
+    return await psycopg.AsyncConnection.connect(conninfo(), autocommit=True, row_factory=dict_row, **kwargs)

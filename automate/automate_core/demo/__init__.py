@@ -1,0 +1,3 @@
+"""The demo definitions loaded by `automate up`."""
+
+from __future__ import annotations

@@ -1,0 +1,192 @@
+"""The one exception hierarchy of Django Automate.
+
+Each class's docstring is its default message; raise with a more specific message where there is
+something the user can act on. Messages never contain a secret's value (a secret's *name* is fine).
+
+::
+
+    AutomateError
+    ├── ConfigurationError            (also django ImproperlyConfigured)
+    ├── DatabaseUnavailable           the database did not answer in time
+    ├── PluginError
+    │   ├── UnknownPluginError        (also KeyError) no plugin with that code
+    │   ├── PluginLoadError           the plugin's entry point failed to import or is invalid
+    │   └── DuplicatePluginError      two distributions claim the same code
+    ├── IngestError                   a webhook was refused; carries an HTTP status and a reason code
+    ├── TemplateError                 a step's template failed to compile or render
+    ├── ConnectorError                a connector failed; carries ``retryable`` and ``retry_after``
+    │   ├── ConnectorConfigError      invalid configuration (not retryable)
+    │   ├── UnknownActionError        the connector has no such action (not retryable)
+    │   └── ConnectorTimeout          the call took longer than its timeout (retryable)
+    ├── SecretsError
+    │   ├── SecretNotFoundError       (also KeyError) no backend has the key
+    │   └── SecretsBackendUnavailable a backend could not be reached
+    └── LLMError                      an LLM provider failed; carries ``retryable``
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+class AutomateError(Exception):
+    """An error in Django Automate."""
+
+    def __init__(self, message: str | None = None, *args: Any) -> None:
+        super().__init__(message or (self.__doc__ or "").strip(), *args)
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigurationError(AutomateError, ImproperlyConfigured):
+    """Django Automate is not configured correctly."""
+
+
+class DatabaseUnavailable(AutomateError):
+    """The database is unavailable; try again shortly."""
+
+
+# --- plugins ---------------------------------------------------------------------------------
+
+
+class PluginError(AutomateError):
+    """A plugin could not be used."""
+
+
+class UnknownPluginError(PluginError, KeyError):
+    """No plugin is registered under that code."""
+
+    def __init__(self, group: str, code: str, known: list[str] | None = None) -> None:
+        hint = f" Installed: {', '.join(sorted(known))}." if known else ""
+        super().__init__(f"No plugin {code!r} in entry-point group {group!r}.{hint}")
+        self.group, self.code = group, code
+
+
+class PluginLoadError(PluginError):
+    """A plugin's entry point failed to load."""
+
+    def __init__(self, group: str, code: str, reason: str, distribution: str = "") -> None:
+        where = f" (from {distribution})" if distribution else ""
+        super().__init__(f"Plugin {code!r} in {group!r}{where} failed to load: {reason}")
+        self.group, self.code, self.reason, self.distribution = group, code, reason, distribution
+
+
+class DuplicatePluginError(PluginError):
+    """Two distributions register the same plugin code; neither is used."""
+
+    def __init__(self, group: str, code: str, distributions: list[str]) -> None:
+        super().__init__(
+            f"Plugin code {code!r} in {group!r} is registered by several distributions "
+            f"({', '.join(distributions)}); neither is used. Pick one in settings "
+            f"(AUTOMATE_PLUGINS = {{{group!r}: {{{code!r}: 'module:Class'}}}})."
+        )
+        self.group, self.code, self.distributions = group, code, distributions
+
+
+# --- ingestion -------------------------------------------------------------------------------
+
+
+class IngestError(AutomateError):
+    """The webhook was refused."""
+
+    status: int = 400
+    reason: str = "bad_request"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        reason: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+        if reason is not None:
+            self.reason = reason
+        self.headers = headers or {}
+
+
+# --- execution -------------------------------------------------------------------------------
+
+
+class TemplateError(AutomateError):
+    """A template failed to compile or render."""
+
+
+class ConnectorError(AutomateError):
+    """A connector failed to perform its action.
+
+    ``retryable`` tells the engine whether trying again later may succeed (the default);
+    ``retry_after`` is the earliest sensible retry in seconds, when the remote side said so.
+    """
+
+    default_retryable: bool = True
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retryable = self.default_retryable if retryable is None else retryable
+        self.retry_after = retry_after
+        self.status_code = status_code
+
+
+class ConnectorConfigError(ConnectorError):
+    """The connector's configuration is invalid."""
+
+    default_retryable = False
+
+
+class UnknownActionError(ConnectorError):
+    """The connector does not support that action."""
+
+    default_retryable = False
+
+
+class ConnectorTimeout(ConnectorError):
+    """The connector did not finish within its timeout."""
+
+
+# --- secrets ---------------------------------------------------------------------------------
+
+
+class SecretsError(AutomateError):
+    """A secret could not be resolved."""
+
+
+class SecretNotFoundError(SecretsError, KeyError):
+    """The secret was not found in any configured backend."""
+
+
+class SecretsBackendUnavailable(SecretsError):
+    """A secrets backend could not be reached."""
+
+
+# --- LLM ------------------------------------------------------------------------------------
+
+
+class LLMError(AutomateError):
+    """An LLM provider failed."""
+
+    default_retryable: bool = False
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        retryable: bool | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retryable = self.default_retryable if retryable is None else retryable
+        self.retry_after = retry_after

@@ -1,0 +1,3 @@
+"""Stage 5, execution: runs a workflow's steps and records what happened."""
+
+from __future__ import annotations

@@ -1,0 +1,33 @@
+"""Events: what happened, as received. Immutable once written."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models.functions import Now
+
+
+class Event(models.Model):
+    """One received event. ``(source, idempotency_key)`` is unique: a redelivery is recognised."""
+
+    source = models.CharField(max_length=100)
+    event_type = models.CharField(max_length=200)
+    payload = models.JSONField()
+    headers = models.JSONField(default=dict, blank=True)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    trace_id = models.CharField(max_length=32, db_index=True)
+    received_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        db_table = "automate_event"
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="automate_event_idempotency",
+            )
+        ]
+        indexes = [models.Index(fields=["source", "event_type"], name="automate_event_src_type")]
+
+    def __str__(self) -> str:
+        return f"{self.source}/{self.event_type} #{self.pk}"

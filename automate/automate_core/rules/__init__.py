@@ -1,0 +1,3 @@
+"""Stage 4, rules: which active workflows an event triggers."""
+
+from __future__ import annotations

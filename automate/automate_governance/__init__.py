@@ -1,0 +1,3 @@
+"""Governance: secrets (backends, resolution, masking) and, later, policy and budgets."""
+
+from __future__ import annotations

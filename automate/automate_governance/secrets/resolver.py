@@ -1,0 +1,84 @@
+"""Resolving secret references through the configured backends, with a TTL cache and masking.
+
+A reference is ``<backend>:<key>`` (``env:SLACK_TOKEN``) to ask one backend, or a bare ``<key>``
+to search ``AUTOMATE_SECRETS_BACKENDS`` in order. Every value resolved is registered with the
+process's secrets masker, so it is replaced by ``***`` in logs and run records from then on.
+"""
+
+from __future__ import annotations
+
+import time
+
+from automate_core import masking
+from automate_core.conf import settings
+from automate_core.exceptions import (
+    PluginError,
+    SecretNotFoundError,
+    SecretsBackendUnavailable,
+    SecretsError,
+)
+from automate_core.plugins import registry
+
+
+class SecretsResolver:
+    def __init__(self, order: list[str] | None = None, ttl: float | None = None) -> None:
+        self.order = order
+        self.ttl = ttl
+        self._cache: dict[str, tuple[float, str]] = {}
+
+    def _order(self) -> list[str]:
+        return list(self.order if self.order is not None else settings.SECRETS_BACKENDS)
+
+    def _ttl(self) -> float:
+        return float(self.ttl if self.ttl is not None else settings.SECRETS_CACHE_TTL)
+
+    def parse(self, ref: str) -> tuple[list[str], str]:
+        prefix, sep, rest = ref.partition(":")
+        if sep and prefix in registry.secrets_backends().codes():
+            return [prefix], rest
+        return self._order(), ref
+
+    async def aresolve(self, ref: str) -> str:
+        hit = self._cache.get(ref)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        backends, key = self.parse(ref)
+        unavailable: list[str] = []
+        for code in backends:
+            try:
+                backend = registry.secrets_backends().get(code)
+            except PluginError as exc:
+                raise SecretsBackendUnavailable(f"Secrets backend {code!r}: {exc}") from exc
+            try:
+                value: str = await backend.aget_secret(key)
+            except SecretNotFoundError:
+                continue
+            except SecretsError as exc:
+                unavailable.append(f"{code} ({type(exc).__name__})")
+                continue
+            except Exception as exc:
+                unavailable.append(f"{code} ({type(exc).__name__})")
+                continue
+            masking.masker.register(value)
+            self._cache[ref] = (time.monotonic() + self._ttl(), value)
+            return value
+        if unavailable:
+            raise SecretsBackendUnavailable(
+                f"Secret {key!r} not found, and these backends failed: {', '.join(unavailable)}."
+            )
+        raise SecretNotFoundError(
+            f"Secret {key!r} was not found in the backends: {', '.join(backends) or 'none configured'}."
+        )
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+
+_resolver: SecretsResolver | None = None
+
+
+def get_resolver() -> SecretsResolver:
+    global _resolver
+    if _resolver is None:
+        _resolver = SecretsResolver()
+    return _resolver

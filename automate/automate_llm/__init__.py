@@ -1,0 +1,3 @@
+"""LLM providers: chat completions for workflow steps, behind one contract."""
+
+from __future__ import annotations
