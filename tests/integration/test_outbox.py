@@ -99,3 +99,13 @@ async def test_claim_reads_the_partial_index() -> None:
         )
         plan = json.dumps((await cur.fetchone())[0])
     assert "automate_outbox_claimable" in plan
+
+
+async def test_snooze_puts_the_job_back_without_spending_the_attempt() -> None:
+    await sync_to_async(make_events)(1)
+    store = OutboxStore()
+    (job,) = await store.claim_batch(1, "w", 30)
+    assert await store.snooze(job, 3600) is True
+    row = await OutboxJob.objects.aget(pk=job.id)
+    assert (row.status, row.attempts) == ("retry", 0)
+    assert await store.claim_batch(1, "w", 30) == []  # not before its time

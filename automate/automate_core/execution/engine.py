@@ -28,6 +28,8 @@ from automate_core.exceptions import (
 )
 from automate_core.execution import templating
 from automate_core.execution.journal import RunJournal, StepRecord
+from automate_core.observability import metrics
+from automate_core.outbox.retry import RetryPolicy
 from automate_core.outbox.store import ClaimedEvent, ClaimedJob
 from automate_core.plugins import registry
 from automate_core.rules.engine import RuleEngine, StepSpec, WorkflowSpec
@@ -47,14 +49,31 @@ class RunOutcome:
 
 @dataclass(slots=True)
 class JobOutcome:
-    """What the worker should do with the job."""
+    """What the worker should do with the job; the engine decides, the dispatcher applies it.
+
+    * ``succeeded``: complete the job.
+    * otherwise, when ``retryable`` and attempts are left under ``retry_policy`` (or the job's
+      ``max_attempts`` when no policy is given), retry after the policy's backoff (at least
+      ``retry_after``); else the job is dead. ``error`` is recorded as the job's last error.
+    * ``snooze``: not a failure; put the job back for that many seconds without spending the
+      attempt (e.g. a concurrency limit is full).
+    """
 
     succeeded: bool
     retryable: bool = False
     error: str = ""
     retry_after: float | None = None
-    max_attempts: int | None = None
+    retry_policy: RetryPolicy | None = None
+    snooze: float | None = None
     runs: list[RunOutcome] = field(default_factory=list)
+
+
+def workflow_policy(workflow: WorkflowSpec) -> RetryPolicy:
+    return RetryPolicy(
+        max_attempts=workflow.max_attempts,
+        base_seconds=float(settings.RETRY_BASE_SECONDS),
+        max_seconds=float(settings.RETRY_MAX_SECONDS),
+    )
 
 
 def now() -> datetime:
@@ -103,7 +122,9 @@ class ExecutionEngine:
                 outcome.succeeded = False
                 outcome.error = f"{workflow.name}: {run.error}"
                 outcome.retryable = outcome.retryable or run.retryable
-                outcome.max_attempts = max(outcome.max_attempts or 0, workflow.max_attempts)
+                policy = workflow_policy(workflow)
+                if outcome.retry_policy is None or policy.max_attempts > outcome.retry_policy.max_attempts:
+                    outcome.retry_policy = policy
                 if run.retry_after is not None:
                     outcome.retry_after = max(outcome.retry_after or 0.0, run.retry_after)
         return outcome
@@ -125,12 +146,14 @@ class ExecutionEngine:
                 output = await self._run_step(run_id, workflow, step, scope, job)
             except StepFailed as failure:
                 await self.journal.finish_run(run_id, "failed", f"step {step.name}: {failure.error}")
+                metrics.runs_finished.labels(workflow.name, "failed").inc()
                 return RunOutcome(
                     workflow, run_id, False, f"step {step.name}: {failure.error}",
                     failure.retryable, failure.retry_after,
                 )  # fmt: skip
             scope["steps"][step.name] = {"output": output}
         await self.journal.finish_run(run_id, "succeeded")
+        metrics.runs_finished.labels(workflow.name, "succeeded").inc()
         return RunOutcome(workflow, run_id, True)
 
     async def _run_step(
@@ -200,18 +223,10 @@ class ExecutionEngine:
         error: str,
         started: datetime,
     ) -> None:
-        await self.journal.record_step(
-            run_id,
-            StepRecord(
-                step.position,
-                step.name,
-                step.connector,
-                step.action,
-                status,
-                params,
-                output,
-                error,
-                started,
-                now(),
-            ),
-        )
+        record = StepRecord(
+            step.position, step.name, step.connector, step.action, status,
+            params, output, error, started, now(),
+        )  # fmt: skip
+        metrics.steps_finished.labels(step.connector, status).inc()
+        metrics.step_duration.labels(step.connector).observe(record.duration_ms / 1000.0)
+        await self.journal.record_step(run_id, record)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from automate_core.exceptions import DatabaseUnavailable, IngestError, SecretsEr
 from automate_core.ingest.ingestor import EventIngestor, NewEvent, new_trace_id
 from automate_core.ingest.signatures import VERIFIERS
 from automate_core.ingest.sources import SourceCache, SourceConfig
+from automate_core.observability import metrics
 
 logger = logging.getLogger("automate.ingest")
 
@@ -80,6 +82,20 @@ class WebhookService:
         return source
 
     async def handle(self, request: WebhookRequest) -> WebhookResponse:
+        started = time.perf_counter()
+        response = await self._handle(request)
+        if response.status == 202:
+            metrics.webhooks_accepted.labels(request.source).inc()
+            metrics.ingest_latency.observe(time.perf_counter() - started)
+        elif response.status == 200:
+            metrics.webhooks_duplicate.labels(request.source).inc()
+        else:
+            # an unknown slug is a sender's typo or a scan: don't let it create label values
+            source = request.source if response.status != 404 else "(unknown)"
+            metrics.webhooks_rejected.labels(source, response.body.get("error", "")).inc()
+        return response
+
+    async def _handle(self, request: WebhookRequest) -> WebhookResponse:
         try:
             if request.method != "POST":
                 raise IngestError(

@@ -70,6 +70,16 @@ WHERE j.id = claim.id AND j.attempts = claim.attempts AND j.status = 'running'
 RETURNING j.id
 """
 
+# running -> retry without spending the attempt: not a failure (a concurrency limit was full).
+SNOOZE: LiteralString = """
+UPDATE automate_outbox_job
+SET status = 'retry', attempts = attempts - 1,
+    available_at = now() + make_interval(secs => %(delay)s),
+    updated_at = now(), lease_owner = '', lease_expires_at = NULL
+WHERE id = %(id)s AND attempts = %(attempts)s AND status = 'running'
+RETURNING id
+"""
+
 # The heartbeat: extend the lease of claims this worker still holds.
 HEARTBEAT: LiteralString = """
 UPDATE automate_outbox_job AS j

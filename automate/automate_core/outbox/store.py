@@ -104,6 +104,10 @@ class OutboxStore:
         )
         return bool(rows)
 
+    async def snooze(self, job: ClaimedJob, delay: float) -> bool:
+        rows = await self._execute(queries.SNOOZE, {"id": job.id, "attempts": job.attempts, "delay": delay})
+        return bool(rows)
+
     async def release(self, jobs: Sequence[ClaimedJob]) -> set[int]:
         if not jobs:
             return set()

@@ -7,6 +7,7 @@ import logging
 from automate_core import context
 from automate_core.conf import settings
 from automate_core.execution.engine import ExecutionEngine, JobOutcome
+from automate_core.observability import metrics
 from automate_core.outbox.retry import RetryPolicy
 from automate_core.outbox.store import ClaimedJob, OutboxStore
 
@@ -34,18 +35,24 @@ class Dispatcher:
     async def settle(self, job: ClaimedJob, outcome: JobOutcome) -> None:
         if outcome.succeeded:
             held = await self.store.complete([job])
-            if not held:
+            if held:
+                metrics.jobs_completed.inc()
+            else:
                 logger.warning("job %s finished after its lease was taken over", job.id)
             return
-        max_attempts = outcome.max_attempts or job.max_attempts
-        policy = RetryPolicy(
-            max_attempts=max_attempts,
+        if outcome.snooze is not None:
+            await self.store.snooze(job, outcome.snooze)
+            return
+        policy = outcome.retry_policy or RetryPolicy(
+            max_attempts=job.max_attempts,
             base_seconds=float(settings.RETRY_BASE_SECONDS),
             max_seconds=float(settings.RETRY_MAX_SECONDS),
         )
+        max_attempts = policy.max_attempts
         dead = not outcome.retryable or policy.exhausted(job.attempts)
         delay = policy.delay(job.attempts, outcome.retry_after)
         await self.store.fail(job, error=outcome.error, delay=delay, dead=dead, max_attempts=max_attempts)
+        (metrics.jobs_dead if dead else metrics.jobs_retried).inc()
         if dead:
             logger.error("job %s is dead after attempt %d: %s", job.id, job.attempts, outcome.error)
         else:

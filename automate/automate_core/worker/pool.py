@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from automate_core.conf import settings
 from automate_core.exceptions import DatabaseUnavailable
+from automate_core.observability import metrics
 from automate_core.outbox.store import ClaimedJob, OutboxStore
 from automate_core.worker.dispatch import Dispatcher
 from automate_core.worker.listener import Listener
@@ -129,6 +130,7 @@ class WorkerPool:
                     await self._sleep(backoff)
                     backoff = min(backoff * 2, 15.0)
                     continue
+                metrics.jobs_claimed.inc(len(jobs))
                 for job in jobs:
                     self.running[job.id] = (job, asyncio.create_task(self._run(job)))
                 claimed = len(jobs)
@@ -197,5 +199,6 @@ class WorkerPool:
                 logger.warning("rescue failed: %s", exc)
                 continue
             if rescued:
+                metrics.jobs_rescued.inc(len(rescued))
                 logger.warning("rescued %d jobs whose lease expired", len(rescued))
                 self.wake.set()

@@ -1,0 +1,65 @@
+"""The platform's Prometheus metrics, defined in one place.
+
+Each stage increments these at its own instrumentation points; ``/metrics`` exposes them (in
+multiprocess mode when ``PROMETHEUS_MULTIPROC_DIR`` is set, so every uvicorn and worker process
+is counted). Label values are bounded sets (source slugs, reason codes, workflow names, connector
+codes), never ids.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+# --- ingest ---------------------------------------------------------------------------------
+webhooks_accepted = Counter(
+    "automate_webhooks_accepted_total", "Webhooks stored and answered 202.", ["source"]
+)
+webhooks_duplicate = Counter(
+    "automate_webhooks_duplicate_total", "Redeliveries recognised and answered 200.", ["source"]
+)
+webhooks_rejected = Counter(
+    "automate_webhooks_rejected_total",
+    "Webhooks refused, by reason code (signature_mismatch, unavailable, ...).",
+    ["source", "reason"],
+)
+ingest_latency = Histogram(
+    "automate_ingest_latency_seconds",
+    "Time from the request's arrival to its answer, for accepted webhooks.",
+    buckets=LATENCY_BUCKETS,
+)
+
+# --- outbox and worker ------------------------------------------------------------------------
+jobs_claimed = Counter("automate_jobs_claimed_total", "Jobs claimed by workers.")
+jobs_completed = Counter("automate_jobs_completed_total", "Jobs completed.")
+jobs_retried = Counter("automate_jobs_retried_total", "Job attempts that failed and were rescheduled.")
+jobs_dead = Counter("automate_jobs_dead_total", "Jobs that ended dead.")
+jobs_rescued = Counter("automate_jobs_rescued_total", "Jobs whose lease expired and were rescued.")
+jobs_running = Gauge(
+    "automate_jobs_running", "Jobs running in this worker process.", multiprocess_mode="livesum"
+)
+
+# --- runs and steps ----------------------------------------------------------------------------
+runs_finished = Counter("automate_runs_total", "Workflow runs finished, by outcome.", ["workflow", "status"])
+run_duration = Histogram(
+    "automate_run_duration_seconds", "Workflow run duration.", ["workflow"], buckets=LATENCY_BUCKETS
+)
+steps_finished = Counter(
+    "automate_steps_total", "Steps finished, by connector and outcome.", ["connector", "status"]
+)
+step_duration = Histogram(
+    "automate_step_duration_seconds", "Step duration.", ["connector"], buckets=LATENCY_BUCKETS
+)
+
+# --- plugins ---------------------------------------------------------------------------------
+llm_tokens = Counter(
+    "automate_llm_tokens_total",
+    "LLM tokens used, by provider and kind (input/output).",
+    ["provider", "kind"],
+)
+offload_busy = Gauge(
+    "automate_offload_threads_busy",
+    "Sync plugin calls running in the thread pool.",
+    multiprocess_mode="livesum",
+)
