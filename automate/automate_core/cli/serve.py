@@ -7,7 +7,8 @@ connections per process (beyond it uvicorn answers 503 at once instead of queuei
 Logging is the project's ``LOGGING`` (JSON lines), handed to uvicorn so its own lines match.
 
 With ``--workers`` above 1 the processes share a Prometheus multiprocess directory: the one in
-``PROMETHEUS_MULTIPROC_DIR``, or a temporary one made (and removed) here. ``--print-command``
+``PROMETHEUS_MULTIPROC_DIR`` (emptied at start: it belongs to this command), or a temporary
+one made (and removed) here. ``--print-command``
 prints the equivalent ``uvicorn`` command line instead of serving, for process managers that
 want to run uvicorn themselves.
 """
@@ -159,6 +160,18 @@ def uvicorn_command(options: dict[str, Any], python: str = sys.executable) -> li
     return argv
 
 
+def empty_metrics_dir(path: str) -> None:
+    """Remove the metric files a previous run left in ``path`` (it belongs to this command).
+
+    A new process must not find an old file under its own pid (pids repeat after a restart, in
+    a container almost surely): it would carry on from the dead process's gauge values.
+    """
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(path):
+        if name.endswith(".db"):
+            os.remove(os.path.join(path, name))
+
+
 def run(options: dict[str, Any], out: TextIO) -> int:
     if options.get("print_command"):
         out.write(shlex.join(uvicorn_command(options)) + "\n")
@@ -167,7 +180,10 @@ def run(options: dict[str, Any], out: TextIO) -> int:
     from django.conf import settings
 
     made_dir = None
-    if options.get("workers", 1) > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    given = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if given:
+        empty_metrics_dir(given)
+    elif options.get("workers", 1) > 1:
         # the web processes must share one, or each scrape would see one process's counters
         made_dir = tempfile.mkdtemp(prefix="automate-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = made_dir
