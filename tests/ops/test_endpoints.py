@@ -184,7 +184,7 @@ async def test_allowed_networks(settings: Any) -> None:
         (("11.0.0.1", 1), 403),
         (None, 403),  # a Unix socket: could be anyone behind the proxy that owns it
     ]:
-        async with client_from(address) as c:  # type: ignore[arg-type]
+        async with client_from(address) as c:
             assert (await c.get("/metrics")).status_code == status, address
 
 
@@ -272,9 +272,9 @@ async def test_scrape_queries_read_the_partial_indexes() -> None:
         await conn.execute("SET LOCAL enable_seqscan = off")
         await conn.execute("ANALYZE automate_outbox_job")
         cur = await conn.execute("EXPLAIN (FORMAT JSON) " + queries.OUTBOX_DEPTH)
-        plan = json.dumps((await cur.fetchone())[0])  # type: ignore[index]
+        plan = json.dumps((await cur.fetchone())[0])
         cur = await conn.execute("EXPLAIN (FORMAT JSON) " + queries.RECENT_RUNS)
-        runs_plan = json.dumps((await cur.fetchone())[0])  # type: ignore[index]
+        runs_plan = json.dumps((await cur.fetchone())[0])
     for index in ("automate_outbox_claimable", "automate_outbox_leased", "automate_outbox_dead"):
         assert index in plan
     assert "Seq Scan" not in plan

@@ -41,9 +41,7 @@ CHILD = textwrap.dedent(
 
 def child(path: Path, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(path)}
-    return subprocess.Popen(
-        [sys.executable, "-c", CHILD, *args], env=env, stdout=subprocess.PIPE, text=True
-    )
+    return subprocess.Popen([sys.executable, "-c", CHILD, *args], env=env, stdout=subprocess.PIPE, text=True)
 
 
 def test_one_scrape_counts_every_process_and_forgets_dead_ones_live_gauges(
@@ -81,7 +79,8 @@ async def test_the_loop_monitor_measures_a_blocked_loop(caplog: pytest.LogCaptur
         count, total = _count(metrics.event_loop_lag), _sum(metrics.event_loop_lag)
         with caplog.at_level(logging.WARNING, logger="automate.observability"):
             time.sleep(0.3)  # noqa: ASYNC251 - blocking the loop is the point of this test
-            while _count(metrics.event_loop_lag) < count + 1:
+            # the signal is a sample the monitor task records: poll the histogram
+            while _count(metrics.event_loop_lag) < count + 1:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
         # the monitor's timer fired at least 0.3 - 0.02 s late
         assert _sum(metrics.event_loop_lag) - total >= 0.25
@@ -175,8 +174,8 @@ def _value(metric: Any) -> float:
 
 
 def _count(histogram: Any) -> float:
-    return next(s.value for s in _samples(histogram) if s.name.endswith("_count"))
+    return float(next(s.value for s in _samples(histogram) if s.name.endswith("_count")))
 
 
 def _sum(histogram: Any) -> float:
-    return next(s.value for s in _samples(histogram) if s.name.endswith("_sum"))
+    return float(next(s.value for s in _samples(histogram) if s.name.endswith("_sum")))
