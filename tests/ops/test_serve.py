@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from automate_core.cli import serve
-from automate_core.models import ExecutionRun
+from automate_core.models import ExecutionRun, OutboxJob
 from tests.acceptance.test_platform import AUTOMATE, free_port, platform_env, start, stop, wait_http
 from tests.conftest import SECRET, sign
 
@@ -134,11 +134,14 @@ def test_the_rendered_uvicorn_command_serves_and_stops_gracefully(
 
 WORKFLOW = {
     "sources": [{"slug": "shop", "scheme": "hmac_sha256", "secret_ref": "env:TEST_HOOK"}],
-    "workflows": [{
-        "name": "note", "trigger": {"source": "shop", "event_type": "order.*"},
-        "steps": [{"name": "say", "connector": "log", "action": "info",
-                   "params": {"message": "order {{ event.payload.id }} noted"}}],
-    }],
+    "workflows": [
+        {"name": "note", "trigger": {"source": "shop", "event_type": "order.*"},
+         "steps": [{"name": "say", "connector": "log", "action": "info",
+                    "params": {"message": "order {{ event.payload.id }} noted"}}]},
+        # fails for good (no message): the worker's own "is dead" line must carry the trace id too
+        {"name": "broken", "trigger": {"source": "shop", "event_type": "order.*"},
+         "steps": [{"name": "say", "connector": "log", "action": "info", "params": {}}]},
+    ],
 }  # fmt: skip
 
 
@@ -163,9 +166,10 @@ def test_one_grep_follows_one_event_through_web_and_worker_logs(
         assert response.status_code == 202, response.text
         trace_id = response.json()["trace_id"]
         deadline = time.monotonic() + 20
-        while not ExecutionRun.objects.filter(status="succeeded").exists():
-            assert time.monotonic() < deadline, "the run was not recorded as succeeded"
+        while not OutboxJob.objects.filter(status="dead").exists():
+            assert time.monotonic() < deadline, "the job did not end dead"
             time.sleep(0.1)
+        assert ExecutionRun.objects.filter(workflow_name="note", status="succeeded").exists()
     finally:
         web_log, worker_log = stop(web), stop(worker)
     web_lines = [json.loads(line) for line in web_log.splitlines() if line.startswith("{")]
@@ -176,4 +180,6 @@ def test_one_grep_follows_one_event_through_web_and_worker_logs(
     # worker: the connector's line, written while running the job, carries it too
     said = [line for line in worker_lines if line.get("trace_id") == trace_id]
     assert any(line["message"] == "order A-17 noted" for line in said), worker_log
+    # ...and so does the worker's own line about the job, from the context of the job it runs
+    assert any(" is dead after attempt " in line["message"] for line in said), worker_log
     assert SECRET not in web_log + worker_log
