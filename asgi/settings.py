@@ -7,7 +7,8 @@ Environment variables:
 ``SECRET_KEY``     Django's signing key. Required when ``DEBUG`` is off.
 ``DEBUG``          ``1``/``true`` turns on debug pages. Off by default.
 ``ALLOWED_HOSTS``  Comma-separated host names. Defaults to local names only.
-``LOG_LEVEL``      Root log level (``INFO``). ``LOG_FORMAT``: ``json`` (default) or ``plain``.
+``LOG_LEVEL``      Root log level (``INFO``). ``LOG_FORMAT``: ``json`` or ``plain`` (default: plain
+                   on a terminal, json otherwise).
 ``AUTOMATE_METRICS_TOKEN``, ``AUTOMATE_METRICS_ALLOWED_IPS``, ``AUTOMATE_WORKER_METRICS_PORT``,
 ``AUTOMATE_WORKER_METRICS_HOST``: who may read ``/metrics``, and the worker's metrics port
                    (docs/operations.md).
@@ -19,7 +20,7 @@ from __future__ import annotations
 import os
 
 from automate_core.conf import database_from_url, env_bool, env_list
-from automate_core.observability.logs import logging_config
+from automate_core.observability.logs import default_format, logging_config
 
 DEBUG = env_bool("DEBUG", default=False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
@@ -85,9 +86,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = os.environ.get("STATIC_ROOT", os.path.join(os.getcwd(), ".automate", "static"))
 
-# One JSON object per line with the event's trace_id, secrets masked (LOG_FORMAT=plain for a
-# terminal); see automate_core.observability.logs.
-LOGGING = logging_config(os.environ.get("LOG_LEVEL", "INFO"), os.environ.get("LOG_FORMAT", "json"))
+# One JSON object per line with the event's trace_id, secrets masked (plain lines on a terminal,
+# or with LOG_FORMAT=plain); see automate_core.observability.logs.
+LOGGING = logging_config(os.environ.get("LOG_LEVEL", "INFO"), default_format())
 
 # Hosts (names, addresses or networks) the http connector may call although they are private.
 AUTOMATE_HTTP_ALLOWED_HOSTS = env_list("AUTOMATE_HTTP_ALLOWED_HOSTS", default=[])

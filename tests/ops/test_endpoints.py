@@ -40,8 +40,8 @@ async def remote() -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture(autouse=True)
 def _fresh_state(settings: Any) -> None:
     settings.AUTOMATE_METRICS_DB_CACHE_SECONDS = 0.0
-    health._probe = None
-    exposition._database_gauges = None
+    health.probe.cache_clear()
+    exposition.database_gauges.cache_clear()
 
 
 def samples(text: str) -> dict[str, float]:

@@ -93,6 +93,14 @@ def test_plain_format_for_a_terminal() -> None:
     assert config["handlers"]["console"]["filters"] == ["trace_id", "mask_secrets"]
 
 
+def test_json_unless_told_otherwise_or_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LOG_FORMAT", raising=False)
+    monkeypatch.setattr("sys.stderr", io.StringIO())  # not a terminal: a journal, a container log
+    assert logs.default_format() == "json"
+    monkeypatch.setenv("LOG_FORMAT", "plain")
+    assert logs.default_format() == "plain"
+
+
 def test_an_unknown_format_is_refused_with_the_choices() -> None:
     with pytest.raises(ImproperlyConfigured, match="LOG_FORMAT must be one of json, plain; got 'xml'"):
         logs.logging_config("INFO", "xml")

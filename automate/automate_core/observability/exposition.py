@@ -25,6 +25,7 @@ chain says, and a client can write the first hop itself.
 
 from __future__ import annotations
 
+import functools
 import glob
 import hmac
 import ipaddress
@@ -239,11 +240,7 @@ def render(accept: str, extra: Iterable[Metric] = ()) -> tuple[bytes, str]:
     return encoder(registry), content_type
 
 
-_database_gauges: DatabaseGauges | None = None
-
-
+@functools.cache
 def database_gauges() -> DatabaseGauges:
-    global _database_gauges
-    if _database_gauges is None:
-        _database_gauges = DatabaseGauges()
-    return _database_gauges
+    """The process's database gauges (one cache per process)."""
+    return DatabaseGauges()

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass, field
 
@@ -88,12 +89,7 @@ class ReadinessProbe:
             self._last_ready = ready
 
 
-_probe: ReadinessProbe | None = None
-
-
+@functools.cache
 def probe() -> ReadinessProbe:
     """The process's readiness probe (it caches the migration files and the migrated state)."""
-    global _probe
-    if _probe is None:
-        _probe = ReadinessProbe()
-    return _probe
+    return ReadinessProbe()

@@ -16,11 +16,15 @@ job; see :mod:`automate_core.context`), plus ``span_id`` when OpenTelemetry is t
 ``grep <trace_id>`` follows one event through web and worker logs alike. Values passed with
 ``extra=`` appear as fields; they are masked like the message.
 
-``LOG_FORMAT=plain`` gives one readable line per record instead, for a terminal.
+``LOG_FORMAT=plain`` gives one readable line per record instead. Without ``LOG_FORMAT``, the format
+is ``plain`` when stderr is a terminal (a developer's ``automate up``) and ``json`` otherwise
+(systemd's journal, a container's log, a file).
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
@@ -52,6 +56,11 @@ class JsonFormatter(_JsonFormatter):
         # The masking filter already cleaned the message and the traceback; ``extra`` fields
         # are ours to clean (a plugin may log a rendered URL or header).
         return masker.mask_data(log_data)  # type: ignore[no-any-return]
+
+
+def default_format() -> str:
+    """``LOG_FORMAT`` if set, else ``plain`` on a terminal and ``json`` everywhere else."""
+    return os.environ.get("LOG_FORMAT") or ("plain" if sys.stderr.isatty() else "json")
 
 
 def logging_config(level: str = "INFO", fmt: str = "json") -> dict[str, Any]:
