@@ -36,27 +36,38 @@ class ClientDisconnected(Exception):
 class AutomateApplication:
     def __init__(self, django_app: ASGIApp, *, fast_path: bool = True) -> None:
         from automate_core.ingest.views import service
+        from automate_core.observability import endpoints, tracing
 
         self.django_app = django_app
         self.fast_path = fast_path
         self.service = service()
+        # /healthz, /readyz, /metrics: answered here, never by Django (observability.endpoints)
+        self.ops_routes = endpoints.ROUTES
+        # each webhook request gets the trace id its event will carry (observability.tracing)
+        self.request_trace = tracing.request_trace
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+        elif scope["type"] == "http" and scope["path"] in self.ops_routes:
+            await self.ops_routes[scope["path"]](scope, receive, send)
         elif self.fast_path and scope["type"] == "http" and scope["path"].startswith(HOOKS_PREFIX):
-            await self._webhook(scope, receive, send)
+            with self.request_trace("webhook", **{"http.request.method": scope["method"]}):
+                await self._webhook(scope, receive, send)
         else:
             await self.django_app(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         from automate_core import db
+        from automate_core.observability import process
 
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                process.web_startup()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                await process.web_shutdown()
                 await db.close_pool()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

@@ -44,6 +44,17 @@ class Defaults:
     INGEST_FAST_PATH: bool = True
     #: Seconds a webhook source's configuration is cached by the web process.
     SOURCE_CACHE_TTL: float = 5.0
+    #: ``/metrics`` answers clients connecting directly from these addresses or networks...
+    METRICS_ALLOWED_IPS: list[str] = ["127.0.0.1", "::1"]
+    #: ...and any client that sends ``Authorization: Bearer <METRICS_TOKEN>`` (when set).
+    METRICS_TOKEN: str = ""
+    #: Seconds the database gauges of ``/metrics`` (outbox depth, ...) are reused between scrapes.
+    METRICS_DB_CACHE_SECONDS: float = 5.0
+    #: Seconds ``/readyz`` waits for the database before answering 503.
+    READY_TIMEOUT_SECONDS: float = 2.0
+    #: Port of the worker's own ``/healthz``, ``/readyz`` and ``/metrics`` (0: none).
+    WORKER_METRICS_PORT: int = 0
+    WORKER_METRICS_HOST: str = "127.0.0.1"
 
 
 class _Settings(Defaults):

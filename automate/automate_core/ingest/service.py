@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from automate_core import context
 from automate_core.conf import settings
 from automate_core.exceptions import DatabaseUnavailable, IngestError, SecretsError
 from automate_core.ingest.ingestor import EventIngestor, NewEvent, new_trace_id
@@ -138,7 +139,7 @@ class WebhookService:
             payload_json=text,
             headers={k: v for k, v in headers.items() if k not in _DROPPED_HEADERS},
             idempotency_key=self._idempotency_key(source, headers),
-            trace_id=new_trace_id(),
+            trace_id=context.trace_id.get() or new_trace_id(),  # the request's (see asgi.py)
         )
         result = await self.ingestor.ingest(event)
         body = {"event_id": result.event_id, "trace_id": result.trace_id}

@@ -19,6 +19,7 @@ import anyio
 import anyio.to_thread
 
 from automate_core.conf import settings
+from automate_core.observability import metrics
 
 T = TypeVar("T")
 
@@ -31,6 +32,7 @@ def limiter() -> anyio.CapacityLimiter:
     if lim is None:
         lim = anyio.CapacityLimiter(int(settings.THREAD_POOL_SIZE))
         _limiters[loop] = lim
+        metrics.offload_limit.set(lim.total_tokens)
     return lim
 
 
@@ -38,9 +40,11 @@ def _call_with_db_hygiene[T](func: Callable[..., T], *args: Any, **kwargs: Any) 
     from django.db import close_old_connections
 
     close_old_connections()
+    metrics.offload_busy.inc()
     try:
         return func(*args, **kwargs)
     finally:
+        metrics.offload_busy.dec()
         close_old_connections()
 
 
