@@ -213,8 +213,9 @@ async def test_metadata_host_names_are_refused_without_lookup(resolver: Any) -> 
 
 @pytest.mark.parametrize(
     ("spelling", "address"),
-    [("2130706433", "127.0.0.1"), ("0x7f.1", "127.0.0.1"), ("0177.0.0.1", "127.0.0.1"), ("127.1", "127.0.0.1"),
-     ("0xa9.254.169.254", "169.254.169.254"), ("[::ffff:a9fe:a9fe]", "::ffff:a9fe:a9fe")],
+    [("2130706433", "127.0.0.1"), ("0x7f.1", "127.0.0.1"), ("0177.0.0.1", "127.0.0.1"),
+     ("127.1", "127.0.0.1"), ("0xa9.254.169.254", "169.254.169.254"),
+     ("[::ffff:a9fe:a9fe]", "::ffff:a9fe:a9fe")],
 )  # fmt: skip
 def test_address_spellings_are_normalised(spelling: str, address: str) -> None:
     assert ssrf.parse_literal(spelling) == ipaddress.ip_address(address)
