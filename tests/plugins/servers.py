@@ -75,12 +75,15 @@ class FakeServer:
                 else:
                     raw = json.dumps(payload).encode()
                     headers.setdefault("content-type", "application/json")
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("content-length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+                try:
+                    self.send_response(status)
+                    for key, value in headers.items():
+                        self.send_header(key, value)
+                    self.send_header("content-length", str(len(raw)))
+                    self.end_headers()
+                    self.wfile.write(raw)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up first (timeout tests)
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 

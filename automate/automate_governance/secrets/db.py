@@ -30,6 +30,7 @@ class DbSecretsBackend(SecretsBackend):
         from automate_governance.models import StoredSecret
 
         try:
+            crypto.keys()  # misconfiguration shows as "unavailable" whether or not the key exists
             row = StoredSecret.objects.filter(name=key).values_list("key_id", "ciphertext").first()
             if row is None:
                 raise SecretNotFoundError(f"db: no stored secret named {key!r}.")

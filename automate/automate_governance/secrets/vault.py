@@ -48,7 +48,6 @@ class VaultSecretsBackend(SecretsBackend):
         self._lock = threading.Lock()
         self._token: str | None = None
         self._token_expires = 0.0
-        self._client: httpx.Client | None = None
 
     def __repr__(self) -> str:  # never the token
         return f"<VaultSecretsBackend code='vault' url={self.option('url')!r}>"
@@ -61,20 +60,19 @@ class VaultSecretsBackend(SecretsBackend):
         return default if value in (None, "") else value
 
     def _http(self) -> httpx.Client:
-        if self._client is None:
-            url = self.option("url")
-            if not url:
-                raise ConfigurationError("vault: set AUTOMATE_VAULT['url'] or VAULT_ADDR.")
-            headers = {"X-Vault-Request": "true"}
-            if self.option("namespace"):
-                headers["X-Vault-Namespace"] = str(self.option("namespace"))
-            self._client = httpx.Client(
-                base_url=str(url).rstrip("/"),
-                headers=headers,
-                timeout=float(self.option("timeout", 5.0)),
-                trust_env=False,
-            )
-        return self._client
+        """A client for one exchange (reads are few: the resolver caches values for a TTL)."""
+        url = self.option("url")
+        if not url:
+            raise ConfigurationError("vault: set AUTOMATE_VAULT['url'] or VAULT_ADDR.")
+        headers = {"X-Vault-Request": "true"}
+        if self.option("namespace"):
+            headers["X-Vault-Namespace"] = str(self.option("namespace"))
+        return httpx.Client(
+            base_url=str(url).rstrip("/"),
+            headers=headers,
+            timeout=float(self.option("timeout", 5.0)),
+            trust_env=False,
+        )
 
     # -- auth --------------------------------------------------------------------------------
 
@@ -143,7 +141,8 @@ class VaultSecretsBackend(SecretsBackend):
 
     def _send(self, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
         try:
-            return self._http().request(method, url, **kwargs)
+            with self._http() as client:
+                return client.request(method, url, **kwargs)
         except httpx.TimeoutException:
             raise SecretsBackendUnavailable(f"vault: {what}: timed out.") from None
         except httpx.HTTPError as exc:
