@@ -1,8 +1,10 @@
-"""``email``: sends mail through Django's email backend (``EMAIL_BACKEND``: SMTP, console, ...).
+"""``email``: sends mail through Django's mailers (``MAILERS``: SMTP, console, ...; or the older
+``EMAIL_BACKEND`` settings).
 
 Action ``send``. Params: ``to`` (an address or a list), ``subject``, ``body`` (plain text),
 optionally ``html`` (an HTML alternative), ``from_email`` (default ``DEFAULT_FROM_EMAIL``), ``cc``,
-``bcc``, ``reply_to``, ``headers``. Returns ``{"sent", "to", "message_id"}``.
+``bcc``, ``reply_to``, ``headers``, ``mailer`` (a ``MAILERS`` alias; default: the default mailer).
+Returns ``{"sent", "to", "message_id"}``.
 
 Django's backends are synchronous, so this connector is sync and runs in the plugin thread pool.
 Refused recipients, bad addresses and authentication failures are not retryable; connection
@@ -21,7 +23,7 @@ from django.core.validators import validate_email
 
 from automate_connectors.adapters.base import ConnectorAdapter, ConnectorError, UnknownActionError
 
-_PARAMS = {"to", "subject", "body", "html", "from_email", "cc", "bcc", "reply_to", "headers"}
+_PARAMS = {"to", "subject", "body", "html", "from_email", "cc", "bcc", "reply_to", "headers", "mailer"}
 
 
 def _addresses(params: dict, name: str, *, required: bool = False) -> list[str]:
@@ -77,7 +79,12 @@ class EmailConnector(ConnectorAdapter):
         if context.get("dry_run"):
             return {"dry_run": True, "to": to, "subject": subject}
         try:
-            sent = message.send(fail_silently=False)
+            mailer = params.get("mailer")
+            sent = (
+                message.send(fail_silently=False, using=mailer)
+                if mailer
+                else message.send(fail_silently=False)
+            )
         except (
             smtplib.SMTPRecipientsRefused,
             smtplib.SMTPSenderRefused,

@@ -204,7 +204,9 @@ def test_vault_token_auth_reads_fields(server: FakeServer, vault: FakeVault) -> 
 def test_vault_approle_logs_in_once_and_again_when_the_token_is_revoked(
     server: FakeServer, vault: FakeVault
 ) -> None:
-    backend = VaultSecretsBackend({"url": server.url, "auth": "approle", "role_id": "role-1", "secret_id": "sid-1"})
+    backend = VaultSecretsBackend(
+        {"url": server.url, "auth": "approle", "role_id": "role-1", "secret_id": "sid-1"}
+    )
     assert backend.get_secret("app/db#password") == "vault-db-pass"
     assert backend.get_secret("app/db#password") == "vault-db-pass"
     assert vault.logins == 1
@@ -218,7 +220,9 @@ def test_vault_denial_stops_and_bad_approle_is_denied(server: FakeServer, vault:
     backend = VaultSecretsBackend({"url": server.url, "token": "root-token"})
     with pytest.raises(SecretAccessDeniedError, match="denied"):
         backend.get_secret("app/denied")
-    wrong = VaultSecretsBackend({"url": server.url, "auth": "approle", "role_id": "role-1", "secret_id": "bad"})
+    wrong = VaultSecretsBackend(
+        {"url": server.url, "auth": "approle", "role_id": "role-1", "secret_id": "bad"}
+    )
     with pytest.raises(SecretAccessDeniedError, match="AppRole login refused"):
         wrong.get_secret("app/db")
 
@@ -269,7 +273,7 @@ class Down(SecretsBackend):
     code = "down"
     name = "Unreachable"
 
-    async def get_secret(self, key: str) -> str:
+    async def get_secret(self, key: str) -> str:  # type: ignore[override]
         raise ConnectionError("host unreachable")
 
 

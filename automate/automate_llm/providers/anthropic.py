@@ -22,7 +22,6 @@ class AnthropicProvider(HttpChatProvider):
     default_base_url = "https://api.anthropic.com"
     api_key_env = "ANTHROPIC_API_KEY"
     extra_options = frozenset({"top_k", "metadata"})
-    context_markers = ("prompt is too long", "context window", "too long")
 
     def build(self, messages: list, options: dict[str, Any]) -> Call:
         checked = validate_messages(self.code, messages)

@@ -52,7 +52,11 @@ class HttpChatProvider(LLMProvider):
     default_base_url: ClassVar[str] = ""
     api_key_env: ClassVar[str] = ""
     extra_options: ClassVar[frozenset[str]] = frozenset()
-    context_markers: ClassVar[tuple[str, ...]] = ()
+    #: Words in a 400 answer that mean "the prompt does not fit the context window".
+    context_markers: ClassVar[tuple[str, ...]] = (
+        "context_length_exceeded", "maximum context length", "context length", "context window",
+        "prompt is too long", "too many tokens",
+    )  # fmt: skip
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         self._config = config

@@ -21,12 +21,6 @@ class OpenAIProvider(HttpChatProvider):
     default_base_url = "https://api.openai.com/v1"
     api_key_env = "OPENAI_API_KEY"
     extra_options = frozenset({"seed", "response_format", "presence_penalty", "frequency_penalty", "user"})
-    context_markers = (
-        "context_length_exceeded",
-        "maximum context length",
-        "context length",
-        "too many tokens",
-    )
 
     def build(self, messages: list, options: dict[str, Any]) -> Call:
         body: dict[str, Any] = {
