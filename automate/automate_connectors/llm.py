@@ -75,8 +75,10 @@ class LLMConnector(ConnectorAdapter):
         except PluginError as exc:
             raise ConnectorConfigError(f"llm: {exc}") from exc
         messages = _messages(params)
-        max_tokens = params.get("max_tokens") or int(settings.LLM_DEFAULT_MAX_TOKENS)
-        if not isinstance(max_tokens, int) or max_tokens <= 0:
+        max_tokens = params.get("max_tokens")
+        if max_tokens is None:
+            max_tokens = int(settings.LLM_DEFAULT_MAX_TOKENS)
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens <= 0:
             raise ConnectorError("llm: max_tokens must be a positive integer.", retryable=False)
         options: dict[str, Any] = dict(params.get("options") or {})
         options["max_tokens"] = max_tokens

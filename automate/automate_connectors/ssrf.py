@@ -165,6 +165,8 @@ async def resolve_host(host: str, port: int) -> list[IPAddress]:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise ConnectorError(f"Cannot resolve {host}: {exc.strerror}") from exc
+    except OSError as exc:
+        raise ConnectorError(f"Cannot resolve {host}: {type(exc).__name__}: {exc}") from exc
     out: list[IPAddress] = []
     for info in infos:
         ip = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
