@@ -119,7 +119,8 @@ class NativeBuggy(ConnectorAdapter):
     async def aexecute(self, action: str, params: dict, context: dict) -> Any:
         if action == "timeout":
             raise TimeoutError
-        return {}["missing"]
+        empty: dict[str, Any] = {}
+        return empty["missing"]
 
 
 async def test_stray_exceptions_become_connector_errors_with_their_cause() -> None:
