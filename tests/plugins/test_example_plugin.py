@@ -126,8 +126,13 @@ async def test_the_plugin_runs_in_a_workflow(
     steps = [s async for s in StepRun.objects.filter(run=run).order_by("position")]
     assert run.status == "succeeded", (run.error, [s.error for s in steps])
     assert steps[0].output == {"id": 99, "url": "https://helpdesk.example.com/t/99"}
-    assert steps[1].output["logged"] == "opened ticket 99"
+    assert steps[1].output == {"logged": "opened ticket 99", "level": "info"}
     request = server.requests[0]
     assert request.headers["authorization"] == "Bearer acme-token-0042"
     assert request.json() == {"title": "Order 7 failed", "body": "", "priority": "high"}
-    assert steps[0].input["token"] == "***"  # the resolved secret is masked in the run record
+    assert steps[0].input == {
+        "base_url": server.url,
+        "token": "***",
+        "title": "Order 7 failed",
+        "priority": "high",
+    }
