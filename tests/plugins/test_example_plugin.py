@@ -4,12 +4,9 @@ end to end in a workflow through the worker."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
-import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,8 +19,7 @@ from automate_core.cli import plugins as plugins_cli
 from automate_core.ingest.ingestor import emit
 from automate_core.models import ExecutionRun, OutboxJob, StepRun
 from automate_core.plugins import registry
-from automate_core.worker.pool import WorkerOptions, WorkerPool
-from tests.helpers import eventually
+from tests.plugins.packaging import pip_install, plain_pytest, run_worker_until
 from tests.plugins.servers import FakeServer
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "acme-automate"
@@ -32,15 +28,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "acme-automate"
 @pytest.fixture(scope="session")
 def acme_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``pip install --target``: the package and its dist-info (entry points) in a directory."""
-    work = tmp_path_factory.mktemp("acme")
-    source = work / "src"
-    shutil.copytree(EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    target = work / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--no-index", "--target", str(target), str(source)],
-        check=True, capture_output=True, timeout=180,
-    )  # fmt: skip
+    target = pip_install(EXAMPLE, tmp_path_factory.mktemp("acme"))
     assert list(target.glob("acme_automate-0.1.0.dist-info/entry_points.txt"))
     return target
 
@@ -61,17 +49,7 @@ def acme_installed(acme_site: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
 def test_the_packages_own_suite_passes_under_plain_pytest(acme_site: Path, tmp_path: Path) -> None:
     tests = tmp_path / "tests"
     shutil.copytree(EXAMPLE / "tests", tests)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"DJANGO_SETTINGS_MODULE", "AUTOMATE_HTTP_ALLOWED_HOSTS"}
-    }
-    env["PYTHONPATH"] = str(acme_site)
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:django", "-p", "no:cacheprovider",
-         "--rootdir", str(tmp_path), "-c", os.devnull, str(tests)],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
-    )  # fmt: skip
+    result = plain_pytest(tests, acme_site, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     # 8 connector checks + 1 own test, 8 secrets checks + 1 own test
     assert "18 passed" in result.stdout, result.stdout
@@ -114,13 +92,7 @@ async def test_the_plugin_runs_in_a_workflow(
     await sync_to_async(load)({"workflows": [workflow]})
     result = await sync_to_async(emit)("shop", "order.failed", {"id": 7})
 
-    pool = WorkerPool(WorkerOptions(concurrency=4, batch_size=4, poll_interval=0.1, lease_seconds=5))
-    task = asyncio.create_task(pool.run())
-    try:
-        await eventually(lambda: OutboxJob.objects.filter(status__in=["completed", "dead"]).exists(), 20)
-    finally:
-        pool.stop()
-        await task
+    await run_worker_until(lambda: OutboxJob.objects.filter(status__in=["completed", "dead"]).exists())
 
     run = await ExecutionRun.objects.aget(event_id=result.event_id)
     steps = [s async for s in StepRun.objects.filter(run=run).order_by("position")]
