@@ -49,7 +49,7 @@ def _addresses(params: dict, name: str, *, required: bool = False) -> list[str]:
 
 class EmailConnector(ConnectorAdapter):
     code = "email"
-    name = "Email (Django email backend)"
+    name = "Email (Django mailers)"
     actions: ClassVar[tuple[str, ...]] = ("send",)
     supports_dry_run = True
 

@@ -29,6 +29,9 @@ class Defaults:
     RETRY_MAX_SECONDS: float = 3600.0
     #: Seconds a step may run before it is timed out (per step override in the workflow).
     STEP_TIMEOUT_SECONDS: float = 60.0
+    #: Plugins chosen or added by settings, ahead of entry points:
+    #: ``{"django_automate.connectors": {"my_erp": "my_app.adapters:MyERPAdapter"}}``.
+    PLUGINS: dict[str, dict[str, str]] = {}
     #: Threads for sync plugins (connectors, secrets backends, LLM providers).
     THREAD_POOL_SIZE: int = 16
     #: Secrets backends searched in order for an unqualified reference.

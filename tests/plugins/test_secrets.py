@@ -349,3 +349,19 @@ async def test_db_backend_through_the_resolver_runs_off_the_event_loop() -> None
     resolver = SecretsResolver(order=["env", "db"], ttl=0)
     assert await resolver.aresolve("THROUGH_RESOLVER") == "resolved-from-db"
     assert DbSecretsBackend.plugin_mode == "sync"
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("keys")
+def test_the_admin_never_shows_a_stored_value(admin_client: Any) -> None:
+    from automate_governance.models import StoredSecret
+
+    db.set_secret("ADMIN_VISIBLE", "never-in-admin-value")
+    pk = StoredSecret.objects.get(name="ADMIN_VISIBLE").pk
+    for url in (
+        "/admin/automate_governance/storedsecret/",
+        f"/admin/automate_governance/storedsecret/{pk}/change/",
+    ):
+        page = admin_client.get(url)
+        assert page.status_code == 200
+        assert b"ADMIN_VISIBLE" in page.content and b"never-in-admin-value" not in page.content

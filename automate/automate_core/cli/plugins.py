@@ -27,13 +27,14 @@ def run(options: dict[str, Any], out: TextIO) -> int:
     if options["json"]:
         out.write(json.dumps([r.as_dict() for r in rows], indent=2) + "\n")
         return 1 if broken else 0
+    table = [("CODE", "NAME", "MODE", "CLASS", "DISTRIBUTION", "STATUS")]
+    table += [(r.code, r.name or "-", r.mode or "-", r.target, r.distribution or "settings",
+               r.status if r.status == "ok" else f"ERROR: {r.error}") for r in rows]  # fmt: skip
+    widths = [max(len(row[i]) for row in table) for i in range(5)]
     for group in dict.fromkeys(r.group for r in rows):
         out.write(f"{group}\n")
-        out.write(f"  {'CODE':<12} {'NAME':<40} {'MODE':<6} {'CLASS':<58} {'DISTRIBUTION':<28} STATUS\n")
-        for r in (r for r in rows if r.group == group):
-            status = r.status if r.status == "ok" else f"ERROR: {r.error}"
-            dist = r.distribution or "settings"
-            out.write(
-                f"  {r.code:<12} {r.name or '-':<40} {r.mode or '-':<6} {r.target:<58} {dist:<28} {status}\n"
-            )
+        for row, info in zip(table, [None, *rows], strict=True):
+            if info is None or info.group == group:
+                cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+                out.write("  " + "  ".join([*cells, row[5]]) + "\n")
     return 1 if broken else 0
