@@ -219,3 +219,10 @@ async def test_metadata_host_names_are_refused_without_lookup(resolver: Any) -> 
 )  # fmt: skip
 def test_address_spellings_are_normalised(spelling: str, address: str) -> None:
     assert ssrf.parse_literal(spelling) == ipaddress.ip_address(address)
+
+
+def test_turning_protection_off_still_refuses_metadata() -> None:
+    policy = Policy.build([], enabled=False)
+    policy.check_address("h", ipaddress.ip_address("10.0.0.1"))
+    with pytest.raises(BlockedDestination, match="metadata"):
+        policy.check_address("h", ipaddress.ip_address("169.254.169.254"))

@@ -238,3 +238,12 @@ async def test_llm_step_over_budget_is_not_made(settings: Any) -> None:
     assert out["text"] == "hi" and out["usage"]["estimated"] is False
     used, reserved = await budgets.usage("workflow", "wf")
     assert used == out["usage"]["input"] + out["usage"]["output"] and reserved == 0
+
+
+@pytest.mark.usefixtures("live_db")
+async def test_stale_reservations_are_charged_their_estimate(settings: Any) -> None:
+    settings.AUTOMATE_LLM_BUDGETS = {"global": 1000, "period": "total"}
+    await budgets.reserve(provider="echo", model="", workflow="wf", run_id=None, tokens=300)
+    assert await budgets.release_stale(older_than=3600) == 0  # still fresh
+    assert await budgets.release_stale(older_than=0) == 1
+    assert await budgets.usage("global", "", "") == (300, 0)

@@ -365,3 +365,30 @@ def test_the_admin_never_shows_a_stored_value(admin_client: Any) -> None:
         page = admin_client.get(url)
         assert page.status_code == 200
         assert b"ADMIN_VISIBLE" in page.content and b"never-in-admin-value" not in page.content
+
+
+@pytest.mark.django_db
+def test_secrets_cli_stores_from_stdin_lists_names_and_rotates(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from automate_core.cli import secrets as cli
+
+    def run(*args: str, stdin: str = "") -> tuple[int, str]:
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        out = io.StringIO()
+        code = cli.run({"action": args[0], "name": args[1] if len(args) > 1 else None}, out)
+        return code, out.getvalue()
+
+    code, key = run("genkey")
+    assert code == 0 and len(base64.urlsafe_b64decode(key.strip())) == 32
+    settings.AUTOMATE_SECRETS_ENCRYPTION_KEYS = [KEY_A]
+    assert run("set", "CLI_SECRET", stdin="from-stdin-value\n") == (0, "stored CLI_SECRET\n")
+    assert run("set", "EMPTY", stdin="")[0] == 2
+    code, listing = run("list")
+    assert "CLI_SECRET" in listing and "from-stdin-value" not in listing
+    settings.AUTOMATE_SECRETS_ENCRYPTION_KEYS = [KEY_B, KEY_A]
+    assert run("rotate") == (0, "re-encrypted 1 secret(s) under the current key\n")
+    assert DbSecretsBackend().get_secret("CLI_SECRET") == "from-stdin-value"
+    assert run("delete", "CLI_SECRET")[0] == 0 and run("delete", "CLI_SECRET")[0] == 1
