@@ -50,7 +50,9 @@ class HttpConnector(ConnectorAdapter):
     def validate_config(self, config: dict) -> None:
         unknown = set(config) - {"timeout", "follow_redirects"}
         if unknown:
-            raise ConnectorConfigError(f"http has no settings {sorted(unknown)}; it knows timeout.")
+            raise ConnectorConfigError(
+                f"http has no settings {sorted(unknown)}; it knows timeout and follow_redirects."
+            )
         timeout = config.get("timeout", 30)
         if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
             raise ConnectorConfigError("http: timeout must be a positive number of seconds.")

@@ -10,7 +10,7 @@ Actions:
   ``{"ok", "channel", "ts"}``.
 
 Slack reports most API failures as ``200 {"ok": false, "error": "<code>"}``; those codes are
-classified: rate limits (429 with ``Retry-After``) and Slack-side failures are retryable; bad
+classified (``timeout`` param, default 10 s): rate limits (429 with ``Retry-After``) and Slack-side failures are retryable; bad
 tokens, missing scopes, unknown channels and invalid payloads are not.
 """
 

@@ -179,3 +179,15 @@ async def test_webhook_refuses_a_bad_secret() -> None:
             "send", {"url": "http://x.test/", "payload": {}, "secret": "whsec_!!"}, CTX
         )
     assert not caught.value.retryable
+
+
+async def test_slack_server_errors_and_timeouts_are_retryable(slack_api: FakeServer) -> None:
+    params = {"token": "xoxb-good", "channel": "#ops", "text": "x", "timeout": 0.2}
+    slack_api.reply("POST", "/api/chat.postMessage", 500, "oops")
+    with pytest.raises(ConnectorError) as caught:
+        await SlackConnector().aexecute("post_message", params, CTX)
+    assert caught.value.retryable and caught.value.status_code == 500
+    slack_api.delay = 1.0
+    with pytest.raises(ConnectorError, match="timed out") as caught:
+        await SlackConnector().aexecute("post_message", params, CTX)
+    assert caught.value.retryable

@@ -392,3 +392,9 @@ def test_secrets_cli_stores_from_stdin_lists_names_and_rotates(
     assert run("rotate") == (0, "re-encrypted 1 secret(s) under the current key\n")
     assert DbSecretsBackend().get_secret("CLI_SECRET") == "from-stdin-value"
     assert run("delete", "CLI_SECRET")[0] == 0 and run("delete", "CLI_SECRET")[0] == 1
+
+
+def test_vault_401_is_access_denied(server: FakeServer) -> None:
+    server.reply("GET", "/v1/secret/data/app/db", 401, {"errors": ["missing client token"]})
+    with pytest.raises(SecretAccessDeniedError, match="401"):
+        VaultSecretsBackend({"url": server.url, "token": "t"}).get_secret("app/db")
