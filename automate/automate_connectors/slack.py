@@ -9,9 +9,10 @@ Actions:
   ``unfurl_links``. Calls ``<AUTOMATE_SLACK_API_URL>/chat.postMessage``; returns
   ``{"ok", "channel", "ts"}``.
 
-Slack reports most API failures as ``200 {"ok": false, "error": "<code>"}``; those codes are
-classified (``timeout`` param, default 10 s): rate limits (429 with ``Retry-After``) and Slack-side failures are retryable; bad
-tokens, missing scopes, unknown channels and invalid payloads are not.
+Both actions take ``timeout`` (seconds, default 10). Slack reports most API failures as
+``200 {"ok": false, "error": "<code>"}``; those codes are classified: rate limits (429 with
+``Retry-After``), Slack-side failures and timeouts are retryable; bad tokens, missing scopes,
+unknown channels and invalid payloads are not.
 """
 
 from __future__ import annotations
