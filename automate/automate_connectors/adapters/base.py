@@ -60,10 +60,7 @@ class ConnectorAdapter(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls.plugin_mode = dispatch.decide_mode(cls, ConnectorAdapter, "aexecute", "execute")
-        own = cls.__dict__.get("aexecute")
-        if own is not None:
-            cls.aexecute = dispatch.guard(own, ConnectorError, wrap_error)  # type: ignore[method-assign]
+        dispatch.prepare_class(cls, ConnectorAdapter, "aexecute", "execute", ConnectorError, wrap_error)
 
     @abstractmethod
     def execute(self, action: str, params: dict, context: dict) -> Any:

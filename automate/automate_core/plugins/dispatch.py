@@ -50,6 +50,18 @@ async def call(mode: Mode, sync_method: Callable[..., Any], *args: Any) -> Any:
     return await run_sync(sync_method, *args)
 
 
+def prepare_class(
+    cls: type, base: type, async_name: str, sync_name: str, expected: type[Exception],
+    wrap: Callable[[Any, Exception], Exception],
+) -> None:  # fmt: skip
+    """Called by each base's ``__init_subclass__``: decide ``cls.plugin_mode`` once, and guard an
+    async method the class defines itself so stray exceptions become ``expected``'s kind."""
+    cls.plugin_mode = decide_mode(cls, base, async_name, sync_name)  # type: ignore[attr-defined]
+    own = cls.__dict__.get(async_name)
+    if own is not None:
+        setattr(cls, async_name, guard(own, expected, wrap))
+
+
 def guard[**P, R](
     method: Callable[P, Coroutine[Any, Any, R]],
     expected: type[Exception],

@@ -46,10 +46,7 @@ class SecretsBackend(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls.plugin_mode = dispatch.decide_mode(cls, SecretsBackend, "aget_secret", "get_secret")
-        own = cls.__dict__.get("aget_secret")
-        if own is not None:
-            cls.aget_secret = dispatch.guard(own, SecretsError, wrap_error)  # type: ignore[method-assign]
+        dispatch.prepare_class(cls, SecretsBackend, "aget_secret", "get_secret", SecretsError, wrap_error)
 
     @abstractmethod
     def get_secret(self, key: str) -> str:

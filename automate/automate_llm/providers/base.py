@@ -56,10 +56,7 @@ class LLMProvider(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls.plugin_mode = dispatch.decide_mode(cls, LLMProvider, "achat", "chat")
-        own = cls.__dict__.get("achat")
-        if own is not None:
-            cls.achat = dispatch.guard(own, LLMError, wrap_error)  # type: ignore[method-assign]
+        dispatch.prepare_class(cls, LLMProvider, "achat", "chat", LLMError, wrap_error)
 
     @abstractmethod
     def chat(self, messages: list, options: dict) -> str:
