@@ -29,12 +29,37 @@ class Defaults:
     RETRY_MAX_SECONDS: float = 3600.0
     #: Seconds a step may run before it is timed out (per step override in the workflow).
     STEP_TIMEOUT_SECONDS: float = 60.0
+    #: Plugins chosen or added by settings, ahead of entry points:
+    #: ``{"django_automate.connectors": {"my_erp": "my_app.adapters:MyERPAdapter"}}``.
+    PLUGINS: dict[str, dict[str, str]] = {}
     #: Threads for sync plugins (connectors, secrets backends, LLM providers).
     THREAD_POOL_SIZE: int = 16
     #: Secrets backends searched in order for an unqualified reference.
     SECRETS_BACKENDS: list[str] = ["env"]
     #: Seconds a resolved secret is cached in process.
     SECRETS_CACHE_TTL: float = 60.0
+    #: ``db`` secrets backend: base64 AES-256 keys; the first encrypts, all decrypt (rotation).
+    #: Make one with ``automate secrets genkey``.
+    SECRETS_ENCRYPTION_KEYS: list[str] = []
+    #: ``file`` secrets backend: the directory of secret files (Docker and Kubernetes mounts).
+    SECRETS_FILE_DIR: str = "/run/secrets"
+    #: ``vault`` secrets backend: ``url``, ``mount`` (default "secret"), ``auth`` ("token" or
+    #: "approle"), ``token`` / ``role_id``, ``secret_id``, ``namespace``, ``timeout``. Unset keys
+    #: fall back to VAULT_ADDR, VAULT_TOKEN, VAULT_ROLE_ID, VAULT_SECRET_ID, VAULT_NAMESPACE.
+    VAULT: dict[str, Any] = {}
+    #: Hosts (names, ``*.wildcards``, addresses or networks) connectors may call although private.
+    HTTP_ALLOWED_HOSTS: list[str] = []
+    #: SSRF protection of the http, slack and webhook connectors (metadata stays refused if off).
+    HTTP_SSRF_PROTECTION: bool = True
+    #: Slack Web API base URL (``chat.postMessage``).
+    SLACK_API_URL: str = "https://slack.com/api"
+    #: LLM providers' settings by code: ``{"openai": {"base_url": ..., "api_key": ..., "model": ...}}``.
+    LLM_PROVIDERS: dict[str, dict[str, Any]] = {}
+    #: Output tokens reserved (and asked for as ``max_tokens``) when a step gives no ``max_tokens``.
+    LLM_DEFAULT_MAX_TOKENS: int = 1024
+    #: Token budgets: ``{"global": N, "workflow": N, "run": N, "workflows": {name: N},
+    #: "period": "month"|"day"|"total"}``; a missing limit is unlimited.
+    LLM_BUDGETS: dict[str, Any] = {}
     #: Connections in each process's async psycopg pool.
     DB_POOL_MIN_SIZE: int = 1
     DB_POOL_MAX_SIZE: int = 16

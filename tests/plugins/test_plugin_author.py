@@ -68,7 +68,7 @@ def run_author_suite(tmp_path: Path, adapter_source: str) -> subprocess.Complete
 def test_seed_example_passes_with_a_correct_connector(tmp_path: Path) -> None:
     result = run_author_suite(tmp_path, ADAPTER_OK)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "6 passed" in result.stdout  # five contract checks and the author's own test
+    assert "9 passed" in result.stdout  # eight contract checks and the author's own test
 
 
 def test_contract_fails_a_broken_connector(tmp_path: Path) -> None:
