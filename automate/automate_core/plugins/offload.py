@@ -39,15 +39,11 @@ def limiter() -> anyio.CapacityLimiter:
 def _call_with_db_hygiene[T](func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     from django.db import close_old_connections
 
-    from automate_core.observability import metrics
-
     metrics.offload_busy.inc()
     close_old_connections()
-    metrics.offload_busy.inc()
     try:
         return func(*args, **kwargs)
     finally:
-        metrics.offload_busy.dec()
         close_old_connections()
         metrics.offload_busy.dec()
 
