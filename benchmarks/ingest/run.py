@@ -100,6 +100,27 @@ def write_pool(path: Path, count: int, tag: str) -> None:
             out.write(f"{msg_id}\t{now}\t{sig}\t{body}\n")
 
 
+CREATE_SOURCE = """
+INSERT INTO automate_webhook_source
+    (slug, name, scheme, secret_ref, token_hash, config, enabled, created_at, updated_at)
+VALUES ('bench', 'bench', 'standard_webhooks', 'env:BENCH_HOOK', '', '{}', true, now(), now())
+"""
+SEED = """
+WITH e AS (
+    INSERT INTO automate_event (source, event_type, payload, headers, trace_id, received_at)
+    SELECT 'seed', 'seed', '{}', '{}', md5(g::text), now() FROM generate_series(1, 100000) g
+    RETURNING id
+)
+INSERT INTO automate_outbox_job (event_id, kind, status, attempts, max_attempts, available_at,
+                                 lease_owner, last_error, created_at, updated_at, completed_at)
+SELECT id, 'event', 'completed', 1, 5, now(), '', '', now(), now(), now() FROM e
+"""
+PRESENT = """
+SELECT count(DISTINCT e.id) FROM automate_event e JOIN automate_outbox_job j ON j.event_id = e.id
+WHERE e.id = ANY(%s)
+"""
+
+
 def prepare_database(url: str) -> None:
     env = {
         **os.environ,
@@ -110,20 +131,10 @@ def prepare_database(url: str) -> None:
     subprocess.run([sys.executable, "-m", "automate_core.cli.main", "migrate"], env=env, check=True, cwd=ROOT)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("DELETE FROM automate_webhook_source WHERE slug = 'bench'")
-        conn.execute(
-            "INSERT INTO automate_webhook_source (slug, name, scheme, secret_ref, token_hash, config, enabled,"
-            " created_at, updated_at) VALUES ('bench', 'bench', 'standard_webhooks', 'env:BENCH_HOOK', '',"
-            " '{}', true, now(), now())"
-        )
+        conn.execute(CREATE_SOURCE)
         # a table that is not empty and analysed, as in production (a fresh, unanalysed table
         # gets plans that scan it sequentially and degrade as it grows)
-        conn.execute(
-            "WITH e AS (INSERT INTO automate_event (source, event_type, payload, headers, trace_id, received_at)"
-            " SELECT 'seed', 'seed', '{}', '{}', md5(g::text), now() FROM generate_series(1, 100000) g"
-            " RETURNING id) INSERT INTO automate_outbox_job (event_id, kind, status, attempts, max_attempts,"
-            " available_at, lease_owner, last_error, created_at, updated_at, completed_at)"
-            " SELECT id, 'event', 'completed', 1, 5, now(), '', '', now(), now(), now() FROM e"
-        )
+        conn.execute(SEED)
         conn.execute("VACUUM ANALYZE automate_event")
         conn.execute("VACUUM ANALYZE automate_outbox_job")
 
@@ -185,8 +196,8 @@ def postgres_procs() -> list[psutil.Process]:
 
 def wrk(port: int, pool: Path, out: Path, seconds: float, connections: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "BENCH_POOL": str(pool), "BENCH_OUT": str(out)}
-    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", str(HERE / "post.lua"),
-           f"http://127.0.0.1:{port}/hooks/bench/"]  # fmt: skip
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
+           "-s", str(HERE / "post.lua"), f"http://127.0.0.1:{port}/hooks/bench/"]  # fmt: skip
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
 
 
@@ -212,11 +223,7 @@ def parse(out: Path) -> dict[str, Any]:
 def missing_events(url: str, ids: list[int]) -> int:
     """How many of the ids answered 202 have no event with a job in the database."""
     with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT count(DISTINCT e.id) FROM automate_event e JOIN automate_outbox_job j ON j.event_id = e.id"
-            " WHERE e.id = ANY(%s)",
-            (ids,),
-        ).fetchone()
+        row = conn.execute(PRESENT, (ids,)).fetchone()
     return len(set(ids)) - (row[0] if row else 0)
 
 
@@ -260,8 +267,9 @@ def one_run(variant: Variant, url: str, work: Path, args: argparse.Namespace, ru
             file=sys.stderr,
         )
     print(
-        f"  {variant.name:9} run {run}: {result['accepted_per_s']:8.0f} accepted/s  p50 {result['p50_ms']:.1f} ms"
-        f"  p99 {result['p99_ms']:.1f} ms  missing {result['missing']}  cpu server/pg/wrk "
+        f"  {variant.name:9} run {run}: {result['accepted_per_s']:8.0f} accepted/s"
+        f"  p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms"
+        f"  missing {result['missing']}  cpu server/pg/wrk "
         f"{result['cpu_server']:.0f}/{result['cpu_postgres']:.0f}/{result['cpu_wrk']:.0f} %",
         file=sys.stderr,
     )
@@ -289,8 +297,9 @@ def report(results: list[dict[str, Any]], names: list[str], args: argparse.Names
             f"{statistics.median([r[k] for r in rs]):.0f}" for k in ("cpu_server", "cpu_postgres", "cpu_wrk")
         )
         lines.append(
-            f"| {name}: {VARIANTS[name].what} | {med(rate, ',.0f')} | {med([r['p50_ms'] for r in rs], '.1f')} | "
-            f"{med([r['p99_ms'] for r in rs], '.1f')} | {ratio} | {sum(r['missing'] for r in rs)} | {cpu} |"
+            f"| {name}: {VARIANTS[name].what} | {med(rate, ',.0f')} | "
+            f"{med([r['p50_ms'] for r in rs], '.1f')} | {med([r['p99_ms'] for r in rs], '.1f')} | "
+            f"{ratio} | {sum(r['missing'] for r in rs)} | {cpu} |"
         )
     return "\n".join(lines)
 
