@@ -56,7 +56,9 @@ class SlowUpload:
 async def start(conversation: SlowUpload) -> asyncio.Task[None]:
     from asgi.asgi import application
 
-    task = asyncio.create_task(application(conversation.scope, conversation.receive, conversation.send))
+    task: asyncio.Task[None] = asyncio.ensure_future(
+        application(conversation.scope, conversation.receive, conversation.send)  # type: ignore[arg-type]
+    )
     await asyncio.sleep(0)
     return task
 
@@ -182,5 +184,5 @@ def test_model_validation_refuses_bad_config(load: Callable[[dict[str, Any]], An
         load({"sources": [{"slug": "x", "scheme": "none", "config": {"dedupe_window_seconds": 60}}]})
     with pytest.raises(DefinitionError, match="needs a secret_ref"):
         load({"sources": [{"slug": "x", "scheme": "stripe"}]})
-    with pytest.raises(DefinitionError, match="signature.header"):
+    with pytest.raises(DefinitionError, match=r"signature\.header"):
         load({"sources": [{"slug": "x", "scheme": "hmac", "secret_ref": "env:X"}]})

