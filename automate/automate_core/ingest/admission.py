@@ -8,8 +8,8 @@ counters are plain integers: one event loop per process, no awaits between check
 
 from __future__ import annotations
 
-from automate_core.conf import settings
 from automate_core.exceptions import IngestError
+from automate_core.ingest import tuning
 
 
 class Busy(IngestError):
@@ -26,7 +26,7 @@ class Admission:
 
     def enter(self) -> None:
         """Take a process-wide slot (before the source is known)."""
-        if self.total >= int(settings.INGEST_MAX_IN_FLIGHT):
+        if self.total >= tuning.current().max_in_flight:
             raise _busy("Too many webhook requests in flight on this server.")
         self.total += 1
 
@@ -48,5 +48,5 @@ class Admission:
 
 
 def _busy(message: str) -> Busy:
-    retry = str(int(settings.INGEST_RETRY_AFTER_BUSY))
+    retry = tuning.current().retry_after_busy
     return Busy(f"{message} Retry after {retry} s.", headers={"Retry-After": retry})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,7 @@ from asgiref.sync import sync_to_async
 from automate_core import db
 from automate_core.conf import settings
 from automate_core.exceptions import DatabaseUnavailable, IngestError
-from automate_core.ingest import queries
+from automate_core.ingest import queries, tuning
 from automate_core.ingest.batcher import GroupCommitter, _insert_one, _unstorable
 
 logger = logging.getLogger("automate.ingest")
@@ -61,7 +61,8 @@ class NewEvent:
 
 
 def new_trace_id() -> str:
-    return uuid.uuid4().hex
+    """128 random bits as 32 hex digits (like ``uuid4().hex``, at a fraction of its cost)."""
+    return os.urandom(16).hex()
 
 
 def committer() -> GroupCommitter:
@@ -83,13 +84,14 @@ class EventIngestor:
     """Durably records events. ``ingest()`` returns only after the commit."""
 
     async def ingest(self, event: NewEvent) -> IngestResult:
-        params = event.params(settings.MAX_ATTEMPTS)
-        if settings.INGEST_GROUP_COMMIT:
+        options = tuning.current()
+        params = event.params(options.max_attempts)
+        if options.group_commit:
             return IngestResult(*await committer().insert(params))
         pool = await db.get_pool()
         try:
-            async with asyncio.timeout(float(settings.INGEST_DB_TIMEOUT) * 2):
-                async with pool.connection(timeout=float(settings.INGEST_DB_TIMEOUT)) as conn:
+            async with asyncio.timeout(options.db_timeout * 2):
+                async with pool.connection(timeout=options.db_timeout) as conn:
                     return IngestResult(*await _insert_one(conn, params))
         except (psycopg.errors.DataError, psycopg.errors.UntranslatableCharacter) as exc:
             raise _unstorable(exc) from exc

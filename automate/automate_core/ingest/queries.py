@@ -23,19 +23,19 @@ WITH event AS (
 SELECT id, trace_id FROM event
 """
 
-# The group commit: many webhooks, one statement, one commit (autocommit connection). Each
-# column arrives as one array parameter, so the statement text (and its server-side prepared
-# plan) is the same whatever the batch size. Rows come back by trace_id, which is unique per
-# request; a request whose trace_id is missing was a duplicate (of an older event, or of an
-# earlier row of this same batch: ON CONFLICT DO NOTHING also skips those).
+# The group commit: many webhooks, one statement, one commit (autocommit connection). The rows
+# arrive as one JSON array (batcher.rows_document), so the statement text (and its server-side
+# prepared plan) is the same whatever the batch size, and Python does no per-row escaping.
+# Rows come back by trace_id, which is unique per request; a request whose trace_id is missing
+# was a duplicate (of an older event, or of an earlier row of this same batch: ON CONFLICT DO
+# NOTHING also skips those). json_to_recordset keeps the array's order, so ids follow arrival.
 INSERT_EVENTS: LiteralString = """
 WITH input AS (
-    SELECT * FROM unnest(%(sources)s::text[], %(event_types)s::text[], %(payloads)s::text[],
-                         %(headers)s::text[], %(keys)s::text[], %(trace_ids)s::text[])
-        AS t(source, event_type, payload, headers, idempotency_key, trace_id)
+    SELECT * FROM json_to_recordset(%(rows)s::json)
+        AS t(source text, event_type text, payload jsonb, headers jsonb, idempotency_key text, trace_id text)
 ), event AS (
     INSERT INTO automate_event (source, event_type, payload, headers, idempotency_key, trace_id, received_at)
-    SELECT source, event_type, payload::jsonb, headers::jsonb, idempotency_key, trace_id, now() FROM input
+    SELECT source, event_type, payload, headers, idempotency_key, trace_id, now() FROM input
     ON CONFLICT (source, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, trace_id
 ), job AS (

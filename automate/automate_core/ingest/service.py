@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from automate_core.conf import settings
 from automate_core.exceptions import DatabaseUnavailable, IngestError, SecretNotFoundError, SecretsError
+from automate_core.ingest import tuning
 from automate_core.ingest.admission import Admission
 from automate_core.ingest.ingestor import EventIngestor, NewEvent, new_trace_id
 from automate_core.ingest.schemes import SchemeConfigError
@@ -75,7 +75,7 @@ def fixed_body(body: bytes) -> BodyReader:
 def unavailable(
     message: str = "The event store is unavailable; nothing was recorded. Retry shortly.",
 ) -> IngestError:
-    retry = str(int(settings.INGEST_RETRY_AFTER))
+    retry = tuning.current().retry_after
     return IngestError(message, status=503, reason="unavailable", headers={"Retry-After": retry})
 
 
