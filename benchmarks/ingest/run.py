@@ -176,22 +176,28 @@ def server(variant: Variant, url: str, port: int) -> Iterator[subprocess.Popen[b
             proc.wait()
 
 
-def cpu_seconds(procs: list[psutil.Process]) -> float:
+def cpu_seconds(root: psutil.Process | None) -> float:
+    """CPU seconds used so far by a process and all its descendants, including exited ones.
+
+    Exited children are counted through their parent's ``children_*`` times (the parent reaped
+    them), so PostgreSQL backends that come and go are not lost between two readings.
+    """
+    if root is None:
+        return float("nan")
     total = 0.0
-    for p in procs:
+    for p in [root, *root.children(recursive=True)]:
         with contextlib.suppress(psutil.Error):
             t = p.cpu_times()
-            total += t.user + t.system
+            total += t.user + t.system + t.children_user + t.children_system
     return total
 
 
-def tree(pid: int) -> list[psutil.Process]:
-    root = psutil.Process(pid)
-    return [root, *root.children(recursive=True)]
-
-
-def postgres_procs() -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["name"]) if p.info["name"] == "postgres"]
+def postmaster(pg: Any) -> psutil.Process | None:
+    """Our throwaway cluster's postmaster (never another PostgreSQL on the machine)."""
+    if pg is None:
+        return None
+    pid_file = Path(pg.server.pgdata) / "postmaster.pid"
+    return psutil.Process(int(pid_file.read_text().split()[0]))
 
 
 def wrk(port: int, pool: Path, out: Path, seconds: float, connections: int) -> subprocess.Popen[bytes]:
@@ -227,7 +233,9 @@ def missing_events(url: str, ids: list[int]) -> int:
     return len(set(ids)) - (row[0] if row else 0)
 
 
-def one_run(variant: Variant, url: str, work: Path, args: argparse.Namespace, run: int) -> dict[str, Any]:
+def one_run(
+    variant: Variant, url: str, pg_root: psutil.Process | None, work: Path, args: argparse.Namespace, run: int
+) -> dict[str, Any]:
     port = free_port()
     tag = f"{variant.name}{run}{int(time.time())}"
     pool, warm, out = work / "pool.tsv", work / "warm.tsv", work / "out.txt"
@@ -237,8 +245,8 @@ def one_run(variant: Variant, url: str, work: Path, args: argparse.Namespace, ru
         conn.execute("CHECKPOINT")
     with server(variant, url, port) as proc:
         wrk(port, warm, work / "warm.out", args.warmup, args.connections).wait()
-        pg, srv = postgres_procs(), tree(proc.pid)
-        cpu_before = (cpu_seconds(srv), cpu_seconds(pg))
+        srv = psutil.Process(proc.pid)
+        cpu_before = (cpu_seconds(srv), cpu_seconds(pg_root))
         load = wrk(port, pool, out, args.duration, args.connections)
         load_proc = psutil.Process(load.pid)
         wrk_cpu = 0.0
@@ -247,7 +255,7 @@ def one_run(variant: Variant, url: str, work: Path, args: argparse.Namespace, ru
                 t = load_proc.cpu_times()
                 wrk_cpu = t.user + t.system
             time.sleep(0.2)
-        cpu_after = (cpu_seconds(srv), cpu_seconds(pg))
+        cpu_after = (cpu_seconds(srv), cpu_seconds(pg_root))
     result = parse(out)
     seconds = result["duration_us"] / 1e6
     accepted = result["statuses"].get("202", 0)
@@ -343,7 +351,7 @@ def main() -> int:
         results = []
         for run in range(1, args.runs + 1):
             for name in names:
-                results.append(one_run(VARIANTS[name], url, work, args, run))
+                results.append(one_run(VARIANTS[name], url, postmaster(pg), work, args, run))
         print(report(results, names, args))
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1))
