@@ -65,6 +65,7 @@ VARIANTS = {
         Variant(
             "asyncio", "platform, lean lane, group commit, asyncio loop + h11", loop="asyncio", http="h11"
         ),
+        Variant("nocache", "platform, group commit, no source/secret cache", env={"BENCH_NO_CACHE": "1"}),
         Variant("group", "platform, lean lane, group commit (the default)"),
         Variant("group-2w", "platform, lean lane, group commit, 2 uvicorn workers", workers=2),
     ]

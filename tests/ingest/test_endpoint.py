@@ -7,7 +7,6 @@ from typing import Any
 
 import httpx
 import pytest
-from asgiref.sync import sync_to_async
 
 from automate_core.models import Event, OutboxJob
 from tests.conftest import post_webhook, sign
@@ -152,29 +151,3 @@ async def test_database_down_answers_503_and_stores_nothing(
     assert response.status_code == 503
     assert response.headers["retry-after"]
     assert await counts() == (0, 0)
-
-
-def test_emit_is_part_of_the_callers_transaction(live_db: None) -> None:
-    from django.db import transaction
-
-    from automate_core.ingest.ingestor import emit
-
-    class Rollback(Exception):
-        pass
-
-    with pytest.raises(Rollback), transaction.atomic():
-        emit("app", "order.saved", {"id": 1})
-        raise Rollback
-    assert Event.objects.count() == 0
-    with transaction.atomic():
-        result = emit("app", "order.saved", {"id": 2}, idempotency_key="order-2")
-    assert OutboxJob.objects.get(event_id=result.event_id).status == "ready"
-    again = emit("app", "order.saved", {"id": 2}, idempotency_key="order-2")
-    assert again.duplicate and again.event_id == result.event_id
-
-
-async def test_aemit_from_async_code(live_db: None) -> None:
-    from automate_core.ingest.ingestor import aemit
-
-    result = await aemit("app", "thing.happened", {"x": 1})
-    assert await sync_to_async(Event.objects.filter(pk=result.event_id).exists)()

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
+import psycopg
+
 from automate_core.exceptions import DatabaseUnavailable, IngestError, SecretNotFoundError, SecretsError
 from automate_core.ingest import tuning
 from automate_core.ingest.admission import Admission
@@ -115,7 +117,7 @@ class WebhookService:
                 status=500,
                 reason="misconfigured_source",
             ) from exc
-        except Exception as exc:  # pool timeout, connection refused, ...
+        except (psycopg.Error, OSError, TimeoutError) as exc:  # pool timeout, connection refused, ...
             raise unavailable() from exc
         if source is None or not source.enabled:
             raise IngestError(f"No enabled webhook source {slug!r}.", status=404, reason="unknown_source")
