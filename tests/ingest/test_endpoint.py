@@ -151,3 +151,18 @@ async def test_database_down_answers_503_and_stores_nothing(
     assert response.status_code == 503
     assert response.headers["retry-after"]
     assert await counts() == (0, 0)
+
+
+async def test_the_django_view_applies_the_source_limit() -> None:
+    from django.test import AsyncClient
+
+    from automate_core.models import WebhookSource
+
+    await WebhookSource.objects.filter(slug="test").aupdate(config={"max_body_bytes": 100})
+    body = json.dumps({"type": "t", "pad": "x" * 200}).encode()
+    response = await AsyncClient().post(
+        "/hooks/test/", body, content_type="application/json", headers={"x-automate-signature": sign(body)}
+    )
+    assert response.status_code == 413
+    assert json.loads(response.content)["error"] == "body_too_large"
+    assert await counts() == (0, 0)

