@@ -94,6 +94,7 @@ async def test_disabled_source_is_404(client: httpx.AsyncClient) -> None:
         (b"{not json", "invalid_json"),
         (b'{"n": NaN}', "invalid_json"),
         (b'{"s": "\\u0000"}', "invalid_json"),
+        (b'{"s": "\\ud800"}', "invalid_json"),  # Python accepts a lone surrogate, PostgreSQL does not
         (b"\xff\xfe{}", "invalid_encoding"),
     ],
 )
@@ -166,3 +167,17 @@ async def test_the_django_view_applies_the_source_limit() -> None:
     assert response.status_code == 413
     assert json.loads(response.content)["error"] == "body_too_large"
     assert await counts() == (0, 0)
+
+
+async def test_a_row_postgresql_refuses_fails_alone_in_its_batch(client: httpx.AsyncClient) -> None:
+    """Concurrent requests share a statement; one bad row must not take the others down."""
+    import asyncio
+
+    bad = b'{"type": "t", "s": "\\udc00"}'
+    good = [json.dumps({"type": "t", "n": n}).encode() for n in range(8)]
+    answers = await asyncio.gather(
+        *(post_webhook(client, "test", body) for body in [*good[:4], bad, *good[4:]])
+    )
+    assert [a.status_code for a in answers] == [202] * 4 + [400] + [202] * 4
+    assert answers[4].json()["error"] == "invalid_json"
+    assert await counts() == (8, 8)
