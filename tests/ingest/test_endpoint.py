@@ -181,3 +181,15 @@ async def test_a_row_postgresql_refuses_fails_alone_in_its_batch(client: httpx.A
     assert [a.status_code for a in answers] == [202] * 4 + [400] + [202] * 4
     assert answers[4].json()["error"] == "invalid_json"
     assert await counts() == (8, 8)
+
+
+async def test_scans_of_unknown_slugs_do_not_create_metric_labels(client: httpx.AsyncClient) -> None:
+    from automate_core.observability import metrics
+
+    unknown = metrics.webhooks_rejected.labels("(unknown)", "method_not_allowed")
+    before = unknown._value.get()
+    await client.get("/hooks/wp-admin/")
+    await client.post("/hooks/phpmyadmin/", json={})
+    assert unknown._value.get() == before + 1
+    labels = {s.labels["source"] for m in metrics.webhooks_rejected.collect() for s in m.samples}
+    assert not labels & {"wp-admin", "phpmyadmin"}

@@ -103,7 +103,7 @@ class WebhookService:
             metrics.webhooks_duplicate.labels(slug).inc()
         elif response.status >= 400:
             # an unknown slug is a sender's typo or a scan: don't let it create label values
-            source = slug if response.status != 404 else "(unknown)"
+            source = slug if self.sources.known(slug) else "(unknown)"
             metrics.webhooks_rejected.labels(source, response.body.get("error", "")).inc()
         return response
 

@@ -180,5 +180,9 @@ class SourceCache:
         except SchemeConfigError as exc:
             return exc
 
+    def known(self, slug: str) -> bool:
+        """Whether ``slug`` was found in the database (cached or expired); no query."""
+        return slug in self._entries
+
     def clear(self) -> None:
         self._entries.clear()
