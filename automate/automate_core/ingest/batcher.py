@@ -110,7 +110,8 @@ class GroupCommitter:
                     originals = await self._originals(conn, missing) if missing else {}
         except (psycopg.errors.DataError, psycopg.errors.UntranslatableCharacter) as exc:
             raise _unstorable(exc) from exc
-        except (psycopg.OperationalError, psycopg.errors.AdminShutdown) as exc:
+        except psycopg.Error as exc:  # connection lost, server shutting down, read-only standby, ...
+            logger.warning("ingest batch of %d not written: %s: %s", len(batch), type(exc).__name__, exc)
             db.recheck_soon(pool)
             raise DatabaseUnavailable() from exc
         except TimeoutError as exc:

@@ -95,7 +95,7 @@ class EventIngestor:
                     return IngestResult(*await _insert_one(conn, params))
         except (psycopg.errors.DataError, psycopg.errors.UntranslatableCharacter) as exc:
             raise _unstorable(exc) from exc
-        except (psycopg.OperationalError, psycopg.errors.AdminShutdown) as exc:
+        except psycopg.Error as exc:  # connection lost, server shutting down, read-only standby, ...
             db.recheck_soon(pool)
             raise DatabaseUnavailable() from exc
         except TimeoutError as exc:  # no connection from the pool in time, or the insert hung
