@@ -80,6 +80,26 @@ class Defaults:
     #: Port of the worker's own ``/healthz``, ``/readyz`` and ``/metrics`` (0: none).
     WORKER_METRICS_PORT: int = 0
     WORKER_METRICS_HOST: str = "127.0.0.1"
+    #: Seconds a signed timestamp may differ from the receiver's clock, both directions.
+    INGEST_TIMESTAMP_TOLERANCE: float = 300.0
+    #: Seconds an idempotency key is held (redeliveries within it answer 200); at least 3 days.
+    INGEST_DEDUPE_WINDOW: float = 7 * 24 * 3600.0
+    #: Seconds between passes that release idempotency keys older than their source's window.
+    INGEST_KEY_RELEASE_INTERVAL: float = 600.0
+    #: Webhook requests in flight per web process, in total and per source; beyond: 429.
+    INGEST_MAX_IN_FLIGHT: int = 1024
+    INGEST_MAX_IN_FLIGHT_PER_SOURCE: int = 512
+    #: Seconds ingest waits for the database (a pooled connection, the insert) before a 503.
+    INGEST_DB_TIMEOUT: float = 2.0
+    #: Retry-After (seconds) sent with 503 (database unavailable) and 429 (too many in flight).
+    INGEST_RETRY_AFTER: int = 5
+    INGEST_RETRY_AFTER_BUSY: int = 1
+    #: Group commit: concurrent webhooks share one multi-row statement (one commit); each is
+    #: answered after that commit. Up to INGEST_BATCH_SIZE rows per statement, INGEST_FLUSHERS
+    #: statements at once per process.
+    INGEST_GROUP_COMMIT: bool = True
+    INGEST_BATCH_SIZE: int = 256
+    INGEST_FLUSHERS: int = 2
 
 
 class _Settings(Defaults):

@@ -9,7 +9,7 @@ Format::
     sources:
       - slug: github            # POST /hooks/github/
         name: GitHub
-        scheme: hmac_sha256     # or: none
+        scheme: github          # hmac_sha256, standard_webhooks, stripe, slack, shopify, hmac, token, none
         secret_ref: env:GITHUB_HOOK
     workflows:
       - name: notify
@@ -35,7 +35,7 @@ from django.db import transaction
 
 from automate_core.exceptions import AutomateError, PluginError, TemplateError
 from automate_core.execution import templating
-from automate_core.models import SignatureScheme, Step, WebhookSource, Workflow
+from automate_core.models import Step, WebhookSource, Workflow
 from automate_core.plugins import registry
 
 
@@ -112,7 +112,7 @@ def load(data: dict[str, Any]) -> dict[str, int]:
             for key in _SOURCE_KEYS - {"slug"}:
                 if key in item:
                     setattr(source, key, item[key])
-            if source.scheme != SignatureScheme.NONE and not source.secret_ref:
+            if source.needs_secret_ref and not source.secret_ref:
                 raise DefinitionError(f"{where}: scheme {source.scheme} needs a secret_ref.")
             _full_clean(where, source)
             source.save()

@@ -92,7 +92,12 @@ async def test_readyz_is_ready_on_a_migrated_database(client: httpx.AsyncClient)
 @pytest.mark.usefixtures("live_db")
 async def test_readyz_is_unavailable_until_migrations_are_applied(client: httpx.AsyncClient) -> None:
     """A release whose migrations have not run stays out of the load balancer (rolling upgrade)."""
-    await sync_to_async(call_command)("migrate", "automate_core", "0002", verbosity=0)
+    from django.db.migrations.loader import MigrationLoader
+
+    graph = MigrationLoader(None, ignore_no_migrations=True).graph
+    (leaf,) = graph.leaf_nodes("automate_core")
+    (previous,) = [p for p in graph.node_map[leaf].parents if p.key[0] == "automate_core"]
+    await sync_to_async(call_command)("migrate", "automate_core", previous.key[1], verbosity=0)
     try:
         response = await client.get("/readyz")
         assert response.status_code == 503

@@ -7,7 +7,6 @@ from typing import Any
 
 import httpx
 import pytest
-from asgiref.sync import sync_to_async
 
 from automate_core.models import Event, OutboxJob
 from tests.conftest import post_webhook, sign
@@ -95,6 +94,7 @@ async def test_disabled_source_is_404(client: httpx.AsyncClient) -> None:
         (b"{not json", "invalid_json"),
         (b'{"n": NaN}', "invalid_json"),
         (b'{"s": "\\u0000"}', "invalid_json"),
+        (b'{"s": "\\ud800"}', "invalid_json"),  # Python accepts a lone surrogate, PostgreSQL does not
         (b"\xff\xfe{}", "invalid_encoding"),
     ],
 )
@@ -154,27 +154,42 @@ async def test_database_down_answers_503_and_stores_nothing(
     assert await counts() == (0, 0)
 
 
-def test_emit_is_part_of_the_callers_transaction(live_db: None) -> None:
-    from django.db import transaction
+async def test_the_django_view_applies_the_source_limit() -> None:
+    from django.test import AsyncClient
 
-    from automate_core.ingest.ingestor import emit
+    from automate_core.models import WebhookSource
 
-    class Rollback(Exception):
-        pass
-
-    with pytest.raises(Rollback), transaction.atomic():
-        emit("app", "order.saved", {"id": 1})
-        raise Rollback
-    assert Event.objects.count() == 0
-    with transaction.atomic():
-        result = emit("app", "order.saved", {"id": 2}, idempotency_key="order-2")
-    assert OutboxJob.objects.get(event_id=result.event_id).status == "ready"
-    again = emit("app", "order.saved", {"id": 2}, idempotency_key="order-2")
-    assert again.duplicate and again.event_id == result.event_id
+    await WebhookSource.objects.filter(slug="test").aupdate(config={"max_body_bytes": 100})
+    body = json.dumps({"type": "t", "pad": "x" * 200}).encode()
+    response = await AsyncClient().post(
+        "/hooks/test/", body, content_type="application/json", headers={"x-automate-signature": sign(body)}
+    )
+    assert response.status_code == 413
+    assert json.loads(response.content)["error"] == "body_too_large"
+    assert await counts() == (0, 0)
 
 
-async def test_aemit_from_async_code(live_db: None) -> None:
-    from automate_core.ingest.ingestor import aemit
+async def test_a_row_postgresql_refuses_fails_alone_in_its_batch(client: httpx.AsyncClient) -> None:
+    """Concurrent requests share a statement; one bad row must not take the others down."""
+    import asyncio
 
-    result = await aemit("app", "thing.happened", {"x": 1})
-    assert await sync_to_async(Event.objects.filter(pk=result.event_id).exists)()
+    bad = b'{"type": "t", "s": "\\udc00"}'
+    good = [json.dumps({"type": "t", "n": n}).encode() for n in range(8)]
+    answers = await asyncio.gather(
+        *(post_webhook(client, "test", body) for body in [*good[:4], bad, *good[4:]])
+    )
+    assert [a.status_code for a in answers] == [202] * 4 + [400] + [202] * 4
+    assert answers[4].json()["error"] == "invalid_json"
+    assert await counts() == (8, 8)
+
+
+async def test_scans_of_unknown_slugs_do_not_create_metric_labels(client: httpx.AsyncClient) -> None:
+    from automate_core.observability import metrics
+
+    unknown = metrics.webhooks_rejected.labels("(unknown)", "method_not_allowed")
+    before = unknown._value.get()
+    await client.get("/hooks/wp-admin/")
+    await client.post("/hooks/phpmyadmin/", json={})
+    assert unknown._value.get() == before + 1
+    labels = {s.labels["source"] for m in metrics.webhooks_rejected.collect() for s in m.samples}
+    assert not labels & {"wp-admin", "phpmyadmin"}

@@ -14,5 +14,5 @@ BACKWARD = "DROP INDEX IF EXISTS automate_run_started_brin;"
 
 
 class Migration(migrations.Migration):
-    dependencies = [("automate_core", "0002_triggers")]
+    dependencies = [("automate_core", "0003_ingest_schemes_tokens_keys")]
     operations = [migrations.RunSQL(FORWARD, BACKWARD)]
