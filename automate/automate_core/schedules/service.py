@@ -69,7 +69,8 @@ async def fire_due(limit: int = 100) -> list[int]:
     pool = await db.get_pool()
     fired: list[int] = []
     async with pool.connection() as conn, conn.transaction():
-        now = (await (await conn.execute(queries.NOW)).fetchone())[0]  # type: ignore[index]
+        clock = await (await conn.execute(queries.NOW)).fetchone()
+        now: datetime = clock[0]
         cur = await conn.execute(queries.DUE, {"limit": limit})
         for row in await cur.fetchall():
             event_id = await _fire(conn, row, now)
