@@ -182,7 +182,7 @@ class ExecutionRunAdmin(ReadOnlyAdmin):
 @admin.register(BulkReplay)
 class BulkReplayAdmin(ReadOnlyAdmin):
     list_display = ["id", "status", "mode", "total", "queued", "created_at", "finished_at", "author"]
-    fields = [
+    fields = readonly_fields = (
         "status",
         "mode",
         "filter",
@@ -192,8 +192,7 @@ class BulkReplayAdmin(ReadOnlyAdmin):
         "finished_at",
         "author",
         "runs_by_status",
-    ]
-    readonly_fields = fields
+    )
 
     @admin.display(description="Replays by status")
     def runs_by_status(self, obj: BulkReplay) -> str:
