@@ -29,7 +29,8 @@ class Overtime(BaseException):
 @dataclass(slots=True)
 class _Entry:
     deadline: float
-    fired: bool = False
+    fired: bool = False  # the watchdog raised Overtime into the thread
+    delivered: bool = False  # ... and it arrived inside the limited call
 
 
 _lock = threading.Lock()
@@ -67,27 +68,24 @@ def run_limited[T](seconds: float, func: Callable[..., T], *args: Any) -> T:
     if _watchdog is None:
         _start()
     entry = _Entry(time.monotonic() + seconds)
-    overtime = False
-    result: Any = None
+    _active[thread_id] = entry
     try:
-        _active[thread_id] = entry
-        try:
-            result = func(*args)
-        except Overtime:
-            overtime = True
+        return func(*args)
+    except Overtime:
+        entry.delivered = True
+        raise
+    finally:
+        _unregister(thread_id, entry)
+
+
+def _unregister(thread_id: int, entry: _Entry) -> None:
+    """Stop watching; if the watchdog fired but its exception has not arrived, take it here."""
+    try:
         with _lock:  # from here on the watchdog cannot fire for this call
             _active.pop(thread_id, None)
-            pending = entry.fired and not overtime
-        if pending:  # it fired as func returned: take the exception here, not in the caller
-            try:
-                while True:
-                    time.sleep(0.0001)
-            except Overtime:
-                overtime = True
+            pending = entry.fired and not entry.delivered
+        if pending:  # it fired as the call ended: the exception is on its way
+            while True:
+                time.sleep(0.0001)
     except Overtime:
-        overtime = True
-        with _lock:
-            _active.pop(thread_id, None)
-    if overtime:
-        raise Overtime
-    return result  # type: ignore[no-any-return]
+        pass
