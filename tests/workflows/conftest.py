@@ -21,11 +21,13 @@ class Probe(ConnectorAdapter):
 
     code = "probe"
     name = "Probe"
-    actions: ClassVar[tuple[str, ...]] = ("echo", "fail", "fatal", "flaky", "big", "slow", "leak")
+    actions: ClassVar[tuple[str, ...]] = ("echo", "fail", "fatal", "flaky", "big", "slow", "leak", "hold")
     supports_dry_run = True
     calls: ClassVar[list[tuple[str, Any, dict[str, Any]]]] = []
     failures: ClassVar[int] = 0
     release: ClassVar[asyncio.Event | None] = None
+    active: ClassVar[dict[str, int]] = {}
+    peak: ClassVar[dict[str, int]] = {}
 
     async def execute(self, action: str, params: dict, context: dict) -> Any:
         type(self).calls.append((action, params, dict(context)))
@@ -38,6 +40,12 @@ class Probe(ConnectorAdapter):
             raise ConnectorError("flaky: try again")
         if action == "big":
             return {"blob": "x" * int(params["size"])}
+        if action == "hold":  # counts how many runs of one key are inside at the same time
+            key, cls = str(params["key"]), type(self)
+            cls.active[key] = cls.active.get(key, 0) + 1
+            cls.peak[key] = max(cls.peak.get(key, 0), cls.active[key])
+            await asyncio.sleep(float(params.get("seconds", 0.1)))
+            cls.active[key] -= 1
         if action == "slow" and type(self).release is not None:
             await type(self).release.wait()
         if action == "leak":  # echoes the secret in its output and in its error
@@ -61,6 +69,7 @@ class Blind(ConnectorAdapter):
 @pytest.fixture(autouse=True)
 def probe() -> Iterator[type[Probe]]:
     Probe.calls, Probe.failures, Probe.release, Blind.calls = [], 0, None, []
+    Probe.active, Probe.peak = {}, {}
     registry.connectors().override("probe", Probe)
     registry.connectors().override("blind", Blind)
     yield Probe

@@ -216,8 +216,9 @@ def start_bulk(filters: dict[str, Any], mode: str, *, author: str = "") -> BulkR
     return bulk
 
 
-def advance_bulk(bulk_id: int, chunk: int = CHUNK) -> bool:
+def advance_bulk(bulk_id: int, chunk: int | None = None) -> bool:
     """Queue the next chunk of a bulk replay; True when it is done. Runs on a worker."""
+    chunk = chunk or CHUNK
     with transaction.atomic():
         bulk = BulkReplay.objects.select_for_update().filter(pk=bulk_id).first()
         if bulk is None or bulk.status == BulkReplay.Status.DONE:
