@@ -81,6 +81,16 @@ def prepare(
     return Subject(spec, _claimed(event, payload), reuse)
 
 
+def _prepare_in_thread(workflow_name: str, **kwargs: Any) -> Subject:
+    """``prepare`` on a thread of its own (callable from sync code that is itself in an executor)."""
+    from django.db import connections
+
+    try:
+        return prepare(workflow_name, **kwargs)
+    finally:
+        connections.close_all()
+
+
 async def dry_run(
     workflow_name: str,
     *,
@@ -90,7 +100,7 @@ async def dry_run(
     payload: Any = None,
 ) -> MemoryRun:
     """Run in test mode; returns the in-memory run with each step's record."""
-    subject = await sync_to_async(prepare)(
+    subject = await sync_to_async(_prepare_in_thread, thread_sensitive=False)(
         workflow_name, step=step, event_id=event_id, run_id=run_id, payload=payload
     )
     journal = MemoryJournal()
