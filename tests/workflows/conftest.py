@@ -46,8 +46,9 @@ class Probe(ConnectorAdapter):
             cls.peak[key] = max(cls.peak.get(key, 0), cls.active[key])
             await asyncio.sleep(float(params.get("seconds", 0.1)))
             cls.active[key] -= 1
-        if action == "slow" and type(self).release is not None:
-            await type(self).release.wait()
+        release = type(self).release
+        if action == "slow" and release is not None:
+            await release.wait()
         if action == "leak":  # echoes the secret in its output and in its error
             raise ConnectorError(f"auth failed with token {params.get('token')}", retryable=False)
         return {"echo": params, "dry_run": context["dry_run"]}

@@ -54,7 +54,8 @@ async def test_steps_see_earlier_outputs_and_conditions_skip(probe: type[Probe])
     await aload(
         workflow(
             "wf",
-            step("lookup", params={"customer": "{{ event.payload.customer }}", "vip": "{{ event.payload.vip }}"}),
+            step("lookup", params={"customer": "{{ event.payload.customer }}",
+                                   "vip": "{{ event.payload.vip }}"}),
             step("vip_only", condition="steps.lookup.output.echo.vip", params={"x": 1}),
             step("notify", params={"who": "{{ steps.lookup.output.echo.customer }}",
                                    "vip_status": "{{ steps.vip_only.status }}"}),

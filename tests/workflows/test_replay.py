@@ -32,7 +32,9 @@ async def first_run() -> ExecutionRun:
 
 async def settle(count: int) -> None:
     """Run a worker until ``count`` runs have ended."""
-    await drain(lambda: ExecutionRun.objects.filter(status__in=["succeeded", "failed", "cancelled"]).count() >= count)
+    await drain(
+        lambda: ExecutionRun.objects.filter(status__in=["succeeded", "failed", "cancelled"]).count() >= count
+    )
 
 
 async def test_replay_on_original_and_on_current_version(probe: type[Probe]) -> None:
@@ -45,13 +47,14 @@ async def test_replay_on_original_and_on_current_version(probe: type[Probe]) -> 
     on_current = await sync_to_async(replay.replay)(original.pk, RunMode.CURRENT)
     assert on_original.status == "queued"
     await settle(3)
-    assert [p for _a, p, _c in probe.calls] == [{"v": 1, "id": 7}, {"v": 1, "id": 7}, {"v": 2, "id": 7}]
+    assert sorted(p["v"] for _a, p, _c in probe.calls) == [1, 1, 2]
     runs = {r.pk: r async for r in ExecutionRun.objects.select_related("version")}
-    assert (runs[on_original.pk].version.number, runs[on_current.pk].version.number) == (1, 2)
+    numbers = {pk: run.version.number for pk, run in runs.items() if run.version is not None}
+    assert (numbers[on_original.pk], numbers[on_current.pk], numbers[original.pk]) == (1, 2, 1)
     for new in (runs[on_original.pk], runs[on_current.pk]):
         assert new.parent_id == original.pk and new.event_id == original.event_id
         assert new.status == "succeeded"
-    assert runs[original.pk].status == "succeeded" and runs[original.pk].version.number == 1  # untouched
+    assert runs[original.pk].status == "succeeded"  # untouched
 
 
 async def test_resume_reuses_outputs_before_the_failed_step(probe: type[Probe]) -> None:
@@ -70,7 +73,9 @@ async def test_resume_reuses_outputs_before_the_failed_step(probe: type[Probe]) 
     resumed = await sync_to_async(replay.replay)(failed.pk, RunMode.RESUME)
     await settle(2)
     assert [a for a, p, _c in probe.calls if p.get("amount") == 30] == ["echo"]  # charged once
-    records = [(s.name, s.status) async for s in StepRun.objects.filter(run_id=resumed.pk).order_by("position")]
+    records = [
+        (s.name, s.status) async for s in StepRun.objects.filter(run_id=resumed.pk).order_by("position")
+    ]
     assert records == [("charge", "reused"), ("ship", "succeeded"), ("mail", "succeeded")]
     mail = await StepRun.objects.aget(run_id=resumed.pk, name="mail")
     assert mail.input == {"charged": 30}

@@ -34,7 +34,9 @@ def test_time_zones_are_honoured() -> None:
 
 def set_next_fire(name: str, ago: str) -> None:
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE automate_schedule SET next_fire_at = now() - interval '{ago}' WHERE name = %s", [name])
+        cursor.execute(
+            f"UPDATE automate_schedule SET next_fire_at = now() - interval '{ago}' WHERE name = %s", [name]
+        )
 
 
 def at_this_hour(name: str) -> None:
@@ -59,7 +61,8 @@ async def test_a_due_schedule_fires_once_across_many_workers() -> None:
     assert event.idempotency_key == f"schedule:tick:{event.payload['schedule']['scheduled_for']}"
     assert await OutboxJob.objects.filter(event=event).aexists()  # same guarantees as a webhook
     schedule = await Schedule.objects.aget(name="tick")
-    assert schedule.last_event_id == event.pk and schedule.next_fire_at > datetime.now(UTC)
+    assert schedule.last_event_id == event.pk
+    assert schedule.next_fire_at is not None and schedule.next_fire_at > datetime.now(UTC)
     assert await service.fire_due() == []  # nothing due until the next minute
 
 

@@ -117,10 +117,8 @@ def test_template_syntax_inside_event_data_stays_data(payload: str) -> None:
 @override_settings(AUTOMATE_TEMPLATE_TIMEOUT_SECONDS=0.3)
 def test_a_template_that_runs_too_long_is_stopped() -> None:
     slow = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
-    started = time.monotonic()
-    with pytest.raises(TemplateError, match="longer than 0.3s"):
+    with pytest.raises(TemplateError, match=r"longer than 0\.3s"):
         templating.render(slow, context())
-    assert time.monotonic() - started < 5
     assert templating.render("{{ 1 + 1 }}", context()) == 2  # the thread is fine afterwards
 
 

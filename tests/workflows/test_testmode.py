@@ -44,11 +44,14 @@ def server() -> Iterator[tuple[str, list[str]]]:
 def three_steps(url: str) -> dict[str, Any]:
     return workflow(
         "wf",
-        {"name": "lookup", "connector": "probe", "action": "echo", "params": {"id": "{{ event.payload.id }}"}},
+        {"name": "lookup", "connector": "probe", "action": "echo",
+         "params": {"id": "{{ event.payload.id }}"}},
         {"name": "notify", "connector": "http", "action": "post",
-         "params": {"url": url + "/hook", "headers": {"Authorization": 'Bearer {{ secret("NEVER_SET") }}'},
+         "params": {"url": url + "/hook",
+                    "headers": {"Authorization": 'Bearer {{ secret("NEVER_SET") }}'},
                     "json": {"order": "{{ steps.lookup.output.echo.id }}"}}},
-        {"name": "archive", "connector": "blind", "action": "send", "params": {"id": "{{ event.payload.id }}"}},
+        {"name": "archive", "connector": "blind", "action": "send",
+         "params": {"id": "{{ event.payload.id }}"}},
     )  # fmt: skip
 
 
@@ -57,7 +60,9 @@ async def test_dry_run_sends_nothing_writes_nothing_and_shows_inputs(
 ) -> None:
     url, hits = server
     await aload(three_steps(url))
-    event = await Event.objects.acreate(source="shop", event_type="order.created", payload={"id": 5}, trace_id="t")
+    event = await Event.objects.acreate(
+        source="shop", event_type="order.created", payload={"id": 5}, trace_id="t"
+    )
     result = await testmode.dry_run("wf", event_id=event.pk)
     assert result.status == "succeeded"
     lookup, notify, archive = result.steps
@@ -70,7 +75,9 @@ async def test_dry_run_sends_nothing_writes_nothing_and_shows_inputs(
     assert await ExecutionRun.objects.acount() == 0 and await StepRun.objects.acount() == 0
 
 
-async def test_one_step_with_the_inputs_of_a_past_run(server: tuple[str, list[str]], probe: type[Probe]) -> None:
+async def test_one_step_with_the_inputs_of_a_past_run(
+    server: tuple[str, list[str]], probe: type[Probe]
+) -> None:
     url, hits = server
     await aload(three_steps(url))
     await sync_to_async(emit)("shop", "order.created", {"id": 9})
@@ -87,12 +94,16 @@ async def test_one_step_with_the_inputs_of_a_past_run(server: tuple[str, list[st
 async def test_the_cli_shows_rendered_inputs_and_refuses_unknown_steps(server: tuple[str, list[str]]) -> None:
     url, _hits = server
     await aload(three_steps(url))
-    event = await Event.objects.acreate(source="shop", event_type="order.created", payload={"id": 3}, trace_id="t")
+    event = await Event.objects.acreate(
+        source="shop", event_type="order.created", payload={"id": 3}, trace_id="t"
+    )
     out = io.StringIO()
     await sync_to_async(call_command)("automate", "test-step", "wf", "--event", str(event.pk), stdout=out)
     text = out.getvalue()
     assert "test mode (dry run) of wf: succeeded" in text
-    assert '"Authorization": "Bearer <secret NEVER_SET>"' in text and "does not declare supports_dry_run" in text
+    assert (
+        '"Authorization": "Bearer <secret NEVER_SET>"' in text and "does not declare supports_dry_run" in text
+    )
     from django.core.management.base import CommandError
 
     with pytest.raises(CommandError, match="has no step 'nope'; its steps: lookup, notify, archive"):

@@ -25,9 +25,11 @@ def full(name: str = "wf", message: str = "hi") -> dict[str, Any]:
         name,
         {"name": "first", "connector": "probe", "action": "echo",
          "params": {"m": message, "t": '{{ secret("TOKEN") }}'},
-         "condition": "event.payload.go", "timeout": 5, "retry": {"max_attempts": 3, "backoff_seconds": 0.5},
+         "condition": "event.payload.go", "timeout": 5,
+         "retry": {"max_attempts": 3, "backoff_seconds": 0.5},
          "continue_on_error": True},
-        {"name": "second", "connector": "log", "action": "info", "params": {"message": "{{ steps.first.output }}"}},
+        {"name": "second", "connector": "log", "action": "info",
+         "params": {"message": "{{ steps.first.output }}"}},
         trigger={"source": "shop", "event_type": "order.*", "condition": "event.payload.amount > 1"},
         retry={"max_attempts": 4, "base_seconds": 1, "max_seconds": 60},
         concurrency={"limit": 2, "key": "{{ event.payload.customer }}"},
@@ -75,19 +77,40 @@ def test_diff_and_rollback() -> None:
 @pytest.mark.parametrize(
     ("change", "where"),
     [
-        ({"steps": [{"name": "s", "connector": "probe", "action": "echo", "params": {"x": "{{ oops"}}]},
-         r"workflows\[1\]\.steps\[0\]\.params: Template syntax error on line 1"),
-        ({"steps": [{"name": "s", "connector": "probe", "action": "nope"}]},
-         r"workflows\[1\]\.steps\[0\]\.action: connector 'probe' has no action 'nope'"),
-        ({"steps": [{"name": "s", "connector": "nowhere", "action": "x"}]},
-         r"workflows\[1\]\.steps\[0\]\.connector: No plugin 'nowhere'"),
-        ({"trigger": {"condition": "event.payload.x >"}}, r"workflows\[1\]\.trigger\.condition: Template syntax"),
-        ({"trigger": {"condition": "secret('X') == 'y'"}}, r"trigger\.condition: Conditions cannot read secrets"),
+        (
+            {"steps": [{"name": "s", "connector": "probe", "action": "echo", "params": {"x": "{{ oops"}}]},
+            r"workflows\[1\]\.steps\[0\]\.params: Template syntax error on line 1",
+        ),
+        (
+            {"steps": [{"name": "s", "connector": "probe", "action": "nope"}]},
+            r"workflows\[1\]\.steps\[0\]\.action: connector 'probe' has no action 'nope'",
+        ),
+        (
+            {"steps": [{"name": "s", "connector": "nowhere", "action": "x"}]},
+            r"workflows\[1\]\.steps\[0\]\.connector: No plugin 'nowhere'",
+        ),
+        (
+            {"trigger": {"condition": "event.payload.x >"}},
+            r"workflows\[1\]\.trigger\.condition: Template syntax",
+        ),
+        (
+            {"trigger": {"condition": "secret('X') == 'y'"}},
+            r"trigger\.condition: Conditions cannot read secrets",
+        ),
         ({"concurrency": {"key": "{{ event.id }}"}}, r"concurrency: a key needs a limit"),
         ({"concurrency": {"limit": 0}}, r"concurrency\.limit: expected an integer of at least 1"),
-        ({"concurrency": {"limit": 1, "key": "{{ secret('K') }}"}}, r"concurrency\.key: .*cannot read secrets"),
-        ({"steps": [{"name": "s", "connector": "probe", "action": "echo", "retry": {"max_attempts": "3"}}]},
-         r"steps\[0\]\.retry\.max_attempts: expected an integer"),
+        (
+            {"concurrency": {"limit": 1, "key": "{{ secret('K') }}"}},
+            r"concurrency\.key: .*cannot read secrets",
+        ),
+        (
+            {
+                "steps": [
+                    {"name": "s", "connector": "probe", "action": "echo", "retry": {"max_attempts": "3"}}
+                ]
+            },
+            r"steps\[0\]\.retry\.max_attempts: expected an integer",
+        ),
         ({"steps": [{"name": "bad name", "connector": "probe", "action": "echo"}]}, r"steps\[0\]\.name"),
         ({"max_attempts": 2, "retry": {"max_attempts": 3}}, r"give max_attempts once"),
         ({"steps": []}, r"at least one step"),
@@ -96,8 +119,8 @@ def test_diff_and_rollback() -> None:
 def test_invalid_files_change_nothing_and_say_where(change: dict[str, Any], where: str) -> None:
     item = {**workflow("wf", {"name": "s", "connector": "probe", "action": "echo"}), **change}
     with pytest.raises(DefinitionError, match=where):
-        definitions.load({"workflows": [workflow("fine", {"name": "s", "connector": "probe", "action": "echo"}),
-                                        item]})  # fmt: skip
+        fine = workflow("fine", {"name": "s", "connector": "probe", "action": "echo"})
+        definitions.load({"workflows": [fine, item]})
     assert not Workflow.objects.exists()  # the valid workflow before it was rolled back too
 
 

@@ -5,6 +5,7 @@ fix the file, and resume the run from the failed step without repeating the earl
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import threading
 import time
@@ -56,7 +57,9 @@ workflows:
         action: post
         params:
           url: {api}/{confirm_path}
-          json: {{order: "{{{{ event.payload.id }}}}", charge: "{{{{ steps.charge.output.body.charge_id }}}}"}}
+          json:
+            order: "{{{{ event.payload.id }}}}"
+            charge: "{{{{ steps.charge.output.body.charge_id }}}}"
 """
 
 
@@ -115,7 +118,7 @@ def wait_for(predicate: Any, what: str, within: float = 20.0) -> None:
 
 def test_write_load_fire_watch_break_fix_resume(api: Api, tmp_path: Path) -> None:
     env = {
-        **__import__("os").environ,
+        **os.environ,
         "DATABASE_URL": database_url(),
         "DJANGO_SETTINGS_MODULE": "asgi.settings",
         "SECRET_KEY": "walkthrough-secret-key-0123456789abcdefghijklmnopqrstuv",
@@ -147,11 +150,15 @@ def test_write_load_fire_watch_break_fix_resume(api: Api, tmp_path: Path) -> Non
         # 3. the confirm step breaks on the typo: a 404 is not retried, the run fails
         wait_for(lambda: ExecutionRun.objects.filter(status="failed").exists(), "the failed run")
         failed = ExecutionRun.objects.get()
-        assert failed.error.startswith("step confirm: ConnectorError: POST") and "answered 404" in failed.error
+        assert (
+            failed.error.startswith("step confirm: ConnectorError: POST") and "answered 404" in failed.error
+        )
         assert api.paths() == ["/charge", "/confrim"]
         assert api.requests[0][1]["Authorization"] == f"Bearer {API_TOKEN}"  # the secret was used...
         charge_input = StepRun.objects.get(run=failed, name="charge").input
-        assert charge_input["headers"]["Authorization"] == "Bearer ***"  # ...and not recorded
+        assert (
+            charge_input is not None and charge_input["headers"]["Authorization"] == "Bearer ***"
+        )  # ...and not recorded
 
         # 4. watch it in the admin: the timeline shows each step and the error
         admin = Client()
@@ -165,7 +172,12 @@ def test_write_load_fire_watch_break_fix_resume(api: Api, tmp_path: Path) -> Non
         path.write_text(WORKFLOW_FILE.format(api=api.url, confirm_path="confirm"))
         assert "(1 new versions)" in cli(env, "load", str(path))
         diff = cli(env, "diff", "order_flow", "1", "2")
-        assert "/confrim\n" in diff and "/confirm\n" in diff and "-      url: " in diff and "+      url: " in diff
+        assert (
+            "/confrim\n" in diff
+            and "/confirm\n" in diff
+            and "-      url: " in diff
+            and "+      url: " in diff
+        )
 
         # 6. resume from the failed step: the charge is reused, not made again
         assert "replay queued as run" in cli(env, "replay", str(failed.pk), "--mode", "resume")

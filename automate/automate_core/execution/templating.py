@@ -116,6 +116,12 @@ class _Environment(ImmutableSandboxedEnvironment):
             return obj[attribute]
         return super().getattr(obj, attribute)
 
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None:  # str.format / format_map: refuse huge widths before any call
+            _check_format(value.__self__, _HUGE_BRACE_FORMAT)
+        return wrapped
+
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         return self.binop_table[operator](left, right)
 
@@ -131,8 +137,6 @@ class _Environment(ImmutableSandboxedEnvironment):
                 if name == "join" and args:
                     size = len(owner) * _sized(args[0])
                 _refuse_size(size)
-            elif name in ("format", "format_map"):
-                _check_format(owner, _HUGE_BRACE_FORMAT)
         return super().call(__context, __obj, *args, **kwargs)
 
 
