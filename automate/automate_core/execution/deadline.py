@@ -65,10 +65,11 @@ def run_limited[T](seconds: float, func: Callable[..., T], *args: Any) -> T:
     thread_id = threading.get_ident()
     if thread_id in _active:  # nested: the outer call's deadline applies
         return func(*args)
-    if _watchdog is None:
+    if _watchdog is None or not _watchdog.is_alive():
         _start()
     entry = _Entry(time.monotonic() + seconds)
-    _active[thread_id] = entry
+    with _lock:  # the watchdog iterates over _active under the same lock
+        _active[thread_id] = entry
     try:
         return func(*args)
     except Overtime:

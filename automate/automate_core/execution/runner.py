@@ -27,7 +27,6 @@ from automate_core import masking
 from automate_core.conf import settings
 from automate_core.exceptions import (
     AutomateError,
-    ConnectorError,
     ConnectorTimeout,
     PluginError,
     SecretsError,
@@ -93,15 +92,22 @@ def event_context(event: ClaimedEvent) -> dict[str, Any]:
 
 
 def classify(exc: BaseException) -> tuple[str, bool, float | None]:
-    """(message, retryable, retry_after) of a step's failure."""
-    if isinstance(exc, ConnectorError):
-        return f"{type(exc).__name__}: {exc}", exc.retryable, exc.retry_after
+    """(message, retryable, retry_after) of a step's failure.
+
+    Errors that carry ``retryable`` (connectors, LLM providers) decide for themselves; template,
+    plugin and output-size errors would fail the same way again; other platform errors (a secrets
+    backend that did not answer) are worth another try.
+    """
+    message = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, (TemplateError, PluginError, StepOutputTooLarge)):
-        return f"{type(exc).__name__}: {exc}", False, None
+        return message, False, None
+    retryable = getattr(exc, "retryable", None)
+    if isinstance(retryable, bool):
+        return message, retryable, getattr(exc, "retry_after", None)
     if isinstance(exc, (SecretsError, AutomateError)):
-        return f"{type(exc).__name__}: {exc}", True, None
+        return message, True, None
     # anything else escaping a plugin is wrapped, not swallowed
-    return f"ConnectorError: unexpected {type(exc).__name__}: {exc}", True, None
+    return f"ConnectorError: unexpected {message}", True, None
 
 
 def check_output_size(step: StepSpec, output: Any) -> None:

@@ -25,6 +25,8 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.runtime import Context
@@ -41,15 +43,33 @@ _HUGE_BRACE_FORMAT = re.compile(r"\{[^{}]*:[^{}]*\d{6,}[^{}]*\}")
 _SIZED_STR_METHODS = {"center", "ljust", "rjust", "zfill", "expandtabs", "replace", "join"}
 
 
+_limits: tuple[float, int] | None = None
+
+
+def limits() -> tuple[float, int]:
+    """(render timeout in seconds, largest output in characters), read once from the settings."""
+    global _limits
+    if _limits is None:
+        _limits = (float(settings.TEMPLATE_TIMEOUT_SECONDS), int(settings.TEMPLATE_MAX_OUTPUT))
+    return _limits
+
+
+@receiver(setting_changed)
+def _settings_changed(*, setting: str, **_: Any) -> None:
+    global _limits
+    if setting.startswith("AUTOMATE_TEMPLATE_"):
+        _limits = None
+
+
 def _max_output() -> int:
-    return int(settings.TEMPLATE_MAX_OUTPUT)
+    return limits()[1]
 
 
 def _refuse_size(size: int) -> None:
-    if size > _max_output():
+    if size > limits()[1]:
         raise SecurityError(
             f"the result would be {size} characters long; templates may produce at most "
-            f"{_max_output()} (AUTOMATE_TEMPLATE_MAX_OUTPUT)"
+            f"{limits()[1]} (AUTOMATE_TEMPLATE_MAX_OUTPUT)"
         )
 
 
@@ -199,7 +219,7 @@ def collect_secret_names(value: Any) -> set[str]:
 
 def _render_template(compiled: Any, context: Mapping[str, Any]) -> str:
     limit, size, parts = _max_output(), 0, []
-    for chunk in compiled.generate(context):
+    for chunk in compiled.root_render_func(compiled.new_context(context)):
         size += len(chunk)
         if size > limit:
             _refuse_size(size)
@@ -220,7 +240,7 @@ def _evaluate(kind: str, compiled: Any, context: Mapping[str, Any]) -> Any:
 
 def _guarded(func: Callable[..., Any], *args: Any) -> Any:
     """Run ``func`` under the render time limit, mapping every failure to :class:`TemplateError`."""
-    timeout = float(settings.TEMPLATE_TIMEOUT_SECONDS)
+    timeout = limits()[0]
     try:
         return deadline.run_limited(timeout, func, *args)
     except deadline.Overtime:
