@@ -102,7 +102,8 @@ def setup(limited: bool) -> None:
 def seed(events: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
-            "WITH e AS (INSERT INTO automate_event (source, event_type, payload, headers, trace_id, received_at) "
+            "WITH e AS (INSERT INTO automate_event "
+            "(source, event_type, payload, headers, trace_id, received_at) "
             "SELECT 'bench', 'order.created', jsonb_build_object('id', g, 'items', '[1,2]'::jsonb, "
             "'customer', 'c' || (g %% 50), 'total', g), '{}'::jsonb, md5(g::text), now() "
             "FROM generate_series(1, %s) g RETURNING id) "
