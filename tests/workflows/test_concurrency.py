@@ -102,3 +102,25 @@ def _expire(job_id: int) -> None:
             "UPDATE automate_outbox_job SET lease_expires_at = now() - interval '1 second' WHERE id = %s",
             [job_id],
         )
+
+
+@override_settings(AUTOMATE_CONCURRENCY_SNOOZE_SECONDS=0.05)
+async def test_a_queued_run_waiting_for_a_slot_stays_queued_then_runs_once(probe: type[Probe]) -> None:
+    from automate_core.execution import replay
+
+    await aload(workflow("wf", HOLD, concurrency={"limit": 1, "key": "{{ event.payload.customer }}"}))
+    holder = await sync_to_async(hold_slot)("1 hour")
+    run = await sync_to_async(replay.trigger)("wf", {"customer": "a"})
+    pool = WorkerPool(options())
+    task = asyncio.create_task(pool.run())
+    try:
+        await asyncio.sleep(0.4)  # the job is snoozed over and over meanwhile
+        assert (await ExecutionRun.objects.aget(pk=run.pk)).status == "queued"
+        await sync_to_async(_expire)(holder)
+        await eventually(
+            lambda: ExecutionRun.objects.filter(pk=run.pk, status="succeeded").exists(), within=10
+        )
+    finally:
+        pool.stop()
+        await task
+    assert await ExecutionRun.objects.acount() == 1 and len(probe.calls) == 1

@@ -6,7 +6,8 @@ A job is one of:
   those whose trigger ``condition`` is false are left out (a condition that names a missing
   key counts as false); each remaining workflow runs its current version;
 * a **run job** (``payload = {"run": id}``), queued by a manual trigger or a replay: it carries
-  out that queued run (pinned version, mode, parent), unless it was cancelled meanwhile;
+  out that queued run (pinned version, mode, parent), unless it was cancelled meanwhile; the run
+  turns ``running`` only once its concurrency slot is taken, so a snoozed run stays ``queued``;
 * a **bulk replay job** (``payload = {"bulk_replay": id}``): queues the next chunk of replays
   and snoozes itself until the filter is exhausted (``execution.replay``).
 
@@ -168,15 +169,18 @@ class ExecutionEngine:
         return plans
 
     async def _plan_queued(self, job: ClaimedJob, run_id: int) -> list[Plan]:
-        queued = await self.journal.begin_queued_run(run_id, job.attempts)
-        if queued is None:  # cancelled before it started, or an earlier attempt started it
+        queued = await self.journal.queued_run(run_id)
+        if queued is None or queued.status == "cancelled":
+            return []
+        if queued.status != "queued":  # an earlier attempt of this job started it: resume that
             previous = await self.journal.previous_runs(job.id)
             return [plan for p in previous.values() if (plan := await self._resume_plan(p)) is not None]
         if queued.version_id is None:
+            await self.journal.begin_queued_run(run_id, job.attempts)
             await self.journal.finish_run(run_id, "failed", "The workflow version no longer exists.")
             return []
         spec = await self.rules.version(queued.version_id)
-        plan = Plan(spec, run_id=run_id, mode=queued.mode, parent_id=queued.parent_id)
+        plan = Plan(spec, run_id=run_id, queued=True, mode=queued.mode, parent_id=queued.parent_id)
         if queued.mode == "resume" and queued.parent_id is not None:
             plan.reuse = reusable_prefix(await self.journal.run_steps(queued.parent_id))
         return [plan]

@@ -41,6 +41,7 @@ class QueuedRun:
     version_id: int | None
     mode: str
     parent_id: int | None
+    status: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +104,14 @@ class RunJournal:
         )
         return int(rows[0][0])
 
-    async def begin_queued_run(self, run_id: int, attempt: int) -> QueuedRun | None:
-        """Start a queued run; None when it is not queued (cancelled, or started by an earlier attempt)."""
-        rows = await self._execute(queries.BEGIN_QUEUED_RUN, {"run_id": run_id, "attempt": attempt})
+    async def queued_run(self, run_id: int) -> QueuedRun | None:
+        rows = await self._execute(queries.QUEUED_RUN, {"run_id": run_id})
         return QueuedRun(*rows[0]) if rows else None
+
+    async def begin_queued_run(self, run_id: int, attempt: int) -> bool:
+        """Start a queued run; False when it is no longer queued (it was cancelled meanwhile)."""
+        rows = await self._execute(queries.BEGIN_QUEUED_RUN, {"run_id": run_id, "attempt": attempt})
+        return bool(rows)
 
     async def record_step(self, run_id: int, step: StepRecord) -> str:
         """Write the step's record; returns the run's status ('cancelled' means: stop now)."""

@@ -13,11 +13,16 @@ VALUES (%(workflow_id)s, %(workflow_name)s, %(version_id)s, %(event_id)s, %(job_
 RETURNING id
 """
 
-# A queued run (manual trigger, replay) starts, unless it was cancelled while it waited.
+# A queued run (manual trigger, replay) as it is now.
+QUEUED_RUN: LiteralString = """
+SELECT workflow_id, version_id, mode, parent_id, status FROM automate_run WHERE id = %(run_id)s
+"""
+
+# A queued run starts, unless it was cancelled while it waited.
 BEGIN_QUEUED_RUN: LiteralString = """
 UPDATE automate_run SET status = 'running', attempt = %(attempt)s, started_at = now()
 WHERE id = %(run_id)s AND status = 'queued'
-RETURNING workflow_id, version_id, mode, parent_id
+RETURNING id
 """
 
 # The step's record, and in the same round trip the run's status: a run cancelled meanwhile

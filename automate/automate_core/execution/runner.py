@@ -47,6 +47,7 @@ class Plan:
 
     workflow: WorkflowSpec
     run_id: int | None = None  # a queued run to carry out (manual trigger, replay); else a new run
+    queued: bool = False  # run_id is still queued: start it (unless it was cancelled meanwhile)
     mode: str = ""
     parent_id: int | None = None
     reuse: dict[str, tuple[str, Any]] = field(default_factory=dict)  # step name -> (status, output)
@@ -146,6 +147,8 @@ class WorkflowRunner:
                 mode=plan.mode,
                 parent_id=plan.parent_id,
             )
+        elif plan.queued and not await self.journal.begin_queued_run(run_id, attempt):
+            return RunOutcome(workflow, run_id, True, cancelled=True)  # cancelled while it waited
         if plan.error:
             return await self._finish(workflow, run_id, plan.error, retryable=False)
         scope: dict[str, Any] = {"event": event_context(event), "steps": {}}
