@@ -17,8 +17,8 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def client() -> Client:
-    definitions.load({"workflows": [workflow("wf", {"name": "s", "connector": "log", "action": "info",
-                                                     "params": {"message": "{{ event.payload.x }}"}})]})  # fmt: skip
+    step = {"name": "s", "connector": "log", "action": "info", "params": {"message": "{{ event.payload.x }}"}}
+    definitions.load({"workflows": [workflow("wf", step)]})
     user = get_user_model().objects.create_superuser("root", "root@localhost", "pw")
     c = Client()
     c.force_login(user)
