@@ -13,11 +13,10 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from automate_core.admin.common import ReadOnlyAdmin, pretty_json
+from automate_core.admin.common import ReadOnlyAdmin, form_page, pretty_json
 from automate_core.exceptions import AutomateError
 from automate_core.execution import replay
 from automate_core.models import BulkReplay, ExecutionRun, RunMode
@@ -168,15 +167,14 @@ class ExecutionRunAdmin(ReadOnlyAdmin):
             else:
                 self.message_user(request, f"Replay queued as run #{new.pk}.", messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:automate_core_executionrun_change", args=[new.pk]))
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Replay run #{run.pk} of {run.workflow_name}",
-            "intro": "A new run is queued and linked to this one; this run is not changed.",
-            "form": form,
-            "submit": "Queue the replay",
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "automate_core/admin/form.html", context)
+        return form_page(
+            self,
+            request,
+            form,
+            title=f"Replay run #{run.pk} of {run.workflow_name}",
+            intro="A new run is queued and linked to this one; this run is not changed.",
+            submit="Queue the replay",
+        )
 
 
 @admin.register(BulkReplay)

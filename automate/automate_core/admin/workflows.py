@@ -16,12 +16,11 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
-from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
 from automate_core import definitions
-from automate_core.admin.common import pretty_json
+from automate_core.admin.common import form_page, pretty_json
 from automate_core.exceptions import AutomateError
 from automate_core.execution import replay
 from automate_core.models import Schedule, Step, Workflow, WorkflowVersion
@@ -170,15 +169,14 @@ class WorkflowAdmin(admin.ModelAdmin):
             else:
                 self.message_user(request, f"Run #{run.pk} queued.", messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:automate_core_executionrun_change", args=[run.pk]))
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Run {workflow.name} on a payload",
-            "intro": "The run is queued for the workers, on the current version, whatever the trigger says.",
-            "form": form,
-            "submit": "Queue the run",
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "automate_core/admin/form.html", context)
+        return form_page(
+            self,
+            request,
+            form,
+            title=f"Run {workflow.name} on a payload",
+            intro="The run is queued for the workers, on the current version, whatever the trigger says.",
+            submit="Queue the run",
+        )
 
 
 @admin.register(WorkflowVersion)
