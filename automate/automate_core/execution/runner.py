@@ -41,6 +41,9 @@ from automate_core.plugins import registry
 from automate_core.rules.engine import StepSpec, WorkflowSpec
 
 
+MAX_STEP_BACKOFF = 60.0
+
+
 @dataclass(slots=True)
 class Plan:
     """One workflow to run for the event, and how."""
@@ -237,9 +240,11 @@ class WorkflowRunner:
 
     @staticmethod
     def _backoff(step: StepSpec, attempt: int, retry_after: float | None) -> float:
-        ceiling = min(float(settings.RETRY_MAX_SECONDS), step.backoff_seconds * 2 ** (attempt - 1))
+        """Seconds before the step's next attempt: exponential with jitter, at most a minute (the
+        job keeps its slot meanwhile; longer waits belong to the workflow's job retry policy)."""
+        ceiling = min(MAX_STEP_BACKOFF, step.backoff_seconds * 2 ** (attempt - 1))
         delay = random.uniform(ceiling / 2, ceiling) if ceiling > 0 else 0.0
-        return max(delay, min(retry_after or 0.0, 60.0))
+        return max(delay, min(retry_after or 0.0, MAX_STEP_BACKOFF))
 
     async def _call(
         self,
