@@ -40,7 +40,6 @@ from automate_core.outbox.store import ClaimedEvent, ClaimedJob
 from automate_core.plugins import registry
 from automate_core.rules.engine import StepSpec, WorkflowSpec
 
-
 MAX_STEP_BACKOFF = 60.0
 
 
