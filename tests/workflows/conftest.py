@@ -26,6 +26,7 @@ class Probe(ConnectorAdapter):
     calls: ClassVar[list[tuple[str, Any, dict[str, Any]]]] = []
     failures: ClassVar[int] = 0
     release: ClassVar[asyncio.Event | None] = None
+    entered: ClassVar[asyncio.Event | None] = None  # set when a 'slow' call starts waiting
     active: ClassVar[dict[str, int]] = {}
     peak: ClassVar[dict[str, int]] = {}
 
@@ -46,8 +47,10 @@ class Probe(ConnectorAdapter):
             cls.peak[key] = max(cls.peak.get(key, 0), cls.active[key])
             await asyncio.sleep(float(params.get("seconds", 0.1)))
             cls.active[key] -= 1
-        release = type(self).release
+        release, entered = type(self).release, type(self).entered
         if action == "slow" and release is not None:
+            if entered is not None:
+                entered.set()
             await release.wait()
         if action == "leak":  # echoes the secret in its output and in its error
             raise ConnectorError(f"auth failed with token {params.get('token')}", retryable=False)
@@ -69,7 +72,7 @@ class Blind(ConnectorAdapter):
 
 @pytest.fixture(autouse=True)
 def probe() -> Iterator[type[Probe]]:
-    Probe.calls, Probe.failures, Probe.release, Blind.calls = [], 0, None, []
+    Probe.calls, Probe.failures, Probe.release, Probe.entered, Blind.calls = [], 0, None, None, []
     Probe.active, Probe.peak = {}, {}
     registry.connectors().override("probe", Probe)
     registry.connectors().override("blind", Blind)

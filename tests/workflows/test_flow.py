@@ -153,3 +153,36 @@ async def test_a_retry_does_not_rerun_workflows_that_succeeded(probe: type[Probe
     await sync_to_async(emit)("shop", "order.created", {})
     await drain(lambda: OutboxJob.objects.filter(status="dead").exists())
     assert sum(1 for _a, p, _c in probe.calls if p.get("w") == "good") == 1
+
+
+async def test_a_worker_killed_mid_run_is_resumed_by_the_next_attempt(probe: type[Probe]) -> None:
+    """The worker dies during step 2: the rescued job's next attempt closes the abandoned run and
+    resumes at step 2; step 1's side effect is not repeated (step 2, in flight, runs again)."""
+    import asyncio
+
+    from automate_core.execution.engine import ExecutionEngine
+    from automate_core.outbox.store import OutboxStore
+
+    probe.release, probe.entered = asyncio.Event(), asyncio.Event()
+    await aload(workflow("wf", step("first", params={"n": 1}), step("second", "slow"), max_attempts=3))
+    await sync_to_async(emit)("shop", "order.created", {})
+    store = OutboxStore()
+    [job] = await store.claim_batch(1, "doomed", lease=0.5)
+    doomed = asyncio.create_task(ExecutionEngine().handle_event(job))
+    await asyncio.wait_for(probe.entered.wait(), 10)
+    doomed.cancel()  # the process is gone: nothing more is written for this attempt
+    await asyncio.gather(doomed, return_exceptions=True)
+    await asyncio.sleep(0.6)
+    assert await store.rescue_expired() == [(job.id, "retry")]
+    [retry] = await store.claim_batch(1, "heir", lease=30)
+    assert retry.attempts == 2
+    probe.release.set()
+    outcome = await ExecutionEngine().handle_event(retry)
+    assert outcome.succeeded
+    first, second = [r async for r in ExecutionRun.objects.order_by("id")]
+    assert first.status == "failed" and first.error.startswith("abandoned")
+    assert [(s.name, s.status) for s in await steps_of(second)] == [
+        ("first", "reused"),
+        ("second", "succeeded"),
+    ]
+    assert [a for a, _p, _c in probe.calls] == ["echo", "slow", "slow"]
