@@ -110,11 +110,15 @@ class ExecutionEngine:
         if event is None:
             return JobOutcome(False, error="The job has no event.")
         await self.rules.refresh(job.generation)
-        context = {"event": event_context(event)}
         if "run" in directive:
+            context = {"event": event_context(event)}
             plans = await self._plan_queued(job, int(directive["run"]))
         else:
-            plans = self._plan_matches(event, context)
+            matched = self.rules.match(event.source, event.event_type)
+            if not matched:  # the common case for many event types: no query, nothing built
+                return JobOutcome(True)
+            context = {"event": event_context(event)}
+            plans = self._plan_matches(matched, context)
             if plans and job.attempts > 1:
                 plans = await self._plan_retry(job, plans)
         if not plans:
@@ -155,9 +159,9 @@ class ExecutionEngine:
 
     # -- planning ---------------------------------------------------------------------------
 
-    def _plan_matches(self, event: ClaimedEvent, context: dict[str, Any]) -> list[Plan]:
+    def _plan_matches(self, matched: tuple[WorkflowSpec, ...], context: dict[str, Any]) -> list[Plan]:
         plans = []
-        for workflow in self.rules.match(event.source, event.event_type):
+        for workflow in matched:
             if not workflow.condition:
                 plans.append(Plan(workflow))
                 continue
