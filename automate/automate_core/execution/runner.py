@@ -159,7 +159,7 @@ class WorkflowRunner:
             for step in workflow.steps:
                 if reusing and step.name in plan.reuse:
                     status, output = plan.reuse[step.name]
-                    await self._record(run_id, step, "reused", None, output, f"{status} earlier", now())
+                    await self._record(run_id, step, "reused", None, output, "", now())
                     scope["steps"][step.name] = {"output": output, "status": status}
                     continue
                 reusing = False
