@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from typing import LiteralString
 
+# Anything to do? One cheap read (the automate_schedule_due index) before opening a transaction:
+# most seconds nothing is due.
+ANY_DUE: LiteralString = """
+SELECT EXISTS (
+    SELECT 1 FROM automate_schedule WHERE enabled AND (next_fire_at IS NULL OR next_fire_at <= now())
+)
+"""
+
 # Due schedules (and new ones without a next tick yet), locked for this transaction. SKIP LOCKED:
 # a schedule another worker is firing right now is not waited for, and not fired twice.
 DUE: LiteralString = """

@@ -68,6 +68,10 @@ async def fire_due(limit: int = 100) -> list[int]:
     """Fire every due schedule once; returns the ids of the events inserted."""
     pool = await db.get_pool()
     fired: list[int] = []
+    async with pool.connection() as conn:
+        due = await (await conn.execute(queries.ANY_DUE)).fetchone()
+        if not due or not due[0]:
+            return fired
     async with pool.connection() as conn, conn.transaction():
         clock = await (await conn.execute(queries.NOW)).fetchone()
         now: datetime = clock[0]
