@@ -32,6 +32,18 @@ class Defaults:
     #: Plugins chosen or added by settings, ahead of entry points:
     #: ``{"django_automate.connectors": {"my_erp": "my_app.adapters:MyERPAdapter"}}``.
     PLUGINS: dict[str, dict[str, str]] = {}
+    #: Seconds a template (step parameters, a condition) may take to render.
+    TEMPLATE_TIMEOUT_SECONDS: float = 2.0
+    #: Longest string a template may produce, in characters.
+    TEMPLATE_MAX_OUTPUT: int = 1024 * 1024
+    #: Largest step output accepted (its JSON, in bytes); a larger one fails the step.
+    STEP_OUTPUT_MAX_BYTES: int = 1024 * 1024
+    #: Seconds a job waits before it tries again when a workflow's concurrency limit is full.
+    CONCURRENCY_SNOOZE_SECONDS: float = 1.0
+    #: Workers fire due cron schedules (``automate worker``, ``automate up``).
+    SCHEDULER_ENABLED: bool = True
+    #: Seconds between two looks at the schedules table.
+    SCHEDULER_INTERVAL: float = 1.0
     #: Threads for sync plugins (connectors, secrets backends, LLM providers).
     THREAD_POOL_SIZE: int = 16
     #: Secrets backends searched in order for an unqualified reference.

@@ -14,6 +14,8 @@ something the user can act on. Messages never contain a secret's value (a secret
     │   └── DuplicatePluginError      two distributions claim the same code
     ├── IngestError                   a webhook was refused; carries an HTTP status and a reason code
     ├── TemplateError                 a step's template failed to compile or render
+    ├── StepOutputTooLarge            a step returned more than AUTOMATE_STEP_OUTPUT_MAX_BYTES
+    ├── WorkflowError                 a request about workflows or runs cannot be carried out
     ├── ConnectorError                a connector failed; carries ``retryable`` and ``retry_after``
     │   ├── ConnectorConfigError      invalid configuration (not retryable)
     │   ├── UnknownActionError        the connector has no such action (not retryable)
@@ -123,6 +125,14 @@ class IngestError(AutomateError):
 
 class TemplateError(AutomateError):
     """A template failed to compile or render."""
+
+
+class StepOutputTooLarge(AutomateError):
+    """The step's output is larger than the limit (AUTOMATE_STEP_OUTPUT_MAX_BYTES)."""
+
+
+class WorkflowError(AutomateError):
+    """The request about a workflow or a run cannot be carried out as asked."""
 
 
 class ConnectorError(AutomateError):
