@@ -189,8 +189,11 @@ class SecretAccessDeniedError(SecretsError):
     """A secrets backend refused access to the secret.
 
     The resolver stops here instead of asking the next backend: a deny must never be silently
-    downgraded to whatever another backend holds under the same name.
+    downgraded to whatever another backend holds under the same name. Not retryable: a policy
+    does not change by waiting; fix it, then replay.
     """
+
+    retryable = False
 
 
 class SecretsBackendUnavailable(SecretsError):
