@@ -4,6 +4,7 @@ lost, slots bound the claims, NOTIFY wakes idle workers, and stopping hands unfi
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 import threading
 import time
@@ -123,7 +124,7 @@ async def test_failing_connector_is_retried_with_backoff_then_dead(workflow: Cal
     assert "remote said no" in job.last_error
     runs = [r async for r in ExecutionRun.objects.order_by("attempt")]
     assert [(r.attempt, r.status) for r in runs] == [(1, "failed"), (2, "failed"), (3, "failed")]
-    gaps = [(b.started_at - a.started_at).total_seconds() for a, b in zip(runs, runs[1:], strict=False)]
+    gaps = [(b.started_at - a.started_at).total_seconds() for a, b in itertools.pairwise(runs)]
     # tests.settings: base 0.05 s, so attempt 1 waits 0.025-0.05 s and attempt 2 0.05-0.1 s
     assert gaps[0] >= 0.025 and gaps[1] >= 0.05
 
