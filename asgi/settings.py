@@ -96,5 +96,8 @@ LOGGING = {
     "loggers": {"django": {"level": "WARNING"}, "uvicorn.access": {"level": "WARNING"}},
 }
 
+# Django's tasks framework (@task functions) runs on the outbox workers: automate_core.tasks.
+TASKS = {"default": {"BACKEND": "automate_core.tasks.backend.OutboxTaskBackend"}}
+
 # Hosts (names, addresses or networks) the http connector may call although they are private.
 AUTOMATE_HTTP_ALLOWED_HOSTS = env_list("AUTOMATE_HTTP_ALLOWED_HOSTS", default=[])

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -81,7 +81,7 @@ def replay(selection: DeadFilter | QuerySet[OutboxJob]) -> list[int]:
             raise EmptyReplayFilter()
         selection = selection.queryset()
     sub_sql, params = selection.values("id").query.sql_with_params()
-    with transaction.atomic(), connection.cursor() as cursor:
+    with connection.cursor() as cursor:  # one statement: atomic on its own
         cursor.execute(queries.REPLAY_DEAD.format(selection=sub_sql), params)
         created = [row[0] for row in cursor.fetchall()]
     metrics.jobs_replayed.inc(len(created))
