@@ -6,4 +6,4 @@ Each subcommand is a module in this package with ``HELP``, ``add_arguments(parse
 
 from __future__ import annotations
 
-SUBCOMMANDS = ["up", "serve", "worker", "migrate", "load", "plugins", "runs", "dead", "replay"]
+SUBCOMMANDS = ["up", "serve", "worker", "migrate", "load", "plugins", "runs", "dead", "replay", "bench"]

@@ -85,7 +85,10 @@ class WorkerPool:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.dispatcher = dispatcher or Dispatcher(worker_id=self.worker_id)
         self.pruner = pruner or Pruner()
-        self.settler = Settler(self.store, self.worker_id, linger=self.options.settle_linger)
+        self.slot_freed = asyncio.Event()
+        self.settler = Settler(
+            self.store, self.worker_id, linger=self.options.settle_linger, on_flushed=self.slot_freed.set
+        )
         self.running: dict[int, Running] = {}
         self.leases = LeaseKeeper(
             self.store,
@@ -97,7 +100,6 @@ class WorkerPool:
         )
         self.notified = asyncio.Event()  # NOTIFY, poll timer or rescue: the queue may have work
         self.listener = Listener(self.notified)
-        self.slot_freed = asyncio.Event()
         self.stopping = asyncio.Event()
         self.forced = asyncio.Event()
         self.processed = 0
@@ -170,7 +172,7 @@ class WorkerPool:
         backoff = 0.5
         queue_has_more = True  # until a claim comes back short
         while not self.stopping.is_set():
-            free = opts.concurrency - len(self.running)
+            free = self._free_slots()
             if free <= 0:
                 await self._wait(self.slot_freed, None)
                 continue
@@ -180,7 +182,9 @@ class WorkerPool:
                 continue
             if free < refill and self.running:
                 await self._wait_for_slots(refill, CLAIM_COOLDOWN)
-                free = opts.concurrency - len(self.running)
+                free = self._free_slots()
+                if free <= 0:
+                    continue
             if self.stopping.is_set():
                 break
             limit = min(opts.batch_size, free)
@@ -203,6 +207,16 @@ class WorkerPool:
             metrics.jobs_running.inc(len(jobs))
             queue_has_more = len(jobs) == limit
 
+    def _free_slots(self) -> int:
+        """Jobs this worker may claim now.
+
+        A running job takes a slot. A finished job whose settlement is not written yet takes
+        half of one, so to speak: up to ``concurrency`` of them are free, beyond that they hold
+        claims back, so claiming can never outrun the writes (and the leases to renew stay few).
+        """
+        running, unsettled = len(self.running), self.settler.unsettled
+        return min(self.options.concurrency - running, 2 * self.options.concurrency - running - unsettled)
+
     async def _wait(self, event: asyncio.Event, seconds: float | None) -> None:
         """Wait for ``event`` (then clear it) for at most ``seconds``, or until the pool stops."""
         if not event.is_set() and not self.stopping.is_set():
@@ -214,7 +228,7 @@ class WorkerPool:
 
     async def _wait_for_slots(self, wanted: int, within: float) -> None:
         deadline = time.monotonic() + within
-        while self.options.concurrency - len(self.running) < wanted and not self.stopping.is_set():
+        while self._free_slots() < wanted and not self.stopping.is_set():
             left = deadline - time.monotonic()
             if left <= 0:
                 return

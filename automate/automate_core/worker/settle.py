@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -44,8 +44,17 @@ class Settlement:
 
 
 class Settler:
-    def __init__(self, store: OutboxStore, owner: str, *, linger: float = 0.002, max_batch: int = 1000):
+    def __init__(
+        self,
+        store: OutboxStore,
+        owner: str,
+        *,
+        linger: float = 0.002,
+        max_batch: int = 1000,
+        on_flushed: Callable[[], None] = lambda: None,
+    ):
         self.store = store
+        self.on_flushed = on_flushed
         self.owner = owner
         self.linger = linger
         self.max_batch = max_batch
@@ -63,6 +72,10 @@ class Settler:
         self.pending[settlement.job.id] = settlement
         self._idle.clear()
         self._ready.set()
+
+    @property
+    def unsettled(self) -> int:
+        return len(self.pending) + len(self.inflight)
 
     def held(self) -> list[ClaimedJob]:
         """Jobs finished but not yet settled: their leases must still be renewed."""
@@ -111,6 +124,7 @@ class Settler:
                 self.inflight.clear()
                 if not self.pending:
                     self._idle.set()
+                self.on_flushed()
 
     def _take(self) -> list[Settlement]:
         ids = list(self.pending)[: self.max_batch]
