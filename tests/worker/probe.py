@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import time
 from typing import Any, ClassVar
 
@@ -35,10 +36,12 @@ def _log(context: dict[str, Any], phase: str) -> None:
 class Probe(ConnectorAdapter):
     code = "probe"
     name = "Fault-test probe"
-    actions: ClassVar[tuple[str, ...]] = ("work",)
+    actions: ClassVar[tuple[str, ...]] = ("work", "die")
 
     async def execute(self, action: str, params: dict, context: dict) -> Any:
         _log(context, "start")
+        if action == "die":  # a job that kills the worker running it, every time
+            os.kill(os.getpid(), signal.SIGKILL)
         await asyncio.sleep(float(params.get("seconds", 0)))
         _log(context, "end")
         return {"pid": os.getpid()}

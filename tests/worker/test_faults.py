@@ -137,10 +137,7 @@ def backlog(n: int, seconds: float, workers: Workers) -> None:
     """``n`` events for the probe workflow, in the test database."""
     path = workers.tmp / "probe.yaml"
     path.write_text(PROBE_WORKFLOW % seconds)
-    from automate_core import definitions
-
-    definitions.load_file(path)
-    bulk_events(n)
+    load_and_enqueue(path, n)
 
 
 def count(status: str) -> int:
@@ -205,6 +202,36 @@ async def test_a_worker_killed_mid_batch_loses_nothing(workers: Workers) -> None
     # and never at the same time: every second attempt started after the first one's worker died
     seconds = [c for calls in workers.calls().values() for c in calls if c["attempt"] == 2]
     assert seconds and all(c["at"] > killed_at for c in seconds)
+
+
+async def test_a_job_that_kills_its_worker_every_time_ends_dead(workers: Workers) -> None:
+    """Each attempt takes its worker down; the rescue counts the attempt, so it stops at the cap."""
+    path = workers.tmp / "die.yaml"
+    path.write_text(PROBE_WORKFLOW.replace("action: work", "action: die") % 0)
+    await sync_to_async(load_and_enqueue)(path, 1)
+    # the cap of a job whose attempts never return is the one it was enqueued with
+    # (AUTOMATE_MAX_ATTEMPTS at ingest); two keeps the test short
+    await OutboxJob.objects.aupdate(max_attempts=2)
+    flags = ("--lease", "1", "--rescue-interval", "0.2")
+    deaths = 0
+    while deaths < 5 and not await sync_to_async(count)("dead"):
+        proc = workers.start(*flags)
+        for _ in range(100):  # it dies at its first claim, or (once the job is dead) lives on
+            await asyncio.sleep(0.1)
+            if proc.poll() is not None or await sync_to_async(count)("dead"):
+                break
+        deaths += proc.poll() == -signal.SIGKILL
+    job = await OutboxJob.objects.aget()
+    assert (job.status, job.attempts, deaths) == ("dead", 2, 2)
+    assert "LeaseExpired" in job.last_error
+    assert [c["attempt"] for c in workers.calls()[job.event_id]] == [1, 2]
+
+
+def load_and_enqueue(path: Path, n: int) -> None:
+    from automate_core import definitions
+
+    definitions.load_file(path)
+    bulk_events(n)
 
 
 async def test_worker_survives_terminated_connections(

@@ -62,9 +62,11 @@ class LeaseKeeper:
             return
         sent = time.monotonic()
         try:
-            held = await self.store.heartbeat(jobs, self.owner, self.lease_seconds)
-        except DatabaseUnavailable as exc:
-            logger.warning("heartbeat failed (%s); %d leases are not renewed", exc, len(jobs))
+            # a database that hangs instead of failing must not keep jobs running past their lease
+            async with asyncio.timeout(self.lease_seconds / 3):
+                held = await self.store.heartbeat(jobs, self.owner, self.lease_seconds)
+        except (DatabaseUnavailable, TimeoutError) as exc:
+            logger.warning("heartbeat failed (%s); %d leases are not renewed", exc or "timed out", len(jobs))
             self.expire_overdue()
             return
         for job_id in held:
