@@ -224,6 +224,7 @@ async def test_a_job_that_kills_its_worker_every_time_ends_dead(workers: Workers
     job = await OutboxJob.objects.aget()
     assert (job.status, job.attempts, deaths) == ("dead", 2, 2)
     assert "LeaseExpired" in job.last_error
+    assert job.event_id is not None
     assert [c["attempt"] for c in workers.calls()[job.event_id]] == [1, 2]
 
 
