@@ -128,11 +128,14 @@ class RunResult:
     series: list[tuple[float, float]]
 
 
-def bench_url(base: str) -> str:
+def bench_url(base: str, *, history: bool = False) -> str:
+    """``<DATABASE_URL's database>_bench``, or ``_bench_history`` for runs with a big history (kept
+    apart so that it is built once and both kinds of runs can alternate)."""
     params = conninfo_to_dict(base)
-    name = params.get("dbname") or "automate"
-    if "bench" not in str(name):
-        params["dbname"] = f"{name}_bench"
+    name = str(params.get("dbname") or "automate")
+    if "bench" not in name:
+        name = f"{name}_bench"
+    params["dbname"] = f"{name}_history" if history and not name.endswith("_history") else name
     return make_conninfo("", **params)
 
 

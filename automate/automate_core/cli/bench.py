@@ -35,7 +35,9 @@ def add_arguments(parser: ArgumentParser) -> None:
     parser.add_argument("-r", "--repeat", type=int, default=1, help="Runs per mode (medians are reported).")
     parser.add_argument("--history", type=int, default=0, help="Completed jobs kept in the table.")
     parser.add_argument("--rate", type=float, default=0.0, help="Feed events at this rate (per second).")
-    parser.add_argument("--database-url", default=None, help="Default: DATABASE_URL's database + _bench.")
+    parser.add_argument(
+        "--database-url", default=None, help="Default: DATABASE_URL's database + _bench (+ _history)."
+    )
     parser.add_argument("--out", default=None, help="Directory for the JSON and PNG results.")
     parser.add_argument("--no-chart", action="store_true")
     parser.add_argument("--pool-size", type=int, default=16, help="Connections per worker process.")
@@ -70,7 +72,7 @@ def run(options: dict[str, Any], out: TextIO) -> int:
         repeat=options["repeat"],
         history=options["history"],
         rate=options["rate"],
-        database_url=options["database_url"] or harness.bench_url(base),
+        database_url=options["database_url"] or harness.bench_url(base, history=options["history"] > 0),
         out_dir=Path(options["out"]) if options["out"] else harness.HERE / "results",
         chart=not options["no_chart"],
         pool_size=options["pool_size"],
