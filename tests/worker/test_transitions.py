@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import LiteralString
 
 import pytest
+from psycopg import sql
 
 from automate_core import db
 from automate_core.models import JobStatus, OutboxJob
@@ -207,17 +209,44 @@ async def test_release_now_is_ready_at_once() -> None:
     assert [j.id for j in await store.claim_batch(1, "w2", 30)] == [job.id]
 
 
+async def plan(query: LiteralString, params: dict[str, object], *, seqscan: bool = True) -> str:
+    pool = await db.get_pool()
+    async with pool.connection() as conn, conn.transaction():
+        if not seqscan:
+            await conn.execute("SET LOCAL enable_seqscan = off")
+        await conn.execute("ANALYZE automate_outbox_job")
+        cur = await conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) ") + sql.SQL(query), params)
+        fetched = await cur.fetchone()
+        assert fetched is not None
+        return json.dumps(fetched[0])
+
+
 async def test_claim_reads_the_partial_index() -> None:
     """The claim plan must use automate_outbox_claimable, not scan the table."""
     await amake_events(50)
-    pool = await db.get_pool()
-    async with pool.connection() as conn, conn.transaction():
-        await conn.execute("SET LOCAL enable_seqscan = off")
-        await conn.execute("ANALYZE automate_outbox_job")
-        cur = await conn.execute(
-            "EXPLAIN (FORMAT JSON) " + queries.CLAIM_BATCH, {"limit": 10, "owner": "x", "lease": 1}
-        )
-        fetched = await cur.fetchone()
-        assert fetched is not None
-        plan = json.dumps(fetched[0])
-    assert "automate_outbox_claimable" in plan
+    found = await plan(queries.CLAIM_BATCH, {"limit": 10, "owner": "x", "lease": 1}, seqscan=False)
+    assert "automate_outbox_claimable" in found
+
+
+async def test_settle_statements_find_their_rows_by_primary_key() -> None:
+    """Not by scanning the leased index: it looks cheap with few running jobs in the statistics,
+    but holds a dead entry for every job settled since the last vacuum."""
+    await amake_events(300)
+    jobs = await store.claim_batch(3, "w", 30)  # a few running, many ready: the statistics of a drain
+    claims = {"ids": [j.id for j in jobs] * 30, "attempts": [1] * 90, "owner": "w"}
+    statements: list[tuple[LiteralString, dict[str, object]]] = [
+        (queries.COMPLETE, {**claims, "results": [None] * 90}),
+        (queries.FAIL, {**claims, "statuses": ["retry"] * 90, "delays": [1.0] * 90,
+                        "errors": [""] * 90, "max_attempts": [5] * 90, "results": [None] * 90}),
+        (queries.RELEASE, {**claims, "delays": [0.0] * 90}),
+        (queries.HEARTBEAT, {**claims, "lease": 30}),
+    ]  # fmt: skip
+    for query, params in statements:
+        found = await plan(query, params, seqscan=False)  # this table is small; a real one is not
+        assert "automate_outbox_job_pkey" in found and "automate_outbox_leased" not in found, query
+
+
+async def test_rescue_reads_the_leased_index() -> None:
+    await amake_events(300)
+    await store.claim_batch(3, "w", 30)
+    assert "automate_outbox_leased" in await plan(queries.RESCUE_EXPIRED, {"limit": 500}, seqscan=False)

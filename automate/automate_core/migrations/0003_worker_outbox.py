@@ -6,9 +6,16 @@
   ``db_default`` so that raw inserts (ingest) need not name it.
 * ``result``: a Django task's return value, errors and worker ids (``automate_core.tasks``).
 * ``automate_outbox_replayed_once``: a dead job is replayed at most once, even by two concurrent
-  replays (``INSERT ... ON CONFLICT DO NOTHING`` relies on it).
+  replays (``INSERT ... ON CONFLICT DO NOTHING`` relies on it). It also indexes ``replay_of`` for
+  lookups, so the foreign key's own index (every row, nearly all NULL, and one more index entry
+  written at every transition of every job) is dropped.
+* ``automate_outbox_leased`` is keyed on ``lease_expires_at IS NOT NULL`` instead of ``status =
+  'running'`` (the same rows): the settle statements, guarded by ``status = 'running'``, then always
+  find their rows by primary key instead of scanning this index, which holds a dead entry for every
+  job settled since the last vacuum (see models/outbox.py).
 """
 
+import django.db.models.deletion
 from django.db import migrations, models
 
 
@@ -39,6 +46,27 @@ class Migration(migrations.Migration):
                 condition=models.Q(("replay_of__isnull", False)),
                 fields=("replay_of",),
                 name="automate_outbox_replayed_once",
+            ),
+        ),
+        migrations.AlterField(
+            model_name="outboxjob",
+            name="replay_of",
+            field=models.ForeignKey(
+                blank=True,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="replays",
+                to="automate_core.outboxjob",
+            ),
+        ),
+        migrations.RemoveIndex(model_name="outboxjob", name="automate_outbox_leased"),
+        migrations.AddIndex(
+            model_name="outboxjob",
+            index=models.Index(
+                condition=models.Q(("lease_expires_at__isnull", False)),
+                fields=["lease_expires_at"],
+                name="automate_outbox_leased",
             ),
         ),
     ]

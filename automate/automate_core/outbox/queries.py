@@ -123,12 +123,13 @@ RETURNING j.id
 # E. The rescuer: running jobs whose lease expired (worker killed, host gone, database unreachable
 # from it for a whole lease) go to retry, or to dead when that claim spent their last attempt. The
 # attempt counts, so a job that kills its worker every time ends dead instead of looping. Reads the
-# partial index automate_outbox_leased; the UPDATE re-checks the expiry in case a heartbeat landed
-# between the two. A task's result records the lost attempt like any other error.
+# partial index automate_outbox_leased (lease_expires_at IS NOT NULL: the running jobs); the UPDATE
+# re-checks the expiry in case a heartbeat landed between the two. A task's result records the lost
+# attempt like any other error.
 RESCUE_EXPIRED: LiteralString = """
 WITH expired AS (
     SELECT id FROM automate_outbox_job
-    WHERE status = 'running' AND lease_expires_at < now()
+    WHERE lease_expires_at < now() AND status = 'running'
     ORDER BY lease_expires_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
