@@ -25,17 +25,14 @@ outbox tables.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import platform
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -44,56 +41,11 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from benchmarks.outbox import queries
+
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 AUTOMATE = str(Path(sys.executable).with_name("automate"))
-HISTORY_BEFORE = "2001-01-01"  # synthetic history rows are created before this
-
-# N events and their jobs, as ingest writes them (one CTE), numbered from %(first)s.
-ENQUEUE = """
-WITH e AS (
-    INSERT INTO automate_event (source, event_type, payload, headers, trace_id, received_at)
-    SELECT 'bench', 'bench.created', jsonb_build_object('i', g), '{}'::jsonb, md5(g::text), now()
-    FROM generate_series(%(first)s, %(first)s + %(n)s - 1) AS g
-    RETURNING id
-)
-INSERT INTO automate_outbox_job
-    (event_id, kind, status, attempts, max_attempts, available_at, lease_owner, last_error,
-     created_at, updated_at)
-SELECT id, 'event', 'ready', 0, 5, now(), '', '', now(), now() FROM e
-"""
-
-# Synthetic history: completed jobs from long ago (no events; the claim never reads them).
-HISTORY = """
-INSERT INTO automate_outbox_job
-    (event_id, kind, status, attempts, max_attempts, available_at, lease_owner, last_error,
-     created_at, updated_at, completed_at)
-SELECT NULL, 'event', 'completed', 1, 5, t, '', '', t, t, t
-FROM generate_series(1, %(n)s) AS g, (SELECT timestamptz '2000-01-01' AS t) AS old
-"""
-
-# Jobs not completed yet, counted from the two small partial indexes (never the whole table, which
-# may hold millions of history rows): polled twice a second while the workers drain.
-PENDING = """
-SELECT (SELECT count(*) FROM automate_outbox_job WHERE status IN ('ready', 'retry'))
-     + (SELECT count(*) FROM automate_outbox_job WHERE lease_expires_at IS NOT NULL)
-"""
-
-RESULTS = """
-SELECT count(*) FILTER (WHERE status = 'completed'),
-       count(*) FILTER (WHERE attempts > 1),
-       min(completed_at), max(completed_at),
-       percentile_cont(ARRAY[0.5, 0.99])
-           WITHIN GROUP (ORDER BY extract(epoch FROM completed_at - created_at)),
-       max(extract(epoch FROM completed_at - created_at))
-FROM automate_outbox_job WHERE created_at >= %(since)s
-"""
-
-SERIES = """
-SELECT floor(extract(epoch FROM completed_at - %(first)s) / %(bucket)s)::int AS slot, count(*)
-FROM automate_outbox_job WHERE created_at >= %(since)s AND status = 'completed'
-GROUP BY slot ORDER BY slot
-"""
 
 
 @dataclass
@@ -113,6 +65,7 @@ class BenchConfig:
     linger: float = 0.002
     sql_concurrency: int = 4
     timeout: float = 0.0  # 0: derived from the job count
+    compare_history: bool = False  # run each mode on an empty table and on one with `history` jobs
 
 
 @dataclass
@@ -199,17 +152,17 @@ class Harness:
     def ensure_history(self, n: int) -> None:
         with self.connect() as conn:
             row = conn.execute(
-                "SELECT count(*) FROM automate_outbox_job WHERE created_at < %s", [HISTORY_BEFORE]
+                "SELECT count(*) FROM automate_outbox_job WHERE created_at < %s", [queries.HISTORY_BEFORE]
             ).fetchone()
             have = int(row[0]) if row else 0
             if have == n:
                 return
             self.say(f"building a history of {n:,} completed jobs (once; kept between runs)")
-            conn.execute("DELETE FROM automate_outbox_job WHERE created_at < %s", [HISTORY_BEFORE])
+            conn.execute("DELETE FROM automate_outbox_job WHERE created_at < %s", [queries.HISTORY_BEFORE])
             left = n
             while left > 0:
                 chunk = min(left, 1_000_000)
-                conn.execute(HISTORY, {"n": chunk})
+                conn.execute(queries.HISTORY, {"n": chunk})
                 left -= chunk
                 self.say(f"  {n - left:,} / {n:,}")
             conn.execute("VACUUM (ANALYZE) automate_outbox_job")
@@ -226,7 +179,9 @@ class Harness:
         with self.connect() as conn:
             if self.config.history:
                 conn.execute("TRUNCATE automate_step_run, automate_run")
-                conn.execute("DELETE FROM automate_outbox_job WHERE created_at >= %s", [HISTORY_BEFORE])
+                conn.execute(
+                    "DELETE FROM automate_outbox_job WHERE created_at >= %s", [queries.HISTORY_BEFORE]
+                )
                 conn.execute("DELETE FROM automate_event")
                 conn.execute("VACUUM automate_outbox_job")
                 conn.execute("VACUUM automate_event")
@@ -234,7 +189,7 @@ class Harness:
                 conn.execute("TRUNCATE automate_step_run, automate_run, automate_outbox_job, automate_event")
 
     def enqueue(self, conn: psycopg.Connection[Any], first: int, n: int) -> None:
-        conn.execute(ENQUEUE, {"first": first, "n": n})
+        conn.execute(queries.ENQUEUE, {"first": first, "n": n})
 
     # -- one run ------------------------------------------------------------------------------
 
@@ -334,7 +289,7 @@ class Harness:
         last_done, last_at = 0, time.monotonic()
         while True:
             time.sleep(0.5)
-            row = conn.execute(PENDING).fetchone()
+            row = conn.execute(queries.PENDING).fetchone()
             polls += 1
             left = int(row[0]) if row else 0
             inserted = c.jobs if not c.rate else self.sent
@@ -364,14 +319,16 @@ class Harness:
     def collect(
         self, conn: psycopg.Connection[Any], mode: str, index: int, since: datetime, wall: float, commits: int
     ) -> RunResult:
-        row = conn.execute(RESULTS, {"since": since}).fetchone()
+        row = conn.execute(queries.RESULTS, {"since": since}).fetchone()
         assert row is not None
         completed, retried, first, last, (p50, p99), worst = row
         seconds = max((last - first).total_seconds(), 1e-9)
         bucket = max(0.1, round(seconds / 100, 2))
         series = [
             (slot * bucket, count / bucket)
-            for slot, count in conn.execute(SERIES, {"first": first, "bucket": bucket, "since": since})
+            for slot, count in conn.execute(
+                queries.SERIES, {"first": first, "bucket": bucket, "since": since}
+            )
         ]
         runs = conn.execute("SELECT count(*) FROM automate_run WHERE status = 'succeeded'").fetchone()
         steps = conn.execute("SELECT count(*) FROM automate_step_run WHERE status = 'succeeded'").fetchone()
@@ -395,30 +352,7 @@ class Harness:
             series=series,
         )
 
-    # -- the whole invocation -----------------------------------------------------------------
-
-    def run(self) -> dict[str, Any]:
-        c = self.config
-        results: list[RunResult] = []
-        for index in range(c.repeat):
-            for mode in c.modes:  # modes interleaved: machine noise hits them alike
-                result = self.run_once(mode, index)
-                self.check(result)
-                results.append(result)
-                self.say(
-                    f"  {mode:<6} run {index + 1}: {result.jobs_per_second:>9,.0f} jobs/s  "
-                    f"p50 {result.latency_p50_ms:,.0f} ms  p99 {result.latency_p99_ms:,.0f} ms  "
-                    f"{result.transactions_per_job:.3f} transactions/job"
-                )
-        report = {
-            "config": {**asdict(c), "out_dir": str(c.out_dir)},
-            "machine": self.machine(),
-            "started_at": datetime.now(UTC).isoformat(),
-            "summary": summarize(results),
-            "runs": [asdict(r) for r in results],
-        }
-        self.save(report, results)
-        return report
+    # -- checks -------------------------------------------------------------------------------
 
     def check(self, result: RunResult) -> None:
         problems = []
@@ -430,78 +364,47 @@ class Harness:
         if problems:
             raise SystemExit(f"{result.mode} run {result.run} is not valid: {'; '.join(problems)}")
 
-    def machine(self) -> dict[str, Any]:
-        with self.connect() as conn:
-            settings = dict(
-                conn.execute(
-                    "SELECT name, setting FROM pg_settings WHERE name IN ('server_version', 'fsync', "
-                    "'synchronous_commit', 'shared_buffers', 'max_connections', 'wal_sync_method')"
-                ).fetchall()
-            )
-        load = os.getloadavg() if hasattr(os, "getloadavg") else None
-        return {"cpus": os.cpu_count(), "python": platform.python_version(), "postgres": settings,
-                "load_average_at_end": load, "host": platform.node()}  # fmt: skip
-
-    def save(self, report: dict[str, Any], results: list[RunResult]) -> None:
-        c = self.config
-        c.out_dir.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        path = c.out_dir / f"outbox-{stamp}.json"
-        path.write_text(json.dumps(report, indent=2, default=str))
-        self.say(f"results: {path}")
-        if c.chart:
-            from benchmarks.outbox import chart
-
-            png = chart.draw(results, path.with_suffix(".png"), title=chart_title(c))
-            self.say(f"chart:   {png}" if png else "chart:   skipped (pip install 'django-automate[bench]')")
-        summary = report["summary"]
-        for mode, s in summary["modes"].items():
-            self.out.write(
-                f"{mode:<7} median {s['jobs_per_second']:>9,.0f} jobs/s "
-                f"(min {s['jobs_per_second_min']:,.0f}, max {s['jobs_per_second_max']:,.0f})  "
-                f"latency p50 {s['latency_p50_ms']:,.0f} ms p99 {s['latency_p99_ms']:,.0f} ms  "
-                f"{s['transactions_per_job']:.3f} transactions/job\n"
-            )
-        for name, value in summary["ratios"].items():
-            self.out.write(f"{name}: {value:.3f}\n")
-
     def say(self, message: str) -> None:
         self.err.write(message + "\n")
         self.err.flush()
 
 
-def summarize(results: list[RunResult]) -> dict[str, Any]:
-    modes: dict[str, Any] = {}
-    for mode in dict.fromkeys(r.mode for r in results):
-        rs = [r for r in results if r.mode == mode]
-
-        def med(attr: str, rs: list[RunResult] = rs) -> float:
-            return float(statistics.median(getattr(r, attr) for r in rs))
-
-        modes[mode] = {
-            "runs": len(rs),
-            "jobs_per_second": med("jobs_per_second"),
-            "jobs_per_second_min": min(r.jobs_per_second for r in rs),
-            "jobs_per_second_max": max(r.jobs_per_second for r in rs),
-            "latency_p50_ms": med("latency_p50_ms"),
-            "latency_p99_ms": med("latency_p99_ms"),
-            "transactions_per_job": med("transactions_per_job"),
-        }
-    ratios = {}
-    for mode in modes:
-        for base in ("sql",):
-            if mode != base and base in modes:
-                ratios[f"{mode}/{base}"] = modes[mode]["jobs_per_second"] / modes[base]["jobs_per_second"]
-    return {"modes": modes, "ratios": ratios}
-
-
-def chart_title(c: BenchConfig) -> str:
-    what = f"{c.rate:,.0f}/s fed" if c.rate else "backlog drain"
-    history = f", {c.history:,} completed in history" if c.history else ""
-    return f"{c.jobs:,} jobs, {what}, {c.workers} processes x {c.concurrency}, batch {c.batch_size}{history}"
-
-
 def main(config: BenchConfig, base_url: str, out: TextIO, err: TextIO = sys.stderr) -> dict[str, Any]:
-    harness = Harness(config, out, err)
-    harness.prepare(base_url)
-    return harness.run()
+    """Run every repeat of every mode, interleaved, and write the report.
+
+    With ``compare_history`` each run is done twice in a row, on the empty benchmark database and
+    on the one holding ``history`` completed jobs (labelled ``<mode>+history``): the ratio between
+    the two is measured side by side, not across minutes of a shared machine's drift.
+    """
+    from benchmarks.outbox import report
+
+    targets = [("", Harness(replace(config, history=0) if config.compare_history else config, out, err))]
+    if config.compare_history:
+        url = bench_url(config.database_url, history=True)
+        targets.append(("+history", Harness(replace(config, database_url=url), out, err)))
+    for _label, harness in targets:
+        harness.prepare(base_url)
+    results: list[RunResult] = []
+    for index in range(config.repeat):
+        for mode in config.modes:  # modes (and databases) interleaved: machine noise hits them alike
+            for label, harness in targets:
+                result = harness.run_once(mode, index)
+                harness.check(result)
+                result.mode += label
+                results.append(result)
+                harness.say(
+                    f"  {result.mode:<6} run {index + 1}: {result.jobs_per_second:>9,.0f} jobs/s  "
+                    f"p50 {result.latency_p50_ms:,.0f} ms  p99 {result.latency_p99_ms:,.0f} ms  "
+                    f"{result.transactions_per_job:.3f} transactions/job"
+                )
+    with targets[0][1].connect() as conn:
+        machine = report.machine(conn)
+    document = {
+        "config": {**asdict(config), "out_dir": str(config.out_dir)},
+        "machine": machine,
+        "finished_at": datetime.now(UTC).isoformat(),
+        "summary": report.summarize(results),
+        "runs": [asdict(r) for r in results],
+    }
+    report.save(document, results, config, out, targets[0][1].say)
+    return document

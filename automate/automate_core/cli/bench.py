@@ -34,6 +34,11 @@ def add_arguments(parser: ArgumentParser) -> None:
     )
     parser.add_argument("-r", "--repeat", type=int, default=1, help="Runs per mode (medians are reported).")
     parser.add_argument("--history", type=int, default=0, help="Completed jobs kept in the table.")
+    parser.add_argument(
+        "--compare-history",
+        action="store_true",
+        help="Run every mode twice in a row: empty table, then --history jobs (own database).",
+    )
     parser.add_argument("--rate", type=float, default=0.0, help="Feed events at this rate (per second).")
     parser.add_argument(
         "--database-url", default=None, help="Default: DATABASE_URL's database + _bench (+ _history)."
@@ -72,12 +77,16 @@ def run(options: dict[str, Any], out: TextIO) -> int:
         repeat=options["repeat"],
         history=options["history"],
         rate=options["rate"],
-        database_url=options["database_url"] or harness.bench_url(base, history=options["history"] > 0),
+        database_url=options["database_url"]
+        or harness.bench_url(base, history=options["history"] > 0 and not options["compare_history"]),
         out_dir=Path(options["out"]) if options["out"] else harness.HERE / "results",
         chart=not options["no_chart"],
         pool_size=options["pool_size"],
         linger=options["linger"],
         sql_concurrency=options["sql_concurrency"],
+        compare_history=options["compare_history"],
     )
+    if config.compare_history and not config.history:
+        raise ConfigurationError("--compare-history needs --history N (completed jobs to keep).")
     harness.main(config, options["database_url"] or base, out)
     return 0
