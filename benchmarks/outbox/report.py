@@ -35,7 +35,10 @@ def summarize(results: list[Any]) -> dict[str, Any]:
     for mode in modes:
         base = mode.removesuffix("+history")
         if base != mode and base in modes:  # the same mode with and without history
-            ratios[f"{mode}/{base}"] = modes[mode]["jobs_per_second"] / modes[base]["jobs_per_second"]
+            # median of the ratios of runs done back to back: drift between pairs cancels out
+            pairs = {r.run: r.jobs_per_second for r in results if r.mode == base}
+            paired = [r.jobs_per_second / pairs[r.run] for r in results if r.mode == mode and r.run in pairs]
+            ratios[f"{mode}/{base}"] = float(statistics.median(paired))
         sql = "sql+history" if mode.endswith("+history") else "sql"
         if mode != sql and sql in modes:
             ratios[f"{mode}/{sql}"] = modes[mode]["jobs_per_second"] / modes[sql]["jobs_per_second"]

@@ -36,3 +36,8 @@ def flaky(context: TaskContext) -> dict[str, Any]:
 def record(note: str) -> int:
     """Uses the ORM from the task (it runs in the worker's thread pool)."""
     return emit("tasks", "noted", {"note": note}).event_id
+
+
+@task
+def nul() -> str:
+    return "a\x00b"

@@ -286,3 +286,31 @@ async def test_a_second_signal_stops_at_once_and_still_hands_jobs_back(
     pool._on_signal(signal.SIGTERM)
     await asyncio.wait_for(task, 5)
     assert [j.status async for j in OutboxJob.objects.all()] == ["ready", "ready"]
+
+
+async def test_a_settlement_the_database_refuses_does_not_stall_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One batch fails for a reason other than an outage: the settler writes the jobs one by one."""
+    from automate_core.outbox.store import OutboxStore
+
+    await order(6)  # unmatched: each finishes at once
+    real = OutboxStore.complete
+    refused: list[int] = []
+
+    async def complete(self: OutboxStore, jobs: Any, owner: str, results: Any = None) -> set[int]:
+        if len(jobs) > 1 or jobs[0].id == poison:
+            refused.append(len(jobs))
+            raise ValueError("refused")  # what a DataError from one row looks like to the batch
+        return await real(self, jobs, owner, results)
+
+    poison = (await OutboxJob.objects.order_by("id").afirst() or OutboxJob()).pk
+    monkeypatch.setattr(OutboxStore, "complete", complete)
+    pool = WorkerPool(options(concurrency=6, batch_size=6, settle_linger=0.05))
+    async with running(pool):
+        await eventually(lambda: OutboxJob.objects.filter(status="completed").count() == 5)
+    assert refused and refused[0] > 1  # the batch was refused, then each job went alone
+    statuses = {j.pk: (j.status, j.lease_owner) async for j in OutboxJob.objects.all()}
+    # the one that cannot be written keeps its lease: when it expires, the rescuer returns it
+    assert statuses.pop(poison) == ("running", pool.worker_id)
+    assert {status for status, _owner in statuses.values()} == {"completed"}

@@ -130,3 +130,11 @@ async def test_results_are_readable_while_running() -> None:
     await OutboxJob.objects.filter(pk=int(result.id)).aupdate(status="running", attempts=1)
     running = await tasks.add.aget_result(result.id)
     assert running.status == TaskResultStatus.RUNNING and running.started_at is not None
+
+
+async def test_a_return_value_postgresql_cannot_store_fails_with_a_clear_error() -> None:
+    result = await sync_to_async(tasks.nul.enqueue)()
+    await drain(lambda: finished(result.id))
+    failed = await tasks.nul.aget_result(result.id)
+    assert failed.status == TaskResultStatus.FAILED and failed.attempts == 1  # not retried
+    assert "NUL character" in failed.errors[0].traceback

@@ -250,3 +250,12 @@ async def test_rescue_reads_the_leased_index() -> None:
     await amake_events(300)
     await store.claim_batch(3, "w", 30)
     assert "automate_outbox_leased" in await plan(queries.RESCUE_EXPIRED, {"limit": 500}, seqscan=False)
+
+
+async def test_a_nul_in_an_error_does_not_stop_the_batch() -> None:
+    """PostgreSQL stores no NUL in text; a remote error message with one is stored with U+FFFD."""
+    await amake_events(2)
+    a, b = await store.claim_batch(2, "w", 30)
+    failures = [Failure(a, "bad\x00byte", dead=False, delay=60), Failure(b, "fine", dead=False, delay=60)]
+    assert await store.fail(failures, "w") == {a.id, b.id}
+    assert (await row(a)).last_error == "bad\ufffdbyte"

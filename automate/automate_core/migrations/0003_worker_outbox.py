@@ -22,6 +22,8 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [("automate_core", "0002_triggers")]
 
+    # The foreign key's own index goes before the partial unique index comes: dropping it afterwards
+    # would drop that one too (both index the column).
     operations = [
         migrations.AddField(
             model_name="outboxjob",
@@ -40,14 +42,6 @@ class Migration(migrations.Migration):
                 null=True,
             ),
         ),
-        migrations.AddConstraint(
-            model_name="outboxjob",
-            constraint=models.UniqueConstraint(
-                condition=models.Q(("replay_of__isnull", False)),
-                fields=("replay_of",),
-                name="automate_outbox_replayed_once",
-            ),
-        ),
         migrations.AlterField(
             model_name="outboxjob",
             name="replay_of",
@@ -58,6 +52,14 @@ class Migration(migrations.Migration):
                 on_delete=django.db.models.deletion.SET_NULL,
                 related_name="replays",
                 to="automate_core.outboxjob",
+            ),
+        ),
+        migrations.AddConstraint(
+            model_name="outboxjob",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("replay_of__isnull", False)),
+                fields=("replay_of",),
+                name="automate_outbox_replayed_once",
             ),
         ),
         migrations.RemoveIndex(model_name="outboxjob", name="automate_outbox_leased"),

@@ -75,7 +75,22 @@ def _json(value: Any) -> str | None:
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, default=str)
+    return json.dumps(text_safe(value), default=str)
+
+
+def text_safe(value: Any) -> Any:
+    """``value`` with NUL characters replaced (U+FFFD): PostgreSQL stores no NUL in text or jsonb.
+
+    Error messages and tracebacks come from remote services and user code; one NUL must not make
+    the whole batch of settlements fail.
+    """
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {text_safe(k): text_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [text_safe(v) for v in value]
+    return value
 
 
 class OutboxStore:
@@ -131,7 +146,7 @@ class OutboxStore:
             **_claims([f.job for f in failures]),
             "statuses": ["dead" if f.dead else "retry" for f in failures],
             "delays": [0.0 if f.dead else max(0.0, float(f.delay)) for f in failures],
-            "errors": [f.error[:10_000] for f in failures],
+            "errors": [text_safe(f.error[:10_000]) for f in failures],
             "max_attempts": [f.max_attempts or f.job.max_attempts for f in failures],
             "results": [_json(f.result) for f in failures],
             "owner": owner,

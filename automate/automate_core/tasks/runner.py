@@ -22,7 +22,7 @@ from django.utils.json import normalize_json
 
 from automate_core import masking
 from automate_core.execution.engine import JobOutcome
-from automate_core.outbox.store import ClaimedJob
+from automate_core.outbox.store import ClaimedJob, text_safe
 from automate_core.plugins import offload
 from automate_core.tasks.backend import OutboxTaskBackend, resolve_task
 
@@ -75,6 +75,14 @@ async def run_task(job: ClaimedJob, worker_id: str) -> tuple[JobOutcome, dict[st
         await _finished(result, TaskResultStatus.FAILED, error=failure)
         message = masking.masker.mask(f"{type(exc).__name__}: {exc}")
         return JobOutcome(False, retryable=True, error=message), {**attempt, "errors": [failure]}
+    if text_safe(value) != value:  # the same value every time: retrying cannot help
+        refused = ValueError(
+            "The task's return value contains a NUL character (\\x00), which PostgreSQL cannot "
+            "store; return such data encoded (base64, hex)."
+        )
+        failure = _error(refused)
+        await _finished(result, TaskResultStatus.FAILED, error=failure)
+        return JobOutcome(False, retryable=False, error=str(refused)), {**attempt, "errors": [failure]}
     await _finished(result, TaskResultStatus.SUCCESSFUL, value=value)
     return JobOutcome(True), {**attempt, "return_value": value, "finished_at": timezone.now().isoformat()}
 

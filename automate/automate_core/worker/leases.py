@@ -54,7 +54,10 @@ class LeaseKeeper:
         interval = self.lease_seconds / 3
         while True:
             await asyncio.sleep(interval)
-            await self.beat()
+            try:
+                await self.beat()
+            except Exception:  # keep beating: a missed renewal is worse than a logged bug
+                logger.exception("heartbeat failed unexpectedly")
 
     async def beat(self) -> None:
         jobs = [r.job for r in self.running.values()] + self.settled_later()

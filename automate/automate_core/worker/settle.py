@@ -115,16 +115,34 @@ class Settler:
                 backoff = 0.2
             except DatabaseUnavailable as exc:
                 logger.warning("could not settle %d jobs (%s); retrying in %.1fs", len(batch), exc, backoff)
-                for settlement in batch:  # back in line, unless something newer replaced it
-                    self.pending.setdefault(settlement.job.id, settlement)
-                self._ready.set()
+                self._requeue(batch)
                 await asyncio.sleep(0.05 if self._hurry else backoff)
                 backoff = min(backoff * 2, 5.0)
+            except Exception:  # one settlement the database refuses must not stall the others
+                logger.exception("could not settle %d jobs together; writing them one by one", len(batch))
+                await self._one_by_one(batch)
             finally:
                 self.inflight.clear()
                 if not self.pending:
                     self._idle.set()
                 self.on_flushed()
+
+    def _requeue(self, batch: list[Settlement]) -> None:
+        for settlement in batch:  # back in line, unless something newer replaced it
+            self.pending.setdefault(settlement.job.id, settlement)
+        self._ready.set()
+
+    async def _one_by_one(self, batch: list[Settlement]) -> None:
+        for settlement in batch:
+            try:
+                await self.flush([settlement])
+            except DatabaseUnavailable:
+                self._requeue([settlement])
+            except Exception:
+                logger.exception(
+                    "the outcome of job %s cannot be written; its lease expires and it runs again",
+                    settlement.job.id,
+                )
 
     def _take(self) -> list[Settlement]:
         ids = list(self.pending)[: self.max_batch]
