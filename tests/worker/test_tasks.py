@@ -138,3 +138,19 @@ async def test_a_return_value_postgresql_cannot_store_fails_with_a_clear_error()
     failed = await tasks.nul.aget_result(result.id)
     assert failed.status == TaskResultStatus.FAILED and failed.attempts == 1  # not retried
     assert "NUL character" in failed.errors[0].traceback
+
+
+async def test_a_task_whose_worker_died_records_the_lost_attempt() -> None:
+    from automate_core.exceptions import LeaseExpired
+    from automate_core.outbox.store import OutboxStore
+
+    result = await sync_to_async(tasks.add.enqueue)(2, 2)
+    store = OutboxStore()
+    await store.claim_batch(1, "host:4242:dead", 30)  # a worker that then dies
+    await OutboxJob.objects.aupdate(lease_expires_at="2000-01-01T00:00:00Z")
+    assert len(await store.rescue_expired()) == 1
+    await drain(lambda: finished(result.id))
+    done = await tasks.add.aget_result(result.id)
+    assert done.status == TaskResultStatus.SUCCESSFUL and done.return_value == 4
+    assert [e.exception_class for e in done.errors] == [LeaseExpired]
+    assert done.worker_ids[0] == "host:4242:dead" and done.attempts == 2
