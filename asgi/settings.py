@@ -90,6 +90,9 @@ STATIC_ROOT = os.environ.get("STATIC_ROOT", os.path.join(os.getcwd(), ".automate
 # or with LOG_FORMAT=plain); see automate_core.observability.logs.
 LOGGING = logging_config(os.environ.get("LOG_LEVEL", "INFO"), default_format())
 
+# Django's tasks framework (@task functions) runs on the outbox workers: automate_core.tasks.
+TASKS = {"default": {"BACKEND": "automate_core.tasks.backend.OutboxTaskBackend"}}
+
 # Hosts (names, addresses or networks) the http connector may call although they are private.
 AUTOMATE_HTTP_ALLOWED_HOSTS = env_list("AUTOMATE_HTTP_ALLOWED_HOSTS", default=[])
 
