@@ -7,6 +7,11 @@ Environment variables:
 ``SECRET_KEY``     Django's signing key. Required when ``DEBUG`` is off.
 ``DEBUG``          ``1``/``true`` turns on debug pages. Off by default.
 ``ALLOWED_HOSTS``  Comma-separated host names. Defaults to local names only.
+``LOG_LEVEL``      Root log level (``INFO``). ``LOG_FORMAT``: ``json`` or ``plain`` (default: plain
+                   on a terminal, json otherwise).
+``AUTOMATE_METRICS_TOKEN``, ``AUTOMATE_METRICS_ALLOWED_IPS``, ``AUTOMATE_WORKER_METRICS_PORT``,
+``AUTOMATE_WORKER_METRICS_HOST``: who may read ``/metrics``, and the worker's metrics port
+                   (docs/operations.md).
 ``AUTOMATE_*``     Platform settings; see ``automate_core.conf``.
 """
 
@@ -15,6 +20,7 @@ from __future__ import annotations
 import os
 
 from automate_core.conf import database_from_url, env_bool, env_list
+from automate_core.observability.logs import default_format, logging_config
 
 DEBUG = env_bool("DEBUG", default=False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
@@ -80,24 +86,18 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = os.environ.get("STATIC_ROOT", os.path.join(os.getcwd(), ".automate", "static"))
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"mask_secrets": {"()": "automate_core.masking.SecretMaskingFilter"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            "formatter": "plain",
-            "filters": ["mask_secrets"],
-        }
-    },
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django": {"level": "WARNING"}, "uvicorn.access": {"level": "WARNING"}},
-}
+# One JSON object per line with the event's trace_id, secrets masked (plain lines on a terminal,
+# or with LOG_FORMAT=plain); see automate_core.observability.logs.
+LOGGING = logging_config(os.environ.get("LOG_LEVEL", "INFO"), default_format())
 
 # Hosts (names, addresses or networks) the http connector may call although they are private.
 AUTOMATE_HTTP_ALLOWED_HOSTS = env_list("AUTOMATE_HTTP_ALLOWED_HOSTS", default=[])
+
+# Who may read /metrics (docs/operations.md), and where a worker serves its own.
+AUTOMATE_METRICS_TOKEN = os.environ.get("AUTOMATE_METRICS_TOKEN", "")
+AUTOMATE_METRICS_ALLOWED_IPS = env_list("AUTOMATE_METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+AUTOMATE_WORKER_METRICS_PORT = int(os.environ.get("AUTOMATE_WORKER_METRICS_PORT") or 0)
+AUTOMATE_WORKER_METRICS_HOST = os.environ.get("AUTOMATE_WORKER_METRICS_HOST", "127.0.0.1")
 
 # --- HTTPS and security headers: what `manage.py check --deploy` asks for -----------------------
 # On unless DEBUG is on (local development over plain HTTP; `automate up` sets DEBUG=1).

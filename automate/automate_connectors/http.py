@@ -1,35 +1,41 @@
 """``http``: calls an HTTP API with httpx (async), with SSRF protection on by default.
 
-Actions: ``request`` (``method`` param), or ``get``/``post``/``put``/``patch``/``delete``.
-Params: ``url``, ``headers``, ``json`` or ``data`` (form), ``params`` (query), ``timeout`` (s).
-Returns ``{"status", "headers", "body"}`` (``body`` is parsed JSON when the answer is JSON).
-Answers 5xx and 429 raise a retryable :class:`ConnectorError` (honouring ``Retry-After``);
-other 4xx answers are not retryable. Redirects are not followed.
+Actions: ``request`` (with a ``method`` param), or ``get``/``post``/``put``/``patch``/``delete``.
+
+Params: ``url`` (required, http or https), ``headers``, ``json`` (a JSON body) or ``data`` (a form
+body, a mapping) or ``content`` (a raw string body), ``params`` (query), ``timeout`` (seconds,
+default 30), ``follow_redirects`` (default false; every hop is checked like the first).
+
+Returns ``{"status", "headers", "body"}`` (``body`` is parsed JSON when the answer is JSON, text
+otherwise, at most 1 MiB). 5xx, 408 and 429 answers raise a retryable :class:`ConnectorError`
+(honouring ``Retry-After``); other 4xx answers are not retryable. Private, loopback, link-local
+and metadata addresses are refused (see :mod:`automate_connectors.ssrf`).
 """
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
 
-from automate_connectors.adapters.base import ConnectorAdapter, ConnectorError, ConnectorTimeout
-from automate_connectors.ssrf import check_destination
+from automate_connectors import httpclient
+from automate_connectors.adapters.base import ConnectorAdapter, ConnectorConfigError, ConnectorError
 from automate_core.exceptions import UnknownActionError
 
 _METHODS = ("get", "post", "put", "patch", "delete")
-MAX_RESPONSE_BYTES = 1024 * 1024
+_ALL_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
+_PARAMS = {"method", "url", "headers", "json", "data", "content", "params", "timeout", "follow_redirects"}
 
 
-def _allowed_hosts() -> list[str]:
-    try:
-        from django.conf import settings
-
-        return list(getattr(settings, "AUTOMATE_HTTP_ALLOWED_HOSTS", []) or [])
-    except Exception:
-        return []
+def check_url(url: Any, what: str = "http") -> str:
+    """``url`` if it is an absolute http(s) URL with a host, else a non-retryable error."""
+    if not isinstance(url, str) or not url:
+        raise ConnectorError(f"{what} needs a 'url' parameter (an http or https URL).", retryable=False)
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConnectorError(f"{what} only calls http(s) URLs with a host, not {url!r}.", retryable=False)
+    return url
 
 
 class HttpConnector(ConnectorAdapter):
@@ -41,27 +47,35 @@ class HttpConnector(ConnectorAdapter):
     def __init__(self, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._transport = transport
 
+    def validate_config(self, config: dict) -> None:
+        unknown = set(config) - {"timeout", "follow_redirects"}
+        if unknown:
+            raise ConnectorConfigError(
+                f"http has no settings {sorted(unknown)}; it knows timeout and follow_redirects."
+            )
+        timeout = config.get("timeout", 30)
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+            raise ConnectorConfigError("http: timeout must be a positive number of seconds.")
+
     async def execute(self, action: str, params: dict, context: dict) -> Any:
-        if action == "request":
-            method = str(params.get("method", "GET")).upper()
-        elif action in _METHODS:
-            method = action.upper()
-        else:
-            raise UnknownActionError(f"http has no action {action!r}; use request or {', '.join(_METHODS)}.")
-        url = params.get("url")
-        if not isinstance(url, str) or not url:
-            raise ConnectorError("http needs a 'url' parameter.", retryable=False)
-        parts = urlsplit(url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ConnectorError(f"http only calls http(s) URLs with a host, not {url!r}.", retryable=False)
+        method = self._method(action, params)
+        unknown = set(params) - _PARAMS
+        if unknown:
+            raise ConnectorError(f"http: unknown params {sorted(unknown)}.", retryable=False)
+        url = check_url(params.get("url"))
+        bodies = [k for k in ("json", "data", "content") if params.get(k) is not None]
+        if len(bodies) > 1:
+            raise ConnectorError(f"http: give one body, not {' and '.join(bodies)}.", retryable=False)
         if context.get("dry_run"):
             return {"dry_run": True, "method": method, "url": url, "json": params.get("json")}
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        await check_destination(parts.hostname, port, _allowed_hosts())
-        timeout = float(params.get("timeout", 30.0))
+        timeout = params.get("timeout", 30.0)
+        self.validate_config({"timeout": timeout})
+        what = f"{method} {url}"
         try:
-            async with httpx.AsyncClient(
-                transport=self._transport, timeout=timeout, follow_redirects=False, trust_env=False
+            async with httpclient.guarded_client(
+                timeout=float(timeout),
+                follow_redirects=bool(params.get("follow_redirects", False)),
+                transport=self._transport,
             ) as client:
                 response = await client.request(
                     method,
@@ -69,27 +83,25 @@ class HttpConnector(ConnectorAdapter):
                     headers=params.get("headers"),
                     json=params.get("json"),
                     data=params.get("data"),
+                    content=params.get("content"),
                     params=params.get("params"),
                 )
-        except httpx.TimeoutException as exc:
-            raise ConnectorTimeout(f"{method} {url} timed out after {timeout:g}s.") from exc
-        except httpx.HTTPError as exc:
-            raise ConnectorError(f"{method} {url} failed: {type(exc).__name__}: {exc}") from exc
-        return self._result(method, url, response)
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise httpclient.transport_error(exc, what, float(timeout)) from exc
+        httpclient.raise_for_status(response, what)
+        return {
+            "status": response.status_code,
+            "headers": dict(response.headers),
+            "body": httpclient.body_of(response),
+        }
 
     @staticmethod
-    def _result(method: str, url: str, response: httpx.Response) -> dict[str, Any]:
-        status = response.status_code
-        if status >= 400:
-            retry_after = response.headers.get("retry-after")
-            raise ConnectorError(
-                f"{method} {url} answered {status}.",
-                retryable=status >= 500 or status == 429,
-                retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
-                status_code=status,
-            )
-        body: Any = response.content[:MAX_RESPONSE_BYTES].decode(response.encoding or "utf-8", "replace")
-        if "json" in response.headers.get("content-type", ""):
-            with contextlib.suppress(ValueError):
-                body = response.json()
-        return {"status": status, "headers": dict(response.headers), "body": body}
+    def _method(action: str, params: dict) -> str:
+        if action == "request":
+            method = str(params.get("method", "GET")).upper()
+            if method not in _ALL_METHODS:
+                raise ConnectorError(f"http: unsupported method {method!r}.", retryable=False)
+            return method
+        if action in _METHODS:
+            return action.upper()
+        raise UnknownActionError(f"http has no action {action!r}; use request or {', '.join(_METHODS)}.")

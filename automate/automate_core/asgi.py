@@ -6,17 +6,17 @@ no CSRF, no middleware, no URL resolver), so :class:`AutomateApplication` hands 
 straight to :class:`~automate_core.ingest.service.WebhookService`, the same service the Django
 view ``WebhookView`` uses. Set ``AUTOMATE_INGEST_FAST_PATH = False`` to send them through Django.
 
-It also answers the ASGI lifespan protocol (Django does not), closing the database pool on
-shutdown.
+It also answers the ASGI lifespan protocol (Django does not): at startup it starts the task that
+releases expired idempotency keys (``ingest/retention.py``); at shutdown it fails what is still
+queued for the group commit with a 503 and closes the database pool.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-
-from automate_core.exceptions import IngestError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -36,48 +36,66 @@ class ClientDisconnected(Exception):
 class AutomateApplication:
     def __init__(self, django_app: ASGIApp, *, fast_path: bool = True) -> None:
         from automate_core.ingest.views import service
+        from automate_core.observability import endpoints, tracing
 
         self.django_app = django_app
         self.fast_path = fast_path
         self.service = service()
+        # /healthz, /readyz, /metrics: answered here, never by Django (observability.endpoints)
+        self.ops_routes = endpoints.ROUTES
+        # each webhook request gets the trace id its event will carry (observability.tracing)
+        self.request_trace = tracing.request_trace
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+        elif scope["type"] == "http" and scope["path"] in self.ops_routes:
+            await self.ops_routes[scope["path"]](scope, receive, send)
         elif self.fast_path and scope["type"] == "http" and scope["path"].startswith(HOOKS_PREFIX):
-            await self._webhook(scope, receive, send)
+            with self.request_trace("webhook", **{"http.request.method": scope["method"]}):
+                await self._webhook(scope, receive, send)
         else:
             await self.django_app(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         from automate_core import db
+        from automate_core.conf import settings
+        from automate_core.ingest import retention
+        from automate_core.ingest.ingestor import close_committer
+        from automate_core.observability import process
 
+        release: asyncio.Task[None] | None = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                process.web_startup()
+                if float(settings.INGEST_KEY_RELEASE_INTERVAL) > 0:
+                    release = asyncio.get_running_loop().create_task(retention.release_periodically())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if release is not None:
+                    release.cancel()
+                    await asyncio.gather(release, return_exceptions=True)
+                await close_committer()
+                await process.web_shutdown()
                 await db.close_pool()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
     async def _webhook(self, scope: Scope, receive: Receive, send: Send) -> None:
-        from automate_core.ingest.service import WebhookRequest, WebhookResponse, error
+        from automate_core.ingest.service import WebhookResponse
 
         slug = scope["path"][len(HOOKS_PREFIX) :].rstrip("/")
         if not slug or "/" in slug:
             await self.django_app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        method = scope["method"]
+
+        async def read_body(limit: int) -> bytes:
+            return await _read_body(receive, headers, limit)
+
         try:
-            body = b""
-            if method == "POST":
-                source = await self.service.lookup(slug)
-                body = await _read_body(receive, headers, self.service.body_limit(source))
-            response = await self.service.handle(WebhookRequest(slug, method, headers, body))
-        except IngestError as exc:
-            response = error(exc)
+            response = await self.service.handle(slug, scope["method"], headers, read_body)
         except ClientDisconnected:
             return
         except Exception:
@@ -90,12 +108,17 @@ class AutomateApplication:
 
 
 async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> bytes:
-    """Read the request body, refusing (413) as soon as it exceeds ``limit`` bytes."""
+    """Read the request body, refusing (413) as soon as it exceeds ``limit`` bytes.
+
+    At most ``limit`` bytes plus one chunk of the server's are ever held: a declared
+    Content-Length over the limit is refused before reading, a chunked body when it passes it.
+    """
     from automate_core.ingest.service import BodyTooLarge
 
+    too_large = f"The body is larger than this source's limit of {limit} bytes."
     declared = headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(f"The body is larger than {limit} bytes.")
+        raise BodyTooLarge(too_large)
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -105,7 +128,7 @@ async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> b
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise BodyTooLarge(f"The body is larger than {limit} bytes.")
+            raise BodyTooLarge(too_large)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)

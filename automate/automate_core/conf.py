@@ -29,12 +29,49 @@ class Defaults:
     RETRY_MAX_SECONDS: float = 3600.0
     #: Seconds a step may run before it is timed out (per step override in the workflow).
     STEP_TIMEOUT_SECONDS: float = 60.0
+    #: Plugins chosen or added by settings, ahead of entry points:
+    #: ``{"django_automate.connectors": {"my_erp": "my_app.adapters:MyERPAdapter"}}``.
+    PLUGINS: dict[str, dict[str, str]] = {}
+    #: Seconds a template (step parameters, a condition) may take to render.
+    TEMPLATE_TIMEOUT_SECONDS: float = 2.0
+    #: Longest string a template may produce, in characters.
+    TEMPLATE_MAX_OUTPUT: int = 1024 * 1024
+    #: Largest step output accepted (its JSON, in bytes); a larger one fails the step.
+    STEP_OUTPUT_MAX_BYTES: int = 1024 * 1024
+    #: Seconds a job waits before it tries again when a workflow's concurrency limit is full.
+    CONCURRENCY_SNOOZE_SECONDS: float = 1.0
+    #: Workers fire due cron schedules (``automate worker``, ``automate up``).
+    SCHEDULER_ENABLED: bool = True
+    #: Seconds between two looks at the schedules table.
+    SCHEDULER_INTERVAL: float = 1.0
     #: Threads for sync plugins (connectors, secrets backends, LLM providers).
     THREAD_POOL_SIZE: int = 16
     #: Secrets backends searched in order for an unqualified reference.
     SECRETS_BACKENDS: list[str] = ["env"]
     #: Seconds a resolved secret is cached in process.
     SECRETS_CACHE_TTL: float = 60.0
+    #: ``db`` secrets backend: base64 AES-256 keys; the first encrypts, all decrypt (rotation).
+    #: Make one with ``automate secrets genkey``.
+    SECRETS_ENCRYPTION_KEYS: list[str] = []
+    #: ``file`` secrets backend: the directory of secret files (Docker and Kubernetes mounts).
+    SECRETS_FILE_DIR: str = "/run/secrets"
+    #: ``vault`` secrets backend: ``url``, ``mount`` (default "secret"), ``auth`` ("token" or
+    #: "approle"), ``token`` / ``role_id``, ``secret_id``, ``namespace``, ``timeout``. Unset keys
+    #: fall back to VAULT_ADDR, VAULT_TOKEN, VAULT_ROLE_ID, VAULT_SECRET_ID, VAULT_NAMESPACE.
+    VAULT: dict[str, Any] = {}
+    #: Hosts (names, ``*.wildcards``, addresses or networks) connectors may call although private.
+    HTTP_ALLOWED_HOSTS: list[str] = []
+    #: SSRF protection of the http, slack and webhook connectors (metadata stays refused if off).
+    HTTP_SSRF_PROTECTION: bool = True
+    #: Slack Web API base URL (``chat.postMessage``).
+    SLACK_API_URL: str = "https://slack.com/api"
+    #: LLM providers' settings by code: ``{"openai": {"base_url": ..., "api_key": ..., "model": ...}}``.
+    LLM_PROVIDERS: dict[str, dict[str, Any]] = {}
+    #: Output tokens reserved (and asked for as ``max_tokens``) when a step gives no ``max_tokens``.
+    LLM_DEFAULT_MAX_TOKENS: int = 1024
+    #: Token budgets: ``{"global": N, "workflow": N, "run": N, "workflows": {name: N},
+    #: "period": "month"|"day"|"total"}``; a missing limit is unlimited.
+    LLM_BUDGETS: dict[str, Any] = {}
     #: Connections in each process's async psycopg pool.
     DB_POOL_MIN_SIZE: int = 1
     DB_POOL_MAX_SIZE: int = 16
@@ -44,6 +81,37 @@ class Defaults:
     INGEST_FAST_PATH: bool = True
     #: Seconds a webhook source's configuration is cached by the web process.
     SOURCE_CACHE_TTL: float = 5.0
+    #: ``/metrics`` answers clients connecting directly from these addresses or networks...
+    METRICS_ALLOWED_IPS: list[str] = ["127.0.0.1", "::1"]
+    #: ...and any client that sends ``Authorization: Bearer <METRICS_TOKEN>`` (when set).
+    METRICS_TOKEN: str = ""
+    #: Seconds the database gauges of ``/metrics`` (outbox depth, ...) are reused between scrapes.
+    METRICS_DB_CACHE_SECONDS: float = 5.0
+    #: Seconds ``/readyz`` waits for the database before answering 503.
+    READY_TIMEOUT_SECONDS: float = 2.0
+    #: Port of the worker's own ``/healthz``, ``/readyz`` and ``/metrics`` (0: none).
+    WORKER_METRICS_PORT: int = 0
+    WORKER_METRICS_HOST: str = "127.0.0.1"
+    #: Seconds a signed timestamp may differ from the receiver's clock, both directions.
+    INGEST_TIMESTAMP_TOLERANCE: float = 300.0
+    #: Seconds an idempotency key is held (redeliveries within it answer 200); at least 3 days.
+    INGEST_DEDUPE_WINDOW: float = 7 * 24 * 3600.0
+    #: Seconds between passes that release idempotency keys older than their source's window.
+    INGEST_KEY_RELEASE_INTERVAL: float = 600.0
+    #: Webhook requests in flight per web process, in total and per source; beyond: 429.
+    INGEST_MAX_IN_FLIGHT: int = 1024
+    INGEST_MAX_IN_FLIGHT_PER_SOURCE: int = 512
+    #: Seconds ingest waits for the database (a pooled connection, the insert) before a 503.
+    INGEST_DB_TIMEOUT: float = 2.0
+    #: Retry-After (seconds) sent with 503 (database unavailable) and 429 (too many in flight).
+    INGEST_RETRY_AFTER: int = 5
+    INGEST_RETRY_AFTER_BUSY: int = 1
+    #: Group commit: concurrent webhooks share one multi-row statement (one commit); each is
+    #: answered after that commit. Up to INGEST_BATCH_SIZE rows per statement, INGEST_FLUSHERS
+    #: statements at once per process.
+    INGEST_GROUP_COMMIT: bool = True
+    INGEST_BATCH_SIZE: int = 256
+    INGEST_FLUSHERS: int = 2
 
 
 class _Settings(Defaults):

@@ -76,6 +76,11 @@ async def get_pool() -> AsyncConnectionPool[Any]:
     return pool
 
 
+def current_pool() -> AsyncConnectionPool[Any] | None:
+    """The running loop's pool if it was opened, without opening one (for metrics)."""
+    return _pools.get(asyncio.get_running_loop())
+
+
 async def close_pool() -> None:
     """Close the running loop's pool (at shutdown, and between tests)."""
     loop = asyncio.get_running_loop()

@@ -14,14 +14,23 @@ something the user can act on. Messages never contain a secret's value (a secret
     │   └── DuplicatePluginError      two distributions claim the same code
     ├── IngestError                   a webhook was refused; carries an HTTP status and a reason code
     ├── TemplateError                 a step's template failed to compile or render
+    ├── StepOutputTooLarge            a step returned more than AUTOMATE_STEP_OUTPUT_MAX_BYTES
+    ├── WorkflowError                 a request about workflows or runs cannot be carried out
     ├── ConnectorError                a connector failed; carries ``retryable`` and ``retry_after``
     │   ├── ConnectorConfigError      invalid configuration (not retryable)
     │   ├── UnknownActionError        the connector has no such action (not retryable)
     │   └── ConnectorTimeout          the call took longer than its timeout (retryable)
     ├── SecretsError
     │   ├── SecretNotFoundError       (also KeyError) no backend has the key
+    │   ├── SecretAccessDeniedError   a backend refused access (stops the search: never falls through)
     │   └── SecretsBackendUnavailable a backend could not be reached
-    └── LLMError                      an LLM provider failed; carries ``retryable``
+    └── LLMError                      an LLM provider failed; carries ``retryable`` and ``retry_after``
+        ├── LLMAuthError              the provider refused the credentials (not retryable)
+        ├── LLMRateLimitError         the provider is rate limiting (retryable, with ``retry_after``)
+        ├── LLMTimeoutError           the provider did not answer in time (retryable)
+        ├── LLMContextTooLongError    the prompt does not fit the model's context window
+        ├── LLMInvalidOptionsError    unknown or invalid chat options (not retryable)
+        └── BudgetExceededError       a token budget would be exceeded (not retryable)
 """
 
 from __future__ import annotations
@@ -118,6 +127,14 @@ class TemplateError(AutomateError):
     """A template failed to compile or render."""
 
 
+class StepOutputTooLarge(AutomateError):
+    """The step's output is larger than the limit (AUTOMATE_STEP_OUTPUT_MAX_BYTES)."""
+
+
+class WorkflowError(AutomateError):
+    """The request about a workflow or a run cannot be carried out as asked."""
+
+
 class ConnectorError(AutomateError):
     """A connector failed to perform its action.
 
@@ -168,6 +185,17 @@ class SecretNotFoundError(SecretsError, KeyError):
     """The secret was not found in any configured backend."""
 
 
+class SecretAccessDeniedError(SecretsError):
+    """A secrets backend refused access to the secret.
+
+    The resolver stops here instead of asking the next backend: a deny must never be silently
+    downgraded to whatever another backend holds under the same name. Not retryable: a policy
+    does not change by waiting; fix it, then replay.
+    """
+
+    retryable = False
+
+
 class SecretsBackendUnavailable(SecretsError):
     """A secrets backend could not be reached."""
 
@@ -186,7 +214,41 @@ class LLMError(AutomateError):
         *,
         retryable: bool | None = None,
         retry_after: float | None = None,
+        status_code: int | None = None,
     ) -> None:
         super().__init__(message)
         self.retryable = self.default_retryable if retryable is None else retryable
         self.retry_after = retry_after
+        self.status_code = status_code
+
+
+class LLMAuthError(LLMError):
+    """The LLM provider refused the credentials; check the API key."""
+
+
+class LLMRateLimitError(LLMError):
+    """The LLM provider is rate limiting; try again after ``retry_after`` seconds."""
+
+    default_retryable = True
+
+
+class LLMTimeoutError(LLMError):
+    """The LLM provider did not answer in time."""
+
+    default_retryable = True
+
+
+class LLMContextTooLongError(LLMError):
+    """The prompt is too long for the model's context window; shorten it or pick a larger model."""
+
+
+class LLMInvalidOptionsError(LLMError):
+    """The chat options are invalid."""
+
+
+class BudgetExceededError(LLMError):
+    """The call would exceed an LLM token budget."""
+
+    def __init__(self, message: str | None = None, *, scope: str = "", limit: int = 0) -> None:
+        super().__init__(message)
+        self.scope, self.limit = scope, limit

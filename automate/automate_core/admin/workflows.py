@@ -1,28 +1,230 @@
-"""Workflows and their steps in the admin."""
+"""Workflows, their steps, versions and schedules in the admin.
+
+Saving validates what the engine would refuse: every template compiles (a bad one is refused
+with its line and reason), conditions compile, the connector exists and has the action. A saved
+change publishes a new version (``rules.versions.snapshot``). A workflow's page links to a form
+that runs it on a given payload (a manual trigger).
+"""
 
 from __future__ import annotations
 
-from django.contrib import admin
+import json
+from typing import Any
 
-from automate_core.models import Step, Workflow
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from automate_core import definitions
+from automate_core.admin.common import form_page, pretty_json
+from automate_core.exceptions import AutomateError
+from automate_core.execution import replay
+from automate_core.models import Schedule, Step, Workflow, WorkflowVersion
+from automate_core.rules import versions
 
 
-class StepInline(admin.TabularInline):
+class StepForm(forms.ModelForm):
+    class Meta:
+        model = Step
+        fields = "__all__"
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors or data.get("DELETE"):
+            return data
+        spec = {
+            "connector": data.get("connector", ""),
+            "action": data.get("action", ""),
+            "params": data.get("params") or {},
+            "condition": data.get("condition") or "",
+        }
+        try:
+            definitions.validate_step(f"step {data.get('name', '')}", spec)
+        except definitions.DefinitionError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return data
+
+
+class WorkflowForm(forms.ModelForm):
+    class Meta:
+        model = Workflow
+        fields = "__all__"
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        try:
+            definitions.validate_condition("condition", data.get("condition") or "")
+            definitions.validate_concurrency_key("concurrency key", data.get("concurrency_key") or "")
+        except definitions.DefinitionError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        if data.get("concurrency_key") and not data.get("concurrency_limit"):
+            raise forms.ValidationError("A concurrency key needs a concurrency limit.")
+        return data
+
+
+class StepInline(admin.StackedInline):
     model = Step
+    form = StepForm
     extra = 0
-    fields = ["position", "name", "connector", "action", "params", "timeout_seconds"]
+    fields = [
+        ("position", "name"),
+        ("connector", "action"),
+        "params",
+        "condition",
+        ("timeout_seconds", "retry_max_attempts", "retry_backoff_seconds", "continue_on_error"),
+    ]
+
+
+class VersionInline(admin.TabularInline):
+    model = WorkflowVersion
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ("number", "created_at", "author", "comment")
+    ordering = ["-number"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class TriggerForm(forms.Form):
+    payload = forms.CharField(widget=forms.Textarea(attrs={"rows": 12, "cols": 80}), initial="{}")
+    source = forms.CharField(initial="manual")
+    event_type = forms.CharField(initial="manual")
+
+    def clean_payload(self) -> Any:
+        try:
+            return json.loads(self.cleaned_data["payload"])
+        except ValueError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc}") from exc
 
 
 @admin.register(Workflow)
 class WorkflowAdmin(admin.ModelAdmin):
+    form = WorkflowForm
     list_display = [
         "name",
         "enabled",
         "source_pattern",
         "event_type_pattern",
-        "max_attempts",
+        "version_number",
+        "concurrency_limit",
         "updated_at",
     ]
     list_filter = ["enabled"]
     search_fields = ["name", "description"]
-    inlines = [StepInline]
+    readonly_fields = ["version_number", "run_link"]
+    inlines = [StepInline, VersionInline]
+    actions = ["publish"]
+
+    @admin.display(description="Version")
+    def version_number(self, obj: Workflow) -> str:
+        return f"v{obj.current_version.number}" if obj.current_version else "-"
+
+    @admin.display(description="Run it")
+    def run_link(self, obj: Workflow) -> str:
+        if not obj.pk:
+            return "-"
+        url = reverse("admin:automate_core_workflow_trigger", args=[obj.pk])
+        return format_html('<a class="button" href="{}">Run on a payload…</a>', url)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        before = form.instance.current_version_id
+        version = versions.snapshot(form.instance, author=request.user.get_username())
+        if version.pk != before:
+            self.message_user(request, f"Published {form.instance.name} v{version.number}.", messages.SUCCESS)
+
+    @admin.action(description="Publish the selected workflows' rows as new versions (if changed)")
+    def publish(self, request: HttpRequest, queryset: QuerySet[Workflow]) -> None:
+        for workflow in queryset:
+            versions.snapshot(workflow, author=request.user.get_username())
+        self.message_user(request, "Published.", messages.SUCCESS)
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view(self.trigger_view)
+        return [path("<int:pk>/trigger/", view, name="automate_core_workflow_trigger"), *super().get_urls()]
+
+    def trigger_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        workflow = get_object_or_404(Workflow, pk=pk)
+        if not self.has_change_permission(request, workflow):
+            return HttpResponseRedirect(reverse("admin:index"))
+        form = TriggerForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                run = replay.trigger(
+                    workflow.name,
+                    form.cleaned_data["payload"],
+                    source=form.cleaned_data["source"],
+                    event_type=form.cleaned_data["event_type"],
+                )
+            except AutomateError as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(request, f"Run #{run.pk} queued.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:automate_core_executionrun_change", args=[run.pk]))
+        return form_page(
+            self,
+            request,
+            form,
+            title=f"Run {workflow.name} on a payload",
+            intro="The run is queued for the workers, on the current version, whatever the trigger says.",
+            submit="Queue the run",
+        )
+
+
+@admin.register(WorkflowVersion)
+class WorkflowVersionAdmin(admin.ModelAdmin):
+    list_display = ["workflow", "number", "created_at", "author", "comment"]
+    list_filter = ["workflow"]
+    fields = readonly_fields = ("workflow", "number", "created_at", "author", "comment", "definition_pretty")
+    actions = ["rollback"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Definition")
+    def definition_pretty(self, obj: WorkflowVersion) -> str:
+        return pretty_json(obj.definition)
+
+    @admin.action(description="Roll back to the selected version (published as a new version)")
+    def rollback(self, request: HttpRequest, queryset: QuerySet[WorkflowVersion]) -> None:
+        for version in queryset.select_related("workflow"):
+            new = versions.rollback(version.workflow, version.number, author=request.user.get_username())
+            self.message_user(request, f"{version.workflow.name}: v{new.number} = v{version.number}.")
+
+
+class ScheduleForm(forms.ModelForm):
+    class Meta:
+        model = Schedule
+        fields = ["name", "cron", "timezone", "source", "event_type", "payload", "enabled"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        try:
+            definitions.validate_schedule("schedule", data.get("cron", ""), data.get("timezone") or "UTC")
+        except definitions.DefinitionError as exc:
+            raise forms.ValidationError(str(exc)) from exc
+        return data
+
+
+@admin.register(Schedule)
+class ScheduleAdmin(admin.ModelAdmin):
+    form = ScheduleForm
+    list_display = ["name", "cron", "timezone", "event_type", "enabled", "next_fire_at", "last_fired_at"]
+    list_filter = ["enabled"]
+    readonly_fields = ["next_fire_at", "last_fired_at", "last_event_id"]
+
+    def save_model(self, request: HttpRequest, obj: Schedule, form: Any, change: bool) -> None:
+        if {"cron", "timezone", "enabled"} & set(form.changed_data):
+            obj.next_fire_at = None  # the scheduler computes the next tick from the new cron
+        super().save_model(request, obj, form, change)

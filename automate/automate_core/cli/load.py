@@ -5,7 +5,7 @@ from typing import Any, TextIO
 
 from automate_core import definitions
 
-HELP = "Load webhook sources and workflows from a YAML or JSON file (upserted by name)."
+HELP = "Load webhook sources, workflows and schedules from YAML or JSON files (upserted by name)."
 
 
 def add_arguments(parser: ArgumentParser) -> None:
@@ -16,7 +16,8 @@ def run(options: dict[str, Any], out: TextIO) -> int:
     for path in options["file"]:
         counts = definitions.load_file(path)
         out.write(
-            f"{path}: {counts['sources']} sources, {counts['workflows']} workflows, "
-            f"{counts['steps']} steps loaded\n"
+            f"{path}: {counts['sources']} sources, {counts['workflows']} workflows "
+            f"({counts['versions']} new versions), {counts['steps']} steps, "
+            f"{counts['schedules']} schedules loaded\n"
         )
     return 0

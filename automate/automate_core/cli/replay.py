@@ -1,22 +1,81 @@
+"""``automate replay``: replay runs as new runs linked to the originals, one by id or many by filter.
+
+Bulk replay runs on the workers: this command records the request and prints its preview count;
+``--yes`` starts it, ``--progress ID`` shows how far it got.
+"""
+
 from __future__ import annotations
 
+import json
 from argparse import ArgumentParser
 from typing import Any, TextIO
 
-from automate_core.exceptions import AutomateError
-from automate_core.outbox import replay
+from automate_core.cli._json import payload_argument
+from automate_core.exceptions import WorkflowError
+from automate_core.execution import replay
+from automate_core.models import BulkReplay, RunMode
 
-HELP = "Replay dead jobs as new jobs linked to the old ones (by id, or all dead jobs of a source)."
+HELP = (
+    "Replay runs: from the start on the original or current version, resume from the failed step, "
+    "or with an edited payload. Many at once with a filter (preview, then --yes)."
+)
+MODES = {
+    "original": RunMode.ORIGINAL,
+    "current": RunMode.CURRENT,
+    "resume": RunMode.RESUME,
+    "edited": RunMode.EDITED,
+}
 
 
 def add_arguments(parser: ArgumentParser) -> None:
-    parser.add_argument("job", nargs="*", type=int, help="Dead job ids.")
-    parser.add_argument("--source", help="Replay every dead job of this source.")
+    parser.add_argument("run", nargs="*", type=int, help="Run ids to replay.")
+    parser.add_argument(
+        "--mode",
+        choices=sorted(MODES),
+        default="current",
+        help="original: same version; current: current version (default); resume: from the failed "
+        "step, reusing earlier outputs; edited: with --payload.",
+    )
+    parser.add_argument("--payload", help="The edited payload as JSON (mode edited).")
+    parser.add_argument("--payload-file", help="The edited payload in a JSON file (mode edited).")
+    bulk = parser.add_argument_group("bulk replay by filter (run on the workers)")
+    for key in replay.FILTER_KEYS:
+        hint = "an ISO date-time or an age like 6h, 2d" if key in ("since", "until") else None
+        bulk.add_argument(f"--{key.replace('_', '-')}", dest=f"filter_{key}", help=hint)
+    bulk.add_argument("--yes", action="store_true", help="Start the bulk replay (without it: preview only).")
+    bulk.add_argument("--progress", type=int, metavar="BULK_ID", help="Show a bulk replay's progress.")
 
 
 def run(options: dict[str, Any], out: TextIO) -> int:
-    if not options["job"] and not options["source"]:
-        raise AutomateError("Name dead job ids or --source; an empty filter is refused.")
-    new = replay.replay_dead(ids=options["job"] or None, source=options["source"])
-    out.write(f"{len(new)} jobs queued again: {', '.join(map(str, new)) or '-'}\n")
+    if options.get("progress") is not None:
+        bulk = BulkReplay.objects.filter(pk=options["progress"]).first()
+        if bulk is None:
+            raise WorkflowError(f"No bulk replay #{options['progress']}.")
+        out.write(json.dumps(replay.progress(bulk), indent=2, default=str) + "\n")
+        return 0
+    mode = MODES[options["mode"]]
+    filters = {k: options.get(f"filter_{k}") for k in replay.FILTER_KEYS}
+    filters = {k: v for k, v in filters.items() if v}
+    if options["run"]:
+        if filters:
+            raise WorkflowError("Give run ids or a filter, not both.")
+        payload = payload_argument(options.get("payload"), options.get("payload_file"))
+        for run_id in options["run"]:
+            new = replay.replay(run_id, mode, payload=payload)
+            out.write(f"run #{run_id}: replay queued as run #{new.pk} ({mode}, job {new.job_id})\n")
+        return 0
+    if mode == RunMode.EDITED:
+        raise WorkflowError(
+            "An edited payload is given per run: automate replay RUN_ID --mode edited --payload …"
+        )
+    preview_filters = {**filters, "status": "failed"} if mode == RunMode.RESUME else filters
+    count = replay.matching_runs(preview_filters).count()
+    if not options["yes"]:
+        out.write(f"{count} runs match {json.dumps(preview_filters)}; add --yes to replay them ({mode}).\n")
+        return 0
+    bulk = replay.start_bulk(filters, mode, author="cli")
+    out.write(
+        f"bulk replay #{bulk.pk} started for {bulk.total} runs ({mode}); the workers queue them. "
+        f"Follow it with: automate replay --progress {bulk.pk}\n"
+    )
     return 0

@@ -108,9 +108,13 @@ async def serve_all(host: str, port: int) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal)
     worker = asyncio.create_task(pool.run())
+    from automate_core.schedules import service as schedules
+
+    scheduler = asyncio.create_task(schedules.run(pool.stopping))
     try:
         await server.serve()
     finally:
         pool.stop()
         await worker
+        await scheduler
         await db.close_pool()

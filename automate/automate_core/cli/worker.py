@@ -29,9 +29,13 @@ async def serve_worker(options: dict[str, Any]) -> None:
         )
     )
     pool.install_signal_handlers()
+    from automate_core.schedules import service as schedules
+
+    scheduler = asyncio.create_task(schedules.run(pool.stopping), name="automate-scheduler")
     try:
         await pool.run()
     finally:
+        await scheduler
         await db.close_pool()
 
 

@@ -1,50 +1,50 @@
-"""``ExecutionEngine``: runs the matched workflows of one event, step by step.
+"""``ExecutionEngine``: runs the workflows of one claimed job and tells the worker what to do next.
 
-For each workflow an ``ExecutionRun`` is recorded; each step's parameters are rendered (sandboxed
-Jinja2, see ``templating``), its connector is called (async connectors awaited, sync ones in the
-plugin thread pool) under the step's timeout, and a ``StepRun`` records the rendered input, the
-output or the error, and the timings. A failing step fails its run; the job outcome tells the
-worker whether to retry (some failure was retryable and attempts are left) or give up.
+A job is one of:
 
-On a retry, workflows that already succeeded for this event are not run again.
+* an **event job** (``payload`` empty): the rule index gives the workflows whose globs match;
+  those whose trigger ``condition`` is false are left out (a condition that names a missing
+  key counts as false); each remaining workflow runs its current version;
+* a **run job** (``payload = {"run": id}``), queued by a manual trigger or a replay: it carries
+  out that queued run (pinned version, mode, parent), unless it was cancelled meanwhile; the run
+  turns ``running`` only once its concurrency slot is taken, so a snoozed run stays ``queued``;
+* a **bulk replay job** (``payload = {"bulk_replay": id}``): queues the next chunk of replays
+  and snoozes itself until the filter is exhausted (``execution.replay``).
+
+Before anything runs, each workflow with a concurrency limit takes a slot in PostgreSQL; when a
+limit is full nothing runs and the job is snoozed (put back without spending the attempt).
+
+On a retry (attempt > 1) the job resumes rather than repeats: a workflow whose last run for this
+job succeeded (or was cancelled) is not run again, and one that failed resumes from its failed
+step on the version it ran, reusing the outputs of the steps before it. So a retry never repeats
+the side effects of steps that already succeeded.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import random
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from asgiref.sync import sync_to_async
+
+from automate_core import masking
 from automate_core.conf import settings
-from automate_core.exceptions import (
-    AutomateError,
-    ConnectorError,
-    ConnectorTimeout,
-    PluginError,
-    SecretsError,
-    TemplateError,
-)
+from automate_core.exceptions import TemplateError
 from automate_core.execution import templating
-from automate_core.execution.journal import RunJournal, StepRecord
-from automate_core.observability import metrics
+from automate_core.execution.concurrency import ConcurrencySlots, Slot
+from automate_core.execution.journal import RunJournal
+from automate_core.execution.runner import Plan, RunOutcome, WorkflowRunner, event_context, now
 from automate_core.outbox.retry import RetryPolicy
 from automate_core.outbox.store import ClaimedEvent, ClaimedJob
-from automate_core.plugins import registry
-from automate_core.rules.engine import RuleEngine, StepSpec, WorkflowSpec
+from automate_core.rules.engine import RuleEngine, WorkflowSpec
 
 logger = logging.getLogger("automate.execution")
 
+__all__ = ["ExecutionEngine", "JobOutcome", "RunOutcome", "event_context", "now", "workflow_policy"]
 
-@dataclass(slots=True)
-class RunOutcome:
-    workflow: WorkflowSpec
-    run_id: int
-    succeeded: bool
-    error: str = ""
-    retryable: bool = False
-    retry_after: float | None = None
+REUSABLE = ("succeeded", "skipped", "reused")
 
 
 @dataclass(slots=True)
@@ -69,164 +69,177 @@ class JobOutcome:
 
 
 def workflow_policy(workflow: WorkflowSpec) -> RetryPolicy:
+    """The job retry policy of a workflow: its attempts and backoff, or the platform's defaults."""
+    base = workflow.retry_base_seconds
+    ceiling = workflow.retry_max_seconds
     return RetryPolicy(
         max_attempts=workflow.max_attempts,
-        base_seconds=float(settings.RETRY_BASE_SECONDS),
-        max_seconds=float(settings.RETRY_MAX_SECONDS),
+        base_seconds=float(settings.RETRY_BASE_SECONDS if base is None else base),
+        max_seconds=float(settings.RETRY_MAX_SECONDS if ceiling is None else ceiling),
     )
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def event_context(event: ClaimedEvent) -> dict[str, Any]:
-    return {
-        "id": event.id,
-        "source": event.source,
-        "type": event.event_type,
-        "payload": event.payload,
-        "headers": event.headers,
-        "trace_id": event.trace_id,
-        "received_at": event.received_at.isoformat(),
-    }
-
-
-class StepFailed(Exception):
-    def __init__(self, error: str, retryable: bool, retry_after: float | None = None) -> None:
-        super().__init__(error)
-        self.error, self.retryable, self.retry_after = error, retryable, retry_after
+def reusable_prefix(steps: list[Any]) -> dict[str, tuple[str, Any]]:
+    """Outputs of the steps before the first one that did not succeed, by name."""
+    reuse: dict[str, tuple[str, Any]] = {}
+    for step in steps:
+        if step.status not in REUSABLE:
+            break
+        status = "succeeded" if step.status == "reused" else step.status
+        reuse[step.name] = (status, step.output)
+    return reuse
 
 
 class ExecutionEngine:
-    def __init__(self, rules: RuleEngine | None = None, journal: RunJournal | None = None) -> None:
+    def __init__(
+        self,
+        rules: RuleEngine | None = None,
+        journal: RunJournal | None = None,
+        slots: ConcurrencySlots | None = None,
+    ) -> None:
         self.rules = rules or RuleEngine()
         self.journal = journal or RunJournal()
+        self.slots = slots or ConcurrencySlots()
+        self.runner = WorkflowRunner(self.journal)
 
     async def handle_event(self, job: ClaimedJob) -> JobOutcome:
+        directive = job.payload if isinstance(job.payload, dict) else {}
+        if "bulk_replay" in directive:
+            return await self._advance_bulk(int(directive["bulk_replay"]))
         event = job.event
         if event is None:
             return JobOutcome(False, error="The job has no event.")
         await self.rules.refresh(job.generation)
-        workflows = self.rules.match(event.source, event.event_type)
-        if not workflows:
+        if "run" in directive:
+            context = {"event": event_context(event)}
+            plans = await self._plan_queued(job, int(directive["run"]))
+        else:
+            matched = self.rules.match(event.source, event.event_type)
+            if not matched:  # the common case for many event types: no query, nothing built
+                return JobOutcome(True)
+            context = {"event": event_context(event)}
+            plans = self._plan_matches(matched, context)
+            if plans and job.attempts > 1:
+                plans = await self._plan_retry(job, plans)
+        if not plans:
             return JobOutcome(True)
-        done = await self.journal.succeeded_workflows(event.id) if job.attempts > 1 else set()
+        slots = await self._acquire(plans, context, job)
+        if slots is None:
+            return JobOutcome(
+                False, snooze=float(settings.CONCURRENCY_SNOOZE_SECONDS) * random.uniform(0.8, 1.2)
+            )
+        try:
+            return await self._run(plans, event, job, slots)
+        finally:
+            for slot in slots.values():
+                await self.slots.release(slot)
+
+    async def _run(
+        self, plans: list[Plan], event: ClaimedEvent, job: ClaimedJob, slots: dict[int, Slot]
+    ) -> JobOutcome:
         outcome = JobOutcome(True)
-        for workflow in workflows:
-            if workflow.id in done:
-                continue
-            run = await self.run_workflow(workflow, event, job)
+        for plan in plans:
+            run = await self.runner.run(plan, event, job)
+            slot = slots.pop(plan.workflow.id, None)
+            if slot is not None:  # free it for the next run of that key at once
+                await self.slots.release(slot)
             outcome.runs.append(run)
-            if not run.succeeded:
-                outcome.succeeded = False
-                outcome.error = f"{workflow.name}: {run.error}"
-                outcome.retryable = outcome.retryable or run.retryable
-                policy = workflow_policy(workflow)
-                if outcome.retry_policy is None or policy.max_attempts > outcome.retry_policy.max_attempts:
-                    outcome.retry_policy = policy
-                if run.retry_after is not None:
-                    outcome.retry_after = max(outcome.retry_after or 0.0, run.retry_after)
+            if run.succeeded:
+                continue
+            workflow = plan.workflow
+            outcome.succeeded = False
+            outcome.error = masking.masker.mask(f"{workflow.name}: {run.error}")
+            outcome.retryable = outcome.retryable or run.retryable
+            policy = workflow_policy(workflow)
+            if outcome.retry_policy is None or policy.max_attempts > outcome.retry_policy.max_attempts:
+                outcome.retry_policy = policy
+            if run.retry_after is not None:
+                outcome.retry_after = max(outcome.retry_after or 0.0, run.retry_after)
         return outcome
 
-    async def run_workflow(
-        self, workflow: WorkflowSpec, event: ClaimedEvent, job: ClaimedJob | None
-    ) -> RunOutcome:
-        run_id = await self.journal.start_run(
-            workflow_id=workflow.id,
-            workflow_name=workflow.name,
-            event_id=event.id,
-            job_id=job.id if job else None,
-            attempt=job.attempts if job else 1,
-            trace_id=event.trace_id,
-        )
-        scope: dict[str, Any] = {"event": event_context(event), "steps": {}}
-        for step in workflow.steps:
+    # -- planning ---------------------------------------------------------------------------
+
+    def _plan_matches(self, matched: tuple[WorkflowSpec, ...], context: dict[str, Any]) -> list[Plan]:
+        plans = []
+        for workflow in matched:
+            if not workflow.condition:
+                plans.append(Plan(workflow))
+                continue
             try:
-                output = await self._run_step(run_id, workflow, step, scope, job)
-            except StepFailed as failure:
-                await self.journal.finish_run(run_id, "failed", f"step {step.name}: {failure.error}")
-                metrics.runs_finished.labels(workflow.name, "failed").inc()
-                return RunOutcome(
-                    workflow, run_id, False, f"step {step.name}: {failure.error}",
-                    failure.retryable, failure.retry_after,
-                )  # fmt: skip
-            scope["steps"][step.name] = {"output": output}
-        await self.journal.finish_run(run_id, "succeeded")
-        metrics.runs_finished.labels(workflow.name, "succeeded").inc()
-        return RunOutcome(workflow, run_id, True)
+                if templating.evaluate(workflow.condition, context, undefined_is_false=True):
+                    plans.append(Plan(workflow))
+            except TemplateError as exc:  # recorded as a failed run, so that it is seen
+                plans.append(Plan(workflow, error=f"trigger condition: {exc}"))
+        return plans
 
-    async def _run_step(
-        self,
-        run_id: int,
-        workflow: WorkflowSpec,
-        step: StepSpec,
-        scope: dict[str, Any],
-        job: ClaimedJob | None,
-    ) -> Any:
-        started = now()
-        params: Any = None
-        try:
-            params = await self._render(step.params, scope)
-            adapter = registry.connectors().get(step.connector)
-            context = {
-                "run_id": run_id,
-                "workflow": workflow.name,
-                "step": step.name,
-                "event_id": scope["event"]["id"],
-                "trace_id": scope["event"]["trace_id"],
-                "attempt": job.attempts if job else 1,
-                "dry_run": False,
-            }
-            timeout = step.timeout or float(settings.STEP_TIMEOUT_SECONDS)
+    async def _plan_queued(self, job: ClaimedJob, run_id: int) -> list[Plan]:
+        queued = await self.journal.queued_run(run_id)
+        if queued is None or queued.status == "cancelled":
+            return []
+        if queued.status != "queued":  # an earlier attempt of this job started it: resume that
+            previous = await self.journal.previous_runs(job.id)
+            return [plan for p in previous.values() if (plan := await self._resume_plan(p)) is not None]
+        if queued.version_id is None:
+            await self.journal.begin_queued_run(run_id, job.attempts)
+            await self.journal.finish_run(run_id, "failed", "The workflow version no longer exists.")
+            return []
+        spec = await self.rules.version(queued.version_id)
+        plan = Plan(spec, run_id=run_id, queued=True, mode=queued.mode, parent_id=queued.parent_id)
+        if queued.mode == "resume" and queued.parent_id is not None:
+            plan.reuse = reusable_prefix(await self.journal.run_steps(queued.parent_id))
+        return [plan]
+
+    async def _plan_retry(self, job: ClaimedJob, plans: list[Plan]) -> list[Plan]:
+        previous = await self.journal.previous_runs(job.id)
+        kept = []
+        for plan in plans:
+            earlier = previous.get(plan.workflow.id)
+            if earlier is None:
+                kept.append(plan)
+            elif (resumed := await self._resume_plan(earlier)) is not None:
+                kept.append(resumed)
+        return kept
+
+    async def _resume_plan(self, earlier: Any) -> Plan | None:
+        """The next attempt of a workflow's run: nothing when it succeeded, else resume it."""
+        if earlier.status in ("succeeded", "cancelled", "queued") or earlier.version_id is None:
+            return None
+        if earlier.status == "running":  # its worker died mid-run
+            await self.journal.abandon_run(earlier.id)
+        spec = await self.rules.version(earlier.version_id)
+        reuse = reusable_prefix(await self.journal.run_steps(earlier.id))
+        return Plan(spec, mode=earlier.mode, parent_id=earlier.parent_id, reuse=reuse)
+
+    async def _acquire(
+        self, plans: list[Plan], context: dict[str, Any], job: ClaimedJob
+    ) -> dict[int, Slot] | None:
+        """A slot for every limited workflow, or None (and nothing held) when one is full."""
+        held: dict[int, Slot] = {}
+        for plan in plans:
+            limit = plan.workflow.concurrency_limit
+            if limit is None or plan.error:
+                continue
             try:
-                async with asyncio.timeout(timeout):
-                    output = await adapter.aexecute(step.action, params, context)
-            except TimeoutError as exc:
-                raise ConnectorTimeout(f"The step did not finish within {timeout:g}s.") from exc
-        except Exception as exc:
-            error, retryable, retry_after = self._classify(exc)
-            await self._record(run_id, step, "failed", params, None, error, started)
-            raise StepFailed(error, retryable, retry_after) from exc
-        await self._record(run_id, step, "succeeded", params, output, "", started)
-        return output
+                key = templating.render(plan.workflow.concurrency_key, context)
+            except TemplateError as exc:
+                plan.error = f"concurrency key: {exc}"
+                continue
+            plan.key = "" if key is None else str(key)
+            slot = await self.slots.acquire(plan.workflow.id, plan.key, limit, job.id, job.attempts)
+            if slot is None:
+                for taken in held.values():
+                    await self.slots.release(taken)
+                logger.debug("workflow %s: concurrency limit full for key %r", plan.workflow.name, plan.key)
+                return None
+            held[plan.workflow.id] = slot
+        return held
 
-    async def _render(self, params: Any, scope: dict[str, Any]) -> Any:
-        from automate_governance.secrets.resolver import get_resolver
+    # -- bulk replay ------------------------------------------------------------------------
 
-        resolver = get_resolver()
-        names = templating.collect_secret_names(params)
-        resolved = {name: await resolver.aresolve(name) for name in sorted(names)}
-        context = {**scope, "secret": templating.secret_function(resolved)}
-        return templating.render(params, context)
+    async def _advance_bulk(self, bulk_id: int) -> JobOutcome:
+        from automate_core.execution import replay
 
-    @staticmethod
-    def _classify(exc: BaseException) -> tuple[str, bool, float | None]:
-        if isinstance(exc, ConnectorError):
-            return f"{type(exc).__name__}: {exc}", exc.retryable, exc.retry_after
-        if isinstance(exc, (TemplateError, PluginError)):
-            return f"{type(exc).__name__}: {exc}", False, None
-        if isinstance(exc, SecretsError):
-            return f"{type(exc).__name__}: {exc}", True, None
-        if isinstance(exc, AutomateError):
-            return f"{type(exc).__name__}: {exc}", True, None
-        # anything else escaping a plugin is wrapped, not swallowed
-        return f"ConnectorError: unexpected {type(exc).__name__}: {exc}", True, None
-
-    async def _record(
-        self,
-        run_id: int,
-        step: StepSpec,
-        status: str,
-        params: Any,
-        output: Any,
-        error: str,
-        started: datetime,
-    ) -> None:
-        record = StepRecord(
-            step.position, step.name, step.connector, step.action, status,
-            params, output, error, started, now(),
-        )  # fmt: skip
-        metrics.steps_finished.labels(step.connector, status).inc()
-        metrics.step_duration.labels(step.connector).observe(record.duration_ms / 1000.0)
-        await self.journal.record_step(run_id, record)
+        done = await sync_to_async(replay.advance_bulk)(bulk_id)
+        if done:
+            return JobOutcome(True)
+        return JobOutcome(False, snooze=0.0)  # more to queue: come back at once, attempt kept

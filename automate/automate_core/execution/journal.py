@@ -1,9 +1,14 @@
-"""``RunJournal``: writes ExecutionRun and StepRun rows. Values are masked before they are written."""
+"""``RunJournal``: writes ExecutionRun and StepRun rows. Values are masked before they are written.
+
+Every write of the execution stage goes through these methods (the worker may batch them later).
+``MemoryJournal`` keeps the records in memory instead: test mode (dry runs) writes nothing.
+"""
 
 from __future__ import annotations
 
+import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -23,10 +28,38 @@ class StepRecord:
     error: str
     started_at: datetime
     finished_at: datetime
+    attempt: int = 1
 
     @property
     def duration_ms(self) -> float:
         return (self.finished_at - self.started_at).total_seconds() * 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedRun:
+    workflow_id: int | None
+    version_id: int | None
+    mode: str
+    parent_id: int | None
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class PreviousRun:
+    id: int
+    workflow_id: int
+    version_id: int | None
+    status: str
+    mode: str
+    parent_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedStep:
+    position: int
+    name: str
+    status: str
+    output: Any
 
 
 def to_json(value: Any) -> str | None:
@@ -36,6 +69,12 @@ def to_json(value: Any) -> str | None:
 
 
 class RunJournal:
+    async def _execute(self, query: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        pool = await db.get_pool()
+        async with pool.connection() as conn:
+            cur = await conn.execute(query, params)
+            return await cur.fetchall() if cur.description else []
+
     async def start_run(
         self,
         *,
@@ -45,55 +84,104 @@ class RunJournal:
         job_id: int | None,
         attempt: int,
         trace_id: str,
+        version_id: int | None = None,
+        mode: str = "",
+        parent_id: int | None = None,
     ) -> int:
-        pool = await db.get_pool()
-        async with pool.connection() as conn:
-            cur = await conn.execute(
-                queries.START_RUN,
-                {
-                    "workflow_id": workflow_id,
-                    "workflow_name": workflow_name,
-                    "event_id": event_id,
-                    "job_id": job_id,
-                    "attempt": attempt,
-                    "trace_id": trace_id,
-                },
-            )
-            row = await cur.fetchone()
-        assert row is not None
-        return int(row[0])
+        rows = await self._execute(
+            queries.START_RUN,
+            {
+                "workflow_id": workflow_id,
+                "workflow_name": workflow_name,
+                "version_id": version_id,
+                "event_id": event_id,
+                "job_id": job_id,
+                "attempt": attempt,
+                "trace_id": trace_id,
+                "mode": mode,
+                "parent_id": parent_id,
+            },
+        )
+        return int(rows[0][0])
 
-    async def record_step(self, run_id: int, step: StepRecord) -> None:
-        pool = await db.get_pool()
-        async with pool.connection() as conn:
-            await conn.execute(
-                queries.RECORD_STEP,
-                {
-                    "run_id": run_id,
-                    "position": step.position,
-                    "name": step.name,
-                    "connector": step.connector,
-                    "action": step.action,
-                    "status": step.status,
-                    "input": to_json(step.input),
-                    "output": to_json(step.output),
-                    "error": masking.masker.mask(step.error),
-                    "started_at": step.started_at,
-                    "finished_at": step.finished_at,
-                    "duration_ms": step.duration_ms,
-                },
-            )
+    async def queued_run(self, run_id: int) -> QueuedRun | None:
+        rows = await self._execute(queries.QUEUED_RUN, {"run_id": run_id})
+        return QueuedRun(*rows[0]) if rows else None
+
+    async def begin_queued_run(self, run_id: int, attempt: int) -> bool:
+        """Start a queued run; False when it is no longer queued (it was cancelled meanwhile)."""
+        rows = await self._execute(queries.BEGIN_QUEUED_RUN, {"run_id": run_id, "attempt": attempt})
+        return bool(rows)
+
+    async def record_step(self, run_id: int, step: StepRecord) -> str:
+        """Write the step's record; returns the run's status ('cancelled' means: stop now)."""
+        rows = await self._execute(
+            queries.RECORD_STEP,
+            {
+                "run_id": run_id,
+                "position": step.position,
+                "name": step.name,
+                "connector": step.connector,
+                "action": step.action,
+                "status": step.status,
+                "attempt": step.attempt,
+                "input": to_json(step.input),
+                "output": to_json(step.output),
+                "error": masking.masker.mask(step.error),
+                "started_at": step.started_at,
+                "finished_at": step.finished_at,
+                "duration_ms": step.duration_ms,
+            },
+        )
+        return str(rows[0][0]) if rows and rows[0][0] else "running"
 
     async def finish_run(self, run_id: int, status: str, error: str = "") -> None:
-        pool = await db.get_pool()
-        async with pool.connection() as conn:
-            await conn.execute(
-                queries.FINISH_RUN,
-                {"run_id": run_id, "status": status, "error": masking.masker.mask(error)},
-            )
+        await self._execute(
+            queries.FINISH_RUN, {"run_id": run_id, "status": status, "error": masking.masker.mask(error)}
+        )
 
-    async def succeeded_workflows(self, event_id: int) -> set[int]:
-        pool = await db.get_pool()
-        async with pool.connection() as conn:
-            cur = await conn.execute(queries.SUCCEEDED_WORKFLOWS, {"event_id": event_id})
-            return {r[0] for r in await cur.fetchall()}
+    async def previous_runs(self, job_id: int) -> dict[int, PreviousRun]:
+        """The latest run of each workflow the job ran in earlier attempts, by workflow id."""
+        rows = await self._execute(queries.PREVIOUS_RUNS, {"job_id": job_id})
+        return {row[1]: PreviousRun(*row) for row in rows}
+
+    async def run_steps(self, run_id: int) -> list[RecordedStep]:
+        rows = await self._execute(queries.RUN_STEPS, {"run_id": run_id})
+        return [RecordedStep(*row) for row in rows]
+
+    async def abandon_run(self, run_id: int) -> None:
+        await self._execute(queries.ABANDON_RUN, {"run_id": run_id})
+
+
+@dataclass
+class MemoryRun:
+    id: int
+    workflow_name: str
+    status: str = "running"
+    error: str = ""
+    steps: list[StepRecord] = field(default_factory=list)
+
+
+class MemoryJournal(RunJournal):
+    """Records in memory (test mode): the database is not written. Values are masked all the same."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self) -> None:
+        self.runs: dict[int, MemoryRun] = {}
+
+    async def start_run(self, *, workflow_id: int, workflow_name: str, **_: Any) -> int:
+        run_id = next(self._ids)
+        self.runs[run_id] = MemoryRun(run_id, workflow_name)
+        return run_id
+
+    async def record_step(self, run_id: int, step: StepRecord) -> str:
+        step.input = masking.masker.mask_data(step.input)
+        step.output = masking.masker.mask_data(step.output)
+        step.error = masking.masker.mask(step.error)
+        self.runs[run_id].steps.append(step)
+        return "running"
+
+    async def finish_run(self, run_id: int, status: str, error: str = "") -> None:
+        run = self.runs[run_id]
+        run.status, run.error = status, masking.masker.mask(error)

@@ -6,10 +6,16 @@ outputs, secrets) is never rendered as a template itself. The environment is Jin
 empty string) and no autoescaping (the output is JSON, not HTML). Compiled templates are cached.
 
 A string that is exactly one expression (``"{{ event.payload.items }}"``) keeps the expression's
-type (list, number, ...); any other string renders to a string.
+type (list, number, ...); any other string renders to a string. Conditions (``condition:`` of a
+trigger or a step) are bare expressions (``event.payload.amount > 100``).
 
 ``secret("NAME")`` in a template reads a secret through the secrets backends. The names must be
 string literals: they are collected from the template and resolved before rendering.
+
+Limits: a render that takes longer than ``AUTOMATE_TEMPLATE_TIMEOUT_SECONDS`` is stopped
+(see ``deadline``), and a rendered string longer than ``AUTOMATE_TEMPLATE_MAX_OUTPUT`` characters
+is refused; so are operations that would build one (``'x' * 10**9``, huge format widths,
+``center(10**9)``) before they allocate it.
 """
 
 from __future__ import annotations
@@ -19,25 +25,146 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from automate_core.conf import settings
 from automate_core.exceptions import TemplateError
+from automate_core.execution import deadline
 
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{((?:(?!\{\{|\}\}|\{%|\{#).)*)\}\}\s*$", re.DOTALL)
+# a width or precision of six digits or more in a %-format or a {}-format spec
+_HUGE_PERCENT_FORMAT = re.compile(r"%[^a-zA-Z%]*?\d{6,}")
+_HUGE_BRACE_FORMAT = re.compile(r"\{[^{}]*:[^{}]*\d{6,}[^{}]*\}")
+_SIZED_STR_METHODS = {"center", "ljust", "rjust", "zfill", "expandtabs", "replace", "join"}
+
+
+_limits: tuple[float, int] | None = None
+
+
+def limits() -> tuple[float, int]:
+    """(render timeout in seconds, largest output in characters), read once from the settings."""
+    global _limits
+    if _limits is None:
+        _limits = (float(settings.TEMPLATE_TIMEOUT_SECONDS), int(settings.TEMPLATE_MAX_OUTPUT))
+    return _limits
+
+
+@receiver(setting_changed)
+def _settings_changed(*, setting: str, **_: Any) -> None:
+    global _limits
+    if setting.startswith("AUTOMATE_TEMPLATE_"):
+        _limits = None
+
+
+def _max_output() -> int:
+    return limits()[1]
+
+
+def _refuse_size(size: int) -> None:
+    if size > limits()[1]:
+        raise SecurityError(
+            f"the result would be {size} characters long; templates may produce at most "
+            f"{limits()[1]} (AUTOMATE_TEMPLATE_MAX_OUTPUT)"
+        )
+
+
+def _check_format(fmt: Any, pattern: re.Pattern[str]) -> None:
+    if isinstance(fmt, str) and pattern.search(fmt):
+        raise SecurityError("format widths of six digits or more are refused")
+
+
+def _sized(value: Any) -> int:
+    return len(value) if isinstance(value, (str, list, tuple)) else 0
+
+
+def _guarded_mul(left: Any, right: Any) -> Any:
+    if isinstance(left, int) and isinstance(right, (str, list, tuple)):
+        left, right = right, left
+    if isinstance(left, (str, list, tuple)) and isinstance(right, int):
+        _refuse_size(len(left) * right)
+    return left * right
+
+
+def _guarded_pow(left: Any, right: Any) -> Any:
+    if isinstance(right, (int, float)) and abs(right) > 1000:
+        raise SecurityError("exponents above 1000 are refused")
+    return left**right
+
+
+def _guarded_mod(left: Any, right: Any) -> Any:
+    _check_format(left, _HUGE_PERCENT_FORMAT)
+    return left % right
 
 
 class _Environment(ImmutableSandboxedEnvironment):
-    """The sandbox, with JSON-friendly lookups: ``payload.items`` is the key, not ``dict.items``."""
+    """The sandbox, with JSON-friendly lookups (``payload.items`` is the key, not ``dict.items``)
+    and size guards on the operations that can build a huge value from a small template."""
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.binop_table = {**self.binop_table, "*": _guarded_mul, "**": _guarded_pow, "%": _guarded_mod}
+        for name in ("center", "indent", "format", "replace"):
+            self.filters[name] = self._guard_filter(name, self.filters[name])
+
+    @staticmethod
+    def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            values = [a for a in args if not hasattr(a, "autoescape")]  # skip the eval context
+            if name == "format" and values:
+                _check_format(values[0], _HUGE_PERCENT_FORMAT)
+            if name in ("center", "indent"):
+                numbers = [a for a in (*values[1:], *kwargs.values()) if isinstance(a, int)]
+                _refuse_size(max(numbers, default=0))
+            if name == "replace" and len(values) >= 3:
+                _refuse_size(_sized(str(values[0])) * max(1, len(str(values[2]))))
+            return func(*args, **kwargs)
+
+        for attr in ("jinja_pass_arg",):
+            if hasattr(func, attr):
+                setattr(guarded, attr, getattr(func, attr))
+        return guarded
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, dict) and attribute in obj:
             return obj[attribute]
         return super().getattr(obj, attribute)
 
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None:  # str.format / format_map: refuse huge widths before any call
+            _check_format(value.__self__, _HUGE_BRACE_FORMAT)
+        return wrapped
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        return self.binop_table[operator](left, right)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, str):
+            name = getattr(__obj, "__name__", "")
+            if name in _SIZED_STR_METHODS:
+                numbers = [a for a in args if isinstance(a, int)]
+                size = max(numbers, default=0)
+                if name == "replace" and len(args) >= 2:
+                    size = len(owner) * max(1, len(str(args[1])))
+                if name == "join" and args:
+                    size = len(owner) * _sized(args[0])
+                _refuse_size(size)
+        return super().call(__context, __obj, *args, **kwargs)
+
 
 env = _Environment(undefined=StrictUndefined, autoescape=False)
+
+
+def _syntax(exc: TemplateSyntaxError) -> TemplateError:
+    return TemplateError(f"Template syntax error on line {exc.lineno}: {exc.message}")
 
 
 @lru_cache(maxsize=4096)
@@ -49,7 +176,18 @@ def _compile(source: str) -> tuple[str, Any]:
             return "expr", env.compile_expression(single.group(1), undefined_to_none=False)
         return "template", env.from_string(source)
     except TemplateSyntaxError as exc:
-        raise TemplateError(f"Template syntax error on line {exc.lineno}: {exc.message}") from exc
+        raise _syntax(exc) from exc
+
+
+@lru_cache(maxsize=1024)
+def _compile_condition(source: str) -> Any:
+    single = _SINGLE_EXPRESSION.match(source)
+    if single:  # "{{ x > 1 }}" is accepted as "x > 1"
+        source = single.group(1)
+    try:
+        return env.compile_expression(source, undefined_to_none=False)
+    except TemplateSyntaxError as exc:
+        raise _syntax(exc) from exc
 
 
 def secret_names(source: str) -> set[str]:
@@ -59,7 +197,7 @@ def secret_names(source: str) -> set[str]:
     try:
         ast = env.parse(source)
     except TemplateSyntaxError as exc:
-        raise TemplateError(f"Template syntax error on line {exc.lineno}: {exc.message}") from exc
+        raise _syntax(exc) from exc
     names = set()
     for call in ast.find_all(nodes.Call):
         if isinstance(call.node, nodes.Name) and call.node.name == "secret":
@@ -79,36 +217,88 @@ def collect_secret_names(value: Any) -> set[str]:
     return set()
 
 
-def render_string(source: str, context: Mapping[str, Any]) -> Any:
-    if "{" not in source:
-        return source
-    kind, compiled = _compile(source)
+def _render_template(compiled: Any, context: Mapping[str, Any]) -> str:
+    limit, size, parts = _max_output(), 0, []
+    for chunk in compiled.root_render_func(compiled.new_context(context)):
+        size += len(chunk)
+        if size > limit:
+            _refuse_size(size)
+        parts.append(chunk)
+    return "".join(parts)
+
+
+def _evaluate(kind: str, compiled: Any, context: Mapping[str, Any]) -> Any:
+    if kind == "template":
+        return _render_template(compiled, context)
+    result = compiled(**context)
+    if isinstance(result, Undefined):
+        result._fail_with_undefined_error()
+    if isinstance(result, str):
+        _refuse_size(len(result))
+    return result
+
+
+def _guarded(func: Callable[..., Any], *args: Any) -> Any:
+    """Run ``func`` under the render time limit, mapping every failure to :class:`TemplateError`."""
+    timeout = limits()[0]
     try:
-        if kind == "expr":
-            result = compiled(**context)
-            if isinstance(result, Undefined):
-                result._fail_with_undefined_error()
-            return result
-        return compiled.render(context)
+        return deadline.run_limited(timeout, func, *args)
+    except deadline.Overtime:
+        raise TemplateError(
+            f"The template took longer than {timeout:g}s to render (AUTOMATE_TEMPLATE_TIMEOUT_SECONDS)."
+        ) from None
     except UndefinedError as exc:
         raise TemplateError(f"Undefined name in template: {exc.message}") from exc
     except SecurityError as exc:
         raise TemplateError(f"Template refused by the sandbox: {exc}") from exc
     except TemplateError:
         raise
+    except RecursionError as exc:
+        raise TemplateError("Template refused: it nests too deeply.") from exc
     except Exception as exc:
         raise TemplateError(f"Template failed: {type(exc).__name__}: {exc}") from exc
 
 
-def render(value: Any, context: Mapping[str, Any]) -> Any:
-    """Render every string in a JSON-like structure (keys are not templates)."""
+def render_string(source: str, context: Mapping[str, Any]) -> Any:
+    if "{" not in source:
+        return source
+    kind, compiled = _compile(source)
+    return _guarded(_evaluate, kind, compiled, context)
+
+
+def _render_value(value: Any, context: Mapping[str, Any]) -> Any:
     if isinstance(value, str):
-        return render_string(value, context)
+        if "{" not in value:
+            return value
+        kind, compiled = _compile(value)
+        return _evaluate(kind, compiled, context)
     if isinstance(value, Mapping):
-        return {k: render(v, context) for k, v in value.items()}
+        return {k: _render_value(v, context) for k, v in value.items()}
     if isinstance(value, list):
-        return [render(v, context) for v in value]
+        return [_render_value(v, context) for v in value]
     return value
+
+
+def render(value: Any, context: Mapping[str, Any]) -> Any:
+    """Render every string in a JSON-like structure (keys are not templates), under the limits."""
+    if isinstance(value, str) and "{" not in value:
+        return value
+    return _guarded(_render_value, value, context)
+
+
+def evaluate(condition: str, context: Mapping[str, Any], *, undefined_is_false: bool = False) -> bool:
+    """The truth of a condition expression (``event.payload.amount > 100``).
+
+    With ``undefined_is_false`` a name or key that does not exist makes the condition false
+    instead of an error (trigger conditions: events of one type often differ in their keys).
+    """
+    compiled = _compile_condition(condition)
+    try:
+        return bool(_guarded(_evaluate, "expr", compiled, context))
+    except TemplateError as exc:
+        if undefined_is_false and isinstance(exc.__cause__, UndefinedError):
+            return False
+        raise
 
 
 def secret_function(resolved: Mapping[str, str]) -> Callable[[str], str]:
@@ -133,3 +323,10 @@ def validate(value: Any) -> None:
     elif isinstance(value, list):
         for v in value:
             validate(v)
+
+
+def validate_condition(source: str) -> None:
+    """Compile a condition expression; secrets are not allowed in conditions."""
+    _compile_condition(source)
+    if secret_names("{{ " + source + " }}"):
+        raise TemplateError("Conditions cannot read secrets.")

@@ -23,6 +23,30 @@ WITH event AS (
 SELECT id, trace_id FROM event
 """
 
+# The group commit: many webhooks, one statement, one commit (autocommit connection). The rows
+# arrive as one JSON array (batcher.rows_document), so the statement text (and its server-side
+# prepared plan) is the same whatever the batch size, and Python does no per-row escaping.
+# Rows come back by trace_id, which is unique per request; a request whose trace_id is missing
+# was a duplicate (of an older event, or of an earlier row of this same batch: ON CONFLICT DO
+# NOTHING also skips those). json_to_recordset keeps the array's order, so ids follow arrival.
+INSERT_EVENTS: LiteralString = """
+WITH input AS (
+    SELECT * FROM json_to_recordset(%(rows)s::json)
+        AS t(source text, event_type text, payload jsonb, headers jsonb, idempotency_key text, trace_id text)
+), event AS (
+    INSERT INTO automate_event (source, event_type, payload, headers, idempotency_key, trace_id, received_at)
+    SELECT source, event_type, payload, headers, idempotency_key, trace_id, now() FROM input
+    ON CONFLICT (source, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id, trace_id
+), job AS (
+    INSERT INTO automate_outbox_job
+        (event_id, kind, status, attempts, max_attempts, available_at, lease_owner, last_error,
+         created_at, updated_at)
+    SELECT id, 'event', 'ready', 0, %(max_attempts)s, now(), '', '', now(), now() FROM event
+)
+SELECT id, trace_id FROM event
+"""
+
 # The original of a redelivery. Run as its own statement: a concurrent first delivery that
 # committed while INSERT_EVENT waited on the unique index is visible only to a new snapshot.
 FIND_DUPLICATE: LiteralString = """
@@ -30,6 +54,35 @@ SELECT id, trace_id FROM automate_event
 WHERE source = %(source)s AND idempotency_key = %(idempotency_key)s
 """
 
-SOURCE_BY_SLUG: LiteralString = """
-SELECT slug, scheme, secret_ref, config, enabled FROM automate_webhook_source WHERE slug = %(slug)s
+# The originals of a batch's redeliveries, by (source, key); uses the unique index.
+FIND_DUPLICATES: LiteralString = """
+SELECT e.source, e.idempotency_key, e.id, e.trace_id
+FROM unnest(%(sources)s::text[], %(keys)s::text[]) AS d(source, idempotency_key)
+JOIN automate_event e ON e.source = d.source AND e.idempotency_key = d.idempotency_key
 """
+
+SOURCE_BY_SLUG: LiteralString = """
+SELECT slug, scheme, secret_ref, config, enabled, token_hash FROM automate_webhook_source
+WHERE slug = %(slug)s
+"""
+
+# Ends the dedupe window: releases (sets to NULL) the keys of events older than their source's
+# window, oldest first, a bounded batch per statement (short locks, small WAL bursts). Reads the
+# partial index automate_event_held_keys. Sources without a row (emit()) use the default window.
+RELEASE_KEYS: LiteralString = """
+WITH expired AS (
+    SELECT e.id FROM automate_event e
+    LEFT JOIN automate_webhook_source s ON s.slug = e.source
+    WHERE e.idempotency_key IS NOT NULL
+      AND e.received_at < now() - make_interval(secs => %(min_window)s)
+      AND e.received_at < now() - make_interval(
+            secs => COALESCE((s.config ->> 'dedupe_window_seconds')::float8, %(default_window)s))
+    ORDER BY e.received_at
+    LIMIT %(limit)s
+    FOR UPDATE OF e SKIP LOCKED
+)
+UPDATE automate_event SET idempotency_key = NULL FROM expired WHERE automate_event.id = expired.id
+"""
+
+# One releasing process at a time across all web processes (transaction-scoped advisory lock).
+TRY_RELEASE_LOCK: LiteralString = "SELECT pg_try_advisory_xact_lock(hashtext('automate_ingest_release_keys'))"

@@ -1,47 +1,188 @@
-"""Webhook source configuration, as the web process needs it per request (cached briefly)."""
+"""Webhook source configuration as the web process needs it per request (cached briefly).
+
+A source row (``WebhookSource``) becomes a :class:`SourceConfig`: the scheme instance, the limits
+and where the idempotency key and the event type come from. :func:`parse_options` validates the
+``config`` JSON; the model's ``clean()`` calls it too, so what the admin or ``automate load``
+saved is what the ingest path can use. ``config`` keys::
+
+    tolerance_seconds      timestamp tolerance, both directions (AUTOMATE_INGEST_TIMESTAMP_TOLERANCE)
+    max_body_bytes         413 above this, at most 25 MB (AUTOMATE_MAX_BODY_BYTES, 1 MiB)
+    max_in_flight          429 above this many at once (AUTOMATE_INGEST_MAX_IN_FLIGHT_PER_SOURCE)
+    dedupe_window_seconds  keys are held at least this long (AUTOMATE_INGEST_DEDUPE_WINDOW, 7 days)
+    idempotency_header / idempotency_path    override the scheme's idempotency key
+    event_type_header / event_type_path      override the scheme's event type
+    form_encoded           also accept application/x-www-form-urlencoded (Slack and GitHub always do)
+    signature              options of the ``hmac`` scheme (see schemes/hmac.py)
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from automate_core import db
 from automate_core.conf import settings
-from automate_core.ingest import queries
+from automate_core.ingest import queries, schemes
+from automate_core.ingest.schemes import Scheme, SchemeConfigError
+
+#: GitHub's payload cap; nothing larger is ever needed.
+MAX_BODY_LIMIT = 25 * 1000 * 1000
+MIN_DEDUPE_WINDOW = 3 * 24 * 3600.0
+
+_KEYS = {
+    "tolerance_seconds",
+    "max_body_bytes",
+    "max_in_flight",
+    "dedupe_window_seconds",
+    "idempotency_header",
+    "idempotency_path",
+    "event_type_header",
+    "event_type_path",
+    "form_encoded",
+    "signature",
+}
 
 
 @dataclass(frozen=True, slots=True)
 class SourceConfig:
     slug: str
-    scheme: str
+    scheme_name: str
     secret_refs: tuple[str, ...]
-    config: dict[str, Any] = field(default_factory=dict)
-    enabled: bool = True
+    config: Mapping[str, Any]
+    enabled: bool
+    scheme: Scheme
+    token_hashes: tuple[bytes, ...] = ()
+    max_body_bytes: int = 1024 * 1024
+    max_in_flight: int = 256
+    dedupe_window: float = 7 * 24 * 3600.0
+    idempotency_header: str = ""
+    idempotency_path: str = ""
+    event_type_header: str = ""
+    event_type_path: str = ""
+    form_encoded: bool = False
+
+
+def _positive(config: Mapping[str, Any], key: str, default: float, *, upper: float | None = None) -> float:
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise SchemeConfigError(f"{key} must be a positive number.")
+    if upper is not None and value > upper:
+        raise SchemeConfigError(f"{key} must be at most {upper:g}.")
+    return float(value)
+
+
+def _text(config: Mapping[str, Any], key: str) -> str:
+    value = config.get(key) or ""
+    if not isinstance(value, str):
+        raise SchemeConfigError(f"{key} must be a string.")
+    return value.strip()
+
+
+def parse_options(
+    slug: str,
+    scheme_name: str,
+    config: Mapping[str, Any] | None,
+    *,
+    secret_refs: str = "",
+    token_hash: str = "",
+    enabled: bool = True,
+) -> SourceConfig:
+    """Validate a source's settings and build its :class:`SourceConfig`; raises SchemeConfigError."""
+    config = config or {}
+    if not isinstance(config, Mapping):
+        raise SchemeConfigError("config must be a mapping.")
+    unknown = set(config) - _KEYS
+    if unknown:
+        raise SchemeConfigError(f"config: unknown keys {sorted(unknown)}; allowed: {sorted(_KEYS)}.")
+    scheme = schemes.build(scheme_name, config, float(settings.INGEST_TIMESTAMP_TOLERANCE))
+    hashes = []
+    for item in token_hash.split():
+        try:
+            digest = bytes.fromhex(item)
+        except ValueError:
+            digest = b""
+        if len(digest) != 32:
+            raise SchemeConfigError("token_hash holds SHA-256 hex digests separated by spaces.")
+        hashes.append(digest)
+    window = _positive(config, "dedupe_window_seconds", float(settings.INGEST_DEDUPE_WINDOW))
+    if window < MIN_DEDUPE_WINDOW:
+        raise SchemeConfigError(
+            "dedupe_window_seconds must be at least 259200 (3 days, Stripe's retry horizon)."
+        )
+    return SourceConfig(
+        slug=slug,
+        scheme_name=scheme_name,
+        secret_refs=tuple(r.strip() for r in secret_refs.split(",") if r.strip()),
+        config=config,
+        enabled=enabled,
+        scheme=scheme,
+        token_hashes=tuple(hashes),
+        max_body_bytes=int(
+            _positive(config, "max_body_bytes", float(settings.MAX_BODY_BYTES), upper=MAX_BODY_LIMIT)
+        ),
+        max_in_flight=int(
+            _positive(config, "max_in_flight", float(settings.INGEST_MAX_IN_FLIGHT_PER_SOURCE))
+        ),
+        dedupe_window=window,
+        idempotency_header=_text(config, "idempotency_header").lower(),
+        idempotency_path=_text(config, "idempotency_path"),
+        event_type_header=_text(config, "event_type_header").lower(),
+        event_type_path=_text(config, "event_type_path"),
+        form_encoded=bool(config.get("form_encoded", False)) or scheme.form_encoded,
+    )
 
 
 class SourceCache:
-    """Looks sources up by slug; a found source is cached for ``SOURCE_CACHE_TTL`` seconds."""
+    """Looks sources up by slug; a found source is cached for ``SOURCE_CACHE_TTL`` seconds.
+
+    Unknown slugs are not cached (the cache stays as small as the source table); the admission
+    bound keeps their lookups from piling up.
+
+    A source whose stored configuration no longer validates is cached as the error, so every
+    request to it gets the same clear 500 ``misconfigured_source`` until it is fixed.
+    """
 
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[float, SourceConfig]] = {}
+        self._entries: dict[str, tuple[float, SourceConfig | SchemeConfigError | None]] = {}
 
     async def get(self, slug: str) -> SourceConfig | None:
         now = time.monotonic()
         hit = self._entries.get(slug)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+        if hit is None or hit[0] <= now:
+            hit = (now + float(settings.SOURCE_CACHE_TTL), await self._load(slug))
+            if hit[1] is None:  # not cached: random slugs from a scan must not grow the cache
+                self._entries.pop(slug, None)
+                return None
+            self._entries[slug] = hit
+        if isinstance(hit[1], SchemeConfigError):
+            raise hit[1]
+        return hit[1]
+
+    async def _load(self, slug: str) -> SourceConfig | SchemeConfigError | None:
         pool = await db.get_pool()
-        async with pool.connection() as conn:
+        async with pool.connection(timeout=float(settings.INGEST_DB_TIMEOUT)) as conn:
             cur = await conn.execute(queries.SOURCE_BY_SLUG, {"slug": slug})
             row = await cur.fetchone()
         if row is None:
-            self._entries.pop(slug, None)
             return None
-        refs = tuple(r.strip() for r in (row[2] or "").split(",") if r.strip())
-        source = SourceConfig(row[0], row[1], refs, row[3] or {}, row[4])
-        self._entries[slug] = (now + settings.SOURCE_CACHE_TTL, source)
-        return source
+        slug, scheme, secret_ref, config, enabled, token_hash = row
+        try:
+            return parse_options(
+                slug,
+                scheme,
+                config,
+                secret_refs=secret_ref or "",
+                token_hash=token_hash or "",
+                enabled=enabled,
+            )
+        except SchemeConfigError as exc:
+            return exc
+
+    def known(self, slug: str) -> bool:
+        """Whether ``slug`` was found in the database (cached or expired); no query."""
+        return slug in self._entries
 
     def clear(self) -> None:
         self._entries.clear()

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 from automate_core.models.event import Event
-from automate_core.models.execution import ExecutionRun, RunStatus, StepRun
+from automate_core.models.execution import BulkReplay, ExecutionRun, RunMode, RunStatus, StepRun
 from automate_core.models.outbox import JobStatus, OutboxJob
 from automate_core.models.source import SignatureScheme, WebhookSource
-from automate_core.models.workflow import Step, Workflow
+from automate_core.models.workflow import ConcurrencySlot, Schedule, Step, Workflow, WorkflowVersion
 
 __all__ = [
+    "BulkReplay",
+    "ConcurrencySlot",
     "Event",
     "ExecutionRun",
     "JobStatus",
     "OutboxJob",
+    "RunMode",
     "RunStatus",
+    "Schedule",
     "SignatureScheme",
     "Step",
     "StepRun",
     "WebhookSource",
     "Workflow",
+    "WorkflowVersion",
 ]

@@ -7,7 +7,11 @@ from django.db.models.functions import Now
 
 
 class Event(models.Model):
-    """One received event. ``(source, idempotency_key)`` is unique: a redelivery is recognised."""
+    """One received event. ``(source, idempotency_key)`` is unique: a redelivery is recognised.
+
+    The key is held for the source's dedupe window (at least 3 days); after that it is released
+    (set to NULL; the sender's id stays in ``headers``/``payload``) so the index stays small.
+    """
 
     source = models.CharField(max_length=100)
     event_type = models.CharField(max_length=200)
@@ -27,7 +31,16 @@ class Event(models.Model):
                 name="automate_event_idempotency",
             )
         ]
-        indexes = [models.Index(fields=["source", "event_type"], name="automate_event_src_type")]
+        indexes = [
+            models.Index(fields=["source", "event_type"], name="automate_event_src_type"),
+            # Releasing idempotency keys older than their window (ingest/retention.py) reads the
+            # oldest held keys only; appends at the right edge, so it costs inserts little.
+            models.Index(
+                fields=["received_at"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="automate_event_held_keys",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.source}/{self.event_type} #{self.pk}"

@@ -1,4 +1,8 @@
-"""Run records: what a workflow did for an event, step by step. Secrets are masked before writing."""
+"""Run records: what a workflow did for an event, step by step. Secrets are masked before writing.
+
+A run is pinned to the workflow version it ran. Replays and manual runs are new runs linked to the
+run they came from (``parent``) with their ``mode``; the original is never changed.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,22 @@ from django.db.models.functions import Now
 
 
 class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     SKIPPED = "skipped", "Skipped"
+    CANCELLED = "cancelled", "Cancelled"
+    REUSED = "reused", "Reused (output of an earlier run)"
+
+
+class RunMode(models.TextChoices):
+    EVENT = "", "Event"
+    MANUAL = "manual", "Manual trigger"
+    ORIGINAL = "original", "Replay on the original version"
+    CURRENT = "current", "Replay on the current version"
+    RESUME = "resume", "Resume from the failed step"
+    EDITED = "edited", "Replay with an edited payload"
 
 
 class ExecutionRun(models.Model):
@@ -18,19 +34,32 @@ class ExecutionRun(models.Model):
         "automate_core.Workflow", null=True, on_delete=models.SET_NULL, related_name="runs"
     )
     workflow_name = models.CharField(max_length=200)
+    version = models.ForeignKey(
+        "automate_core.WorkflowVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
     event = models.ForeignKey("automate_core.Event", on_delete=models.CASCADE, related_name="runs")
     job = models.ForeignKey("automate_core.OutboxJob", null=True, blank=True, on_delete=models.SET_NULL)
     attempt = models.IntegerField(default=1)
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.RUNNING)
     error = models.TextField(blank=True, default="")
     trace_id = models.CharField(max_length=32, db_index=True)
+    mode = models.CharField(max_length=16, choices=RunMode.choices, default=RunMode.EVENT, blank=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays"
+    )
+    bulk_replay = models.ForeignKey(
+        "automate_core.BulkReplay", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
     started_at = models.DateTimeField(db_default=Now())
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "automate_run"
         ordering = ["-id"]
-        indexes = [models.Index(fields=["event", "workflow"], name="automate_run_event_wf")]
+        indexes = [
+            models.Index(fields=["event", "workflow"], name="automate_run_event_wf"),
+            models.Index(fields=["job"], name="automate_run_job"),
+        ]
 
     def __str__(self) -> str:
         return f"run #{self.pk} {self.workflow_name} ({self.status})"
@@ -43,6 +72,7 @@ class StepRun(models.Model):
     connector = models.CharField(max_length=100)
     action = models.CharField(max_length=100)
     status = models.CharField(max_length=16, choices=RunStatus.choices)
+    attempt = models.IntegerField(default=1)
     input = models.JSONField(null=True, blank=True)
     output = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
@@ -52,7 +82,38 @@ class StepRun(models.Model):
 
     class Meta:
         db_table = "automate_step_run"
-        ordering = ["run", "position"]
+        ordering = ["run", "position", "id"]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.status})"
+
+
+class BulkReplay(models.Model):
+    """A replay of every run matching a filter, carried out by the workers in chunks.
+
+    The filter is frozen at creation (``max_run_id``): runs created later, including the replays
+    themselves, never match. ``total`` is the preview count; ``queued`` grows as chunks are done.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+
+    filter = models.JSONField()
+    mode = models.CharField(max_length=16, choices=RunMode.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    total = models.IntegerField(default=0)
+    queued = models.IntegerField(default=0)
+    max_run_id = models.BigIntegerField(default=0)
+    cursor = models.BigIntegerField(default=0)
+    author = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(db_default=Now())
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "automate_bulk_replay"
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"bulk replay #{self.pk} ({self.status}, {self.queued}/{self.total})"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
@@ -12,15 +13,26 @@ SLUG_VALIDATOR = RegexValidator(
 
 
 class SignatureScheme(models.TextChoices):
+    """The names of ``automate_core.ingest.schemes.SCHEMES`` (a test keeps them equal)."""
+
     HMAC_SHA256 = "hmac_sha256", "HMAC-SHA256 of the body (X-Automate-Signature: sha256=<hex>)"
-    NONE = "none", "None (unverified: anyone who knows the URL can post)"
+    STANDARD_WEBHOOKS = "standard_webhooks", "Standard Webhooks / Svix (webhook-id, -timestamp, -signature)"
+    STRIPE = "stripe", "Stripe (Stripe-Signature)"
+    GITHUB = "github", "GitHub (X-Hub-Signature-256)"
+    SLACK = "slack", "Slack (X-Slack-Signature)"
+    SHOPIFY = "shopify", "Shopify (X-Shopify-Hmac-Sha256)"
+    HMAC = "hmac", "HMAC, configurable (config.signature)"
+    TOKEN = "token", "Bearer token, stored hashed (for callers that cannot sign)"
+    NONE = "none", "None (UNVERIFIED: anyone who knows the URL can post)"
 
 
 class WebhookSource(models.Model):
     """A sender of webhooks, reachable at ``POST /hooks/<slug>/``.
 
-    ``secret_ref`` names the signing secret in the secrets backends (``env:DEMO_WEBHOOK`` or just
-    ``DEMO_WEBHOOK``); the secret itself is never stored here.
+    ``secret_ref`` names the signing secret(s) in the secrets backends (``env:STRIPE_HOOK``; several
+    separated by commas while a key is rotated: any one verifies); the secrets themselves are never
+    stored here. A ``token`` source stores only SHA-256 hashes of its tokens in ``token_hash``.
+    ``config`` holds the per-source options documented in ``automate_core.ingest.sources``.
     """
 
     slug = models.CharField(max_length=100, unique=True, validators=[SLUG_VALIDATOR])
@@ -29,9 +41,17 @@ class WebhookSource(models.Model):
         max_length=32, choices=SignatureScheme.choices, default=SignatureScheme.HMAC_SHA256
     )
     secret_ref = models.CharField(
-        max_length=255,
+        max_length=1000,
         blank=True,
-        help_text="Reference to the signing secret in the secrets backends, e.g. env:GITHUB_HOOK.",
+        help_text="Reference(s) to the signing secret in the secrets backends, e.g. env:GITHUB_HOOK. "
+        "Several, separated by commas, during a key rotation: any one verifies.",
+    )
+    token_hash = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        help_text="SHA-256 hashes of the source's bearer tokens (scheme 'token'); set by the admin "
+        "action 'Issue a new token'. The tokens themselves are never stored.",
     )
     config = models.JSONField(default=dict, blank=True)
     enabled = models.BooleanField(default=True)
@@ -48,3 +68,29 @@ class WebhookSource(models.Model):
     @property
     def verified(self) -> bool:
         return self.scheme != SignatureScheme.NONE
+
+    @property
+    def needs_secret_ref(self) -> bool:
+        return self.scheme not in {SignatureScheme.NONE, SignatureScheme.TOKEN}
+
+    def clean(self) -> None:
+        from automate_core.ingest.schemes import SchemeConfigError
+        from automate_core.ingest.sources import parse_options
+
+        try:
+            parse_options(
+                self.slug, self.scheme, self.config, secret_refs=self.secret_ref, token_hash=self.token_hash
+            )
+        except SchemeConfigError as exc:
+            raise ValidationError({"config": str(exc)}) from exc
+        if self.needs_secret_ref and not self.secret_ref.strip():
+            raise ValidationError({"secret_ref": f"Scheme {self.scheme} needs a secret reference."})
+
+    def issue_token(self) -> str:
+        """Add a new bearer token (the previous one keeps working) and return it; shown once."""
+        from automate_core.ingest.schemes.token import hash_token, new_token
+
+        token = new_token()
+        kept = self.token_hash.split()[:1]
+        self.token_hash = " ".join([hash_token(token), *kept])
+        return token

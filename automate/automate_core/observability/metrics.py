@@ -63,3 +63,37 @@ offload_busy = Gauge(
     "Sync plugin calls running in the thread pool.",
     multiprocess_mode="livesum",
 )
+offload_limit = Gauge(
+    "automate_offload_threads_limit",
+    "Threads available to sync plugin calls (AUTOMATE_THREAD_POOL_SIZE, summed over processes).",
+    multiprocess_mode="livesum",
+)
+offload_waiting = Gauge(
+    "automate_offload_calls_waiting",
+    "Sync plugin calls waiting for a free thread (sampled by the loop monitor).",
+    multiprocess_mode="livesum",
+)
+
+# --- process health ---------------------------------------------------------------------------
+LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+event_loop_lag = Histogram(
+    "automate_event_loop_lag_seconds",
+    "How late the loop monitor's timer fired: time the event loop was blocked.",
+    buckets=LAG_BUCKETS,
+)
+event_loop_lag_last = Gauge(
+    "automate_event_loop_lag_last_seconds",
+    "The lag the monitor measured last; over live processes, the worst one.",
+    multiprocess_mode="livemax",
+)
+db_pool_connections = Gauge(
+    "automate_db_pool_connections",
+    "Connections of the async psycopg pools, by state (in_use, idle), summed over processes.",
+    ["state"],
+    multiprocess_mode="livesum",
+)
+db_pool_waiting = Gauge(
+    "automate_db_pool_requests_waiting",
+    "Tasks waiting for a connection from the async psycopg pools.",
+    multiprocess_mode="livesum",
+)

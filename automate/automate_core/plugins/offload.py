@@ -19,6 +19,7 @@ import anyio
 import anyio.to_thread
 
 from automate_core.conf import settings
+from automate_core.observability import metrics
 
 T = TypeVar("T")
 
@@ -31,21 +32,29 @@ def limiter() -> anyio.CapacityLimiter:
     if lim is None:
         lim = anyio.CapacityLimiter(int(settings.THREAD_POOL_SIZE))
         _limiters[loop] = lim
+        metrics.offload_limit.set(lim.total_tokens)
     return lim
 
 
 def _call_with_db_hygiene[T](func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     from django.db import close_old_connections
 
+    metrics.offload_busy.inc()
     close_old_connections()
     try:
         return func(*args, **kwargs)
     finally:
         close_old_connections()
+        metrics.offload_busy.dec()
 
 
 async def run_sync[T](func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run sync ``func`` in the bounded plugin thread pool and return its result."""
+    """Run sync ``func`` in the bounded plugin thread pool and return its result.
+
+    The call waits for a free thread when all ``AUTOMATE_THREAD_POOL_SIZE`` are busy. Cancelling
+    the caller (a step timeout) returns at once; the thread itself cannot be interrupted and keeps
+    its slot until ``func`` returns, so a stuck plugin can never oversubscribe the pool.
+    """
     call = functools.partial(_call_with_db_hygiene, func, *args, **kwargs)
     result = await anyio.to_thread.run_sync(call, limiter=limiter(), abandon_on_cancel=True)
     if inspect.isawaitable(result):  # a sync-looking method that returned a coroutine
@@ -60,13 +69,3 @@ def is_async_callable(obj: Any) -> bool:
     return inspect.iscoroutinefunction(obj) or inspect.iscoroutinefunction(
         getattr(obj, "__call__", None)  # noqa: B004
     )
-
-
-def overrides(cls: type, base: type, name: str) -> bool:
-    """Whether ``cls`` (or a class between it and ``base``) defines ``name`` itself."""
-    for klass in cls.__mro__:
-        if klass is base:
-            return False
-        if name in klass.__dict__:
-            return True
-    return False

@@ -27,7 +27,7 @@ from automate_core.exceptions import (
     PluginLoadError,
     UnknownPluginError,
 )
-from automate_core.plugins.offload import is_async_callable, overrides
+from automate_core.plugins.dispatch import decide_mode
 
 T = TypeVar("T")
 logger = logging.getLogger("automate.plugins")
@@ -191,9 +191,12 @@ class PluginRegistry[T]:
 
     def is_async(self, cls: type) -> bool:
         """Whether the platform awaits this class's calls instead of offloading them."""
-        return overrides(cls, self.base, self.async_method) or is_async_callable(
-            getattr(cls, self.sync_method, None)
-        )
+        return self.mode(cls) != "sync"
+
+    def mode(self, cls: type) -> str:
+        """How the platform calls ``cls``: "native", "coroutine" or "sync" (decided once per class)."""
+        declared = getattr(cls, "plugin_mode", None)
+        return str(declared or decide_mode(cls, self.base, self.async_method, self.sync_method))
 
     def info(self, *, load: bool = True) -> list[PluginInfo]:
         rows = []

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import LiteralString
 
-# Every enabled workflow with its steps in order, one row per workflow.
+# Every enabled workflow with the definition of its current version, one row per workflow.
+# The engine runs versions only; the editable Workflow/Step rows take effect when published.
 ACTIVE_WORKFLOWS: LiteralString = """
-SELECT w.id, w.name, w.source_pattern, w.event_type_pattern, w.max_attempts,
-       coalesce(
-           json_agg(json_build_object(
-               'position', s.position, 'name', s.name, 'connector', s.connector,
-               'action', s.action, 'params', s.params, 'timeout', s.timeout_seconds
-           ) ORDER BY s.position, s.id) FILTER (WHERE s.id IS NOT NULL),
-           '[]'::json)
+SELECT w.id, w.name, v.id, v.number, v.definition
 FROM automate_workflow AS w
-LEFT JOIN automate_step AS s ON s.workflow_id = w.id
+JOIN automate_workflow_version AS v ON v.id = w.current_version_id
 WHERE w.enabled
-GROUP BY w.id
 ORDER BY w.id
+"""
+
+# One version by id (a replay on the original version, a retry that resumes on its version).
+VERSION: LiteralString = """
+SELECT w.id, w.name, v.id, v.number, v.definition
+FROM automate_workflow_version AS v
+JOIN automate_workflow AS w ON w.id = v.workflow_id
+WHERE v.id = %(version_id)s
 """

@@ -3,6 +3,13 @@
 A reference is ``<backend>:<key>`` (``env:SLACK_TOKEN``) to ask one backend, or a bare ``<key>``
 to search ``AUTOMATE_SECRETS_BACKENDS`` in order. Every value resolved is registered with the
 process's secrets masker, so it is replaced by ``***`` in logs and run records from then on.
+
+Outcomes, per backend: "not found" (``SecretNotFoundError``) and "unavailable" (any other
+``SecretsError``) move on to the next backend; "access denied" (``SecretAccessDeniedError``) stops
+the search, so a deny is never downgraded to another backend's value. When no backend has the key
+and one was unavailable, the answer is ``SecretsBackendUnavailable`` (retry later), not "not
+found". A backend named in settings that failed to load fails loudly with its recorded error.
+Values are cached in process for ``AUTOMATE_SECRETS_CACHE_TTL`` seconds (0 turns caching off).
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from automate_core import masking
 from automate_core.conf import settings
 from automate_core.exceptions import (
     PluginError,
+    SecretAccessDeniedError,
     SecretNotFoundError,
     SecretsBackendUnavailable,
     SecretsError,
@@ -53,14 +61,20 @@ class SecretsResolver:
                 value: str = await backend.aget_secret(key)
             except SecretNotFoundError:
                 continue
+            except SecretAccessDeniedError:
+                raise
             except SecretsError as exc:
+                unavailable.append(f"{code} ({masking.masker.mask(str(exc))})")
+                continue
+            except Exception as exc:  # a backend overriding aget_secret without the guard
                 unavailable.append(f"{code} ({type(exc).__name__})")
                 continue
-            except Exception as exc:
-                unavailable.append(f"{code} ({type(exc).__name__})")
+            if not isinstance(value, str) or not value:
+                unavailable.append(f"{code} (returned {type(value).__name__} instead of a value)")
                 continue
             masking.masker.register(value)
-            self._cache[ref] = (time.monotonic() + self._ttl(), value)
+            if self._ttl() > 0:
+                self._cache[ref] = (time.monotonic() + self._ttl(), value)
             return value
         if unavailable:
             raise SecretsBackendUnavailable(
@@ -69,6 +83,18 @@ class SecretsResolver:
         raise SecretNotFoundError(
             f"Secret {key!r} was not found in the backends: {', '.join(backends) or 'none configured'}."
         )
+
+    def resolve(self, ref: str) -> str:
+        """Sync form of :meth:`aresolve`, for code that runs outside an event loop."""
+        from asgiref.sync import async_to_sync
+
+        return async_to_sync(self.aresolve)(ref)
+
+    def invalidate(self, key: str) -> None:
+        """Forget cached values of ``key`` (under any backend prefix), after a write or rotation."""
+        for ref in list(self._cache):
+            if ref == key or ref.partition(":")[2] == key:
+                self._cache.pop(ref, None)
 
     def clear(self) -> None:
         self._cache.clear()

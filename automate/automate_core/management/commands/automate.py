@@ -18,12 +18,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
         for name in SUBCOMMANDS:
-            module = importlib.import_module(f"automate_core.cli.{name}")
+            module = importlib.import_module(f"automate_core.cli.{name.replace('-', '_')}")
             child = sub.add_parser(name, help=module.HELP, description=module.HELP)
             module.add_arguments(child)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        module = importlib.import_module(f"automate_core.cli.{options['subcommand']}")
+        module = importlib.import_module(f"automate_core.cli.{options['subcommand'].replace('-', '_')}")
         try:
             code = module.run(options, self.stdout)
         except AutomateError as exc:

@@ -1,0 +1,52 @@
+"""``automate secrets``: the ``db`` secrets backend's values and keys.
+
+``set NAME`` stores a value read from standard input (never from the command line, where it would
+land in shell history and ``ps``); ``delete NAME``; ``list`` shows names and key ids, never values;
+``genkey`` prints a new encryption key; ``rotate`` re-encrypts every value under the first key of
+``AUTOMATE_SECRETS_ENCRYPTION_KEYS``.
+"""
+
+from __future__ import annotations
+
+import sys
+from argparse import ArgumentParser
+from typing import Any, TextIO
+
+HELP = "Manage the db secrets backend: set, delete, list, genkey, rotate."
+
+
+def add_arguments(parser: ArgumentParser) -> None:
+    parser.add_argument("action", choices=["set", "delete", "list", "genkey", "rotate"])
+    parser.add_argument("name", nargs="?", help="The secret's name (set, delete).")
+
+
+def run(options: dict[str, Any], out: TextIO) -> int:
+    from automate_governance.secrets import crypto, db
+
+    action, name = options["action"], options.get("name")
+    if action == "genkey":
+        out.write(crypto.generate_key() + "\n")
+        return 0
+    if action == "rotate":
+        out.write(f"re-encrypted {db.rotate()} secret(s) under the current key\n")
+        return 0
+    if action == "list":
+        from automate_governance.models import StoredSecret
+
+        for row in StoredSecret.objects.order_by("name"):
+            out.write(f"{row.name}  key={row.key_id}  updated={row.updated_at:%Y-%m-%d %H:%M}\n")
+        return 0
+    if not name:
+        out.write(f"automate secrets {action} needs a NAME\n")
+        return 2
+    if action == "delete":
+        found = db.delete_secret(name)
+        out.write(("deleted " if found else "no secret named ") + name + "\n")
+        return 0 if found else 1
+    value = sys.stdin.read().removesuffix("\n")
+    if not value:
+        out.write('no value on standard input (pipe it in: printf %s "$VALUE" | automate secrets set NAME)\n')
+        return 2
+    db.set_secret(name, value)
+    out.write(f"stored {name}\n")
+    return 0

@@ -1,0 +1,254 @@
+"""Manual runs, replays, cancellation and bulk replay: new runs queued through the outbox.
+
+Every one of these creates a **queued run** and an outbox job that carries it out
+(``payload = {"run": id}``), so it gets the same guarantees as an event (retries, leases,
+concurrency limits). The run is linked to the run it came from (``parent``) with its ``mode``;
+the original run and its event are never changed. Modes:
+
+* ``original``: the same event on the version the original ran;
+* ``current``: the same event on the workflow's current version;
+* ``resume``: current version, reusing the recorded outputs of the steps that succeeded before
+  the original failed, so that their side effects are not repeated;
+* ``edited``: a new event with an edited payload (the original event stays as received);
+* ``manual``: a new event with a given payload, on the current version.
+
+Bulk replay selects runs by a filter (never an empty one), counts them for a preview, and leaves
+the work to the workers: a job queues the replays chunk by chunk (``advance_bulk``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, Max, Q, QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from automate_core.exceptions import WorkflowError
+from automate_core.ingest.ingestor import new_trace_id
+from automate_core.models import (
+    BulkReplay,
+    Event,
+    ExecutionRun,
+    OutboxJob,
+    RunMode,
+    RunStatus,
+    Workflow,
+    WorkflowVersion,
+)
+
+REPLAY_MODES = (RunMode.ORIGINAL, RunMode.CURRENT, RunMode.RESUME, RunMode.EDITED)
+BULK_MODES = (RunMode.ORIGINAL, RunMode.CURRENT, RunMode.RESUME)
+FILTER_KEYS = ("workflow", "status", "source", "event_type", "error", "since", "until")
+CHUNK = 200
+
+
+def queue_run(
+    *,
+    workflow: Workflow,
+    version: WorkflowVersion,
+    event: Event,
+    mode: str,
+    parent: ExecutionRun | None = None,
+    bulk: BulkReplay | None = None,
+) -> ExecutionRun:
+    """A queued run of ``version`` on ``event``, and the outbox job that will carry it out."""
+    with transaction.atomic():
+        run = ExecutionRun.objects.create(
+            workflow=workflow,
+            workflow_name=workflow.name,
+            version=version,
+            event=event,
+            attempt=0,
+            status=RunStatus.QUEUED,
+            trace_id=event.trace_id,
+            mode=mode,
+            parent=parent,
+            bulk_replay=bulk,
+        )
+        job = OutboxJob.objects.create(
+            event=event,
+            kind=OutboxJob.Kind.EVENT,
+            payload={"run": run.pk},
+            max_attempts=version.definition["retry"]["max_attempts"],
+        )
+        ExecutionRun.objects.filter(pk=run.pk).update(job=job)
+        run.job = job
+    return run
+
+
+def _current(workflow: Workflow | None, what: str) -> tuple[Workflow, WorkflowVersion]:
+    if workflow is None:
+        raise WorkflowError(f"{what}: its workflow was deleted.")
+    if workflow.current_version is None:
+        raise WorkflowError(f"{what}: workflow {workflow.name} has no published version yet.")
+    return workflow, workflow.current_version
+
+
+def trigger(name: str, payload: Any, *, source: str = "manual", event_type: str = "manual") -> ExecutionRun:
+    """Run workflow ``name`` on ``payload`` (a new event), whatever its trigger says."""
+    workflow = Workflow.objects.select_related("current_version").filter(name=name).first()
+    if workflow is None:
+        known = ", ".join(Workflow.objects.values_list("name", flat=True)[:20])
+        raise WorkflowError(f"No workflow named {name!r}. Known: {known or 'none'}.")
+    workflow, version = _current(workflow, f"workflow {name}")
+    with transaction.atomic():
+        event = Event.objects.create(
+            source=source, event_type=event_type, payload=payload, headers={}, trace_id=new_trace_id()
+        )
+        return queue_run(workflow=workflow, version=version, event=event, mode=RunMode.MANUAL)
+
+
+def replay(run_id: int, mode: str, *, payload: Any = None, bulk: BulkReplay | None = None) -> ExecutionRun:
+    """A new run replaying run ``run_id`` in ``mode``; the original is left as it is."""
+    original = (
+        ExecutionRun.objects.select_related("workflow__current_version", "version", "event")
+        .filter(pk=run_id)
+        .first()
+    )
+    if original is None:
+        raise WorkflowError(f"No run #{run_id}.")
+    if mode not in REPLAY_MODES:
+        raise WorkflowError(f"Unknown replay mode {mode!r}; use one of: {', '.join(REPLAY_MODES)}.")
+    what = f"run #{run_id}"
+    if original.status in (RunStatus.QUEUED, RunStatus.RUNNING):
+        raise WorkflowError(f"{what} is still {original.status}; wait for it to end, or cancel it first.")
+    if mode != RunMode.EDITED and payload is not None:
+        raise WorkflowError("A payload is only given with the 'edited' mode.")
+    workflow, version = _current(original.workflow, what)
+    event = original.event
+    if mode == RunMode.ORIGINAL:
+        if original.version is None:
+            raise WorkflowError(f"{what} ran before versions were kept; replay it on the current version.")
+        version = original.version
+    elif mode == RunMode.RESUME and original.status != RunStatus.FAILED:
+        raise WorkflowError(
+            f"{what} {original.status}; only a failed run can resume. Replay it from the start."
+        )
+    with transaction.atomic():
+        if mode == RunMode.EDITED:
+            if payload is None:
+                raise WorkflowError("The 'edited' mode needs the edited payload.")
+            event = Event.objects.create(
+                source=event.source,
+                event_type=event.event_type,
+                payload=payload,
+                headers={**event.headers, "x-automate-edited-from-event": str(event.pk)},
+                trace_id=new_trace_id(),
+            )
+        return queue_run(
+            workflow=workflow, version=version, event=event, mode=mode, parent=original, bulk=bulk
+        )
+
+
+def cancel(run_id: int) -> str:
+    """Cancel a queued or running run. A running one stops before its next step."""
+    updated = ExecutionRun.objects.filter(pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
+        status=RunStatus.CANCELLED, error="cancelled", finished_at=timezone.now()
+    )
+    if updated:
+        return RunStatus.CANCELLED
+    run = ExecutionRun.objects.filter(pk=run_id).first()
+    if run is None:
+        raise WorkflowError(f"No run #{run_id}.")
+    raise WorkflowError(f"Run #{run_id} already ended ({run.status}); only queued or running runs cancel.")
+
+
+# -- bulk replay ---------------------------------------------------------------------------------
+
+
+def _moment(key: str, value: Any) -> datetime:
+    """An ISO date-time, or an age such as 30m, 6h, 2d."""
+    text = str(value).strip()
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if text[:-1].isdigit() and text[-1:] in units:
+        return timezone.now() - timedelta(**{units[text[-1]]: int(text[:-1])})
+    moment = parse_datetime(text)
+    if moment is None:
+        raise WorkflowError(f"filter {key}: {text!r} is neither a date-time nor an age like 6h or 2d.")
+    return moment if moment.tzinfo else timezone.make_aware(moment)
+
+
+def matching_runs(filters: dict[str, Any]) -> QuerySet[ExecutionRun]:
+    """Finished runs matching ``filters``; refuses an empty filter (it would replay everything)."""
+    unknown = set(filters) - set(FILTER_KEYS)
+    if unknown:
+        raise WorkflowError(f"Unknown filter keys {sorted(unknown)}; use: {', '.join(FILTER_KEYS)}.")
+    given = {k: v for k, v in filters.items() if v not in (None, "")}
+    if not given:
+        raise WorkflowError(
+            "An empty filter is refused: name at least a workflow, status, source, event type, error "
+            "text or time range."
+        )
+    query = Q(status__in=[RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED])
+    lookups = {
+        "workflow": "workflow_name",
+        "status": "status",
+        "source": "event__source",
+        "event_type": "event__event_type",
+        "error": "error__icontains",
+    }
+    for key, lookup in lookups.items():
+        if key in given:
+            query &= Q(**{lookup: given[key]})
+    if "since" in given:
+        query &= Q(started_at__gte=_moment("since", given["since"]))
+    if "until" in given:
+        query &= Q(started_at__lt=_moment("until", given["until"]))
+    return ExecutionRun.objects.filter(query)
+
+
+def start_bulk(filters: dict[str, Any], mode: str, *, author: str = "") -> BulkReplay:
+    """Record a bulk replay and queue the job that carries it out; ``total`` is the preview count."""
+    if mode not in BULK_MODES:
+        raise WorkflowError(f"Bulk replay modes: {', '.join(BULK_MODES)} (an edited payload is per run).")
+    if mode == RunMode.RESUME:
+        filters = {**filters, "status": RunStatus.FAILED}
+    runs = matching_runs(filters)
+    with transaction.atomic():
+        stats = runs.aggregate(total=Count("id"), last=Max("id"))
+        bulk = BulkReplay.objects.create(
+            filter=filters, mode=mode, total=stats["total"], max_run_id=stats["last"] or 0, author=author
+        )
+        OutboxJob.objects.create(kind=OutboxJob.Kind.EVENT, payload={"bulk_replay": bulk.pk}, max_attempts=5)
+    return bulk
+
+
+def advance_bulk(bulk_id: int, chunk: int | None = None) -> bool:
+    """Queue the next chunk of a bulk replay; True when it is done. Runs on a worker."""
+    chunk = chunk or CHUNK
+    with transaction.atomic():
+        bulk = BulkReplay.objects.select_for_update().filter(pk=bulk_id).first()
+        if bulk is None or bulk.status == BulkReplay.Status.DONE:
+            return True
+        runs = matching_runs(bulk.filter).filter(id__gt=bulk.cursor, id__lte=bulk.max_run_id).order_by("id")
+        selected = list(runs.values_list("id", flat=True)[:chunk])
+        for run_id in selected:
+            try:
+                replay(run_id, bulk.mode, bulk=bulk)
+            except WorkflowError:  # its workflow was deleted meanwhile, or it has no versions
+                continue
+            bulk.queued += 1
+        bulk.cursor = selected[-1] if selected else bulk.max_run_id
+        done = len(selected) < chunk
+        bulk.status = BulkReplay.Status.DONE if done else BulkReplay.Status.RUNNING
+        if done:
+            bulk.finished_at = timezone.now()
+        bulk.save()
+        return done
+
+
+def progress(bulk: BulkReplay) -> dict[str, Any]:
+    """How far a bulk replay got: replays queued so far, and their runs by status."""
+    by_status = {row["status"]: row["n"] for row in bulk.runs.values("status").annotate(n=Count("id"))}
+    return {
+        "id": bulk.pk,
+        "status": bulk.status,
+        "mode": bulk.mode,
+        "filter": bulk.filter,
+        "total": bulk.total,
+        "queued": bulk.queued,
+        "runs": by_status,
+    }

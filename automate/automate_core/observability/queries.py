@@ -1,0 +1,54 @@
+"""SQL read at scrape time by ``/metrics``, ``/readyz`` and the KEDA scaler (kept in step with it).
+
+Every statement here runs on each scrape of every web process, so each one reads a partial index
+whose predicate the ``WHERE`` clause repeats exactly, or a BRIN index over a recent time range:
+its cost follows the size of the queue, never the size of the history (completed jobs, old runs).
+A test checks the plans with ``EXPLAIN``.
+"""
+
+from __future__ import annotations
+
+# One round trip for the whole outbox picture. Each subquery matches one partial index of
+# OutboxJob (automate_outbox_claimable, automate_outbox_leased, automate_outbox_dead), so
+# PostgreSQL can answer from the index; ``completed`` is left out on purpose: it is the history.
+# ``due`` is what workers should be running now (ready or retry, available_at passed);
+# ``oldest_due_age`` is how long the oldest of those has waited past its availability.
+OUTBOX_DEPTH = """
+SELECT
+    (SELECT count(*) FROM automate_outbox_job
+      WHERE status IN ('ready', 'retry') AND status = 'ready') AS ready,
+    (SELECT count(*) FROM automate_outbox_job
+      WHERE status IN ('ready', 'retry') AND status = 'retry') AS retry,
+    (SELECT count(*) FROM automate_outbox_job
+      WHERE status IN ('ready', 'retry') AND available_at <= now()) AS due,
+    (SELECT count(*) FROM automate_outbox_job WHERE status = 'running') AS running,
+    (SELECT count(*) FROM automate_outbox_job WHERE status = 'dead') AS dead,
+    (SELECT coalesce(extract(epoch FROM now() - min(available_at)), 0)::float8
+       FROM automate_outbox_job
+      WHERE status IN ('ready', 'retry') AND available_at <= now()) AS oldest_due_age
+"""
+
+# Run outcomes of the last five minutes, over every worker on every host (the per-process
+# counters only know their own process). The BRIN index automate_run_started_brin (migration
+# 0003_ops_run_started_brin) keeps this to the few most recent block ranges of the table.
+RECENT_RUNS = """
+SELECT status, count(*) FROM automate_run
+ WHERE started_at > now() - interval '5 minutes'
+ GROUP BY status
+"""
+RECENT_RUNS_WINDOW_SECONDS = 300
+
+# The scaling signal for workers, as KEDA's postgresql trigger reads it (the same text is in
+# deploy/kubernetes/worker-scaledobject.yaml; a test keeps the two equal): jobs due now plus
+# jobs running, so the replica count follows the work in flight, not only the backlog.
+WORKER_DEMAND = (
+    "SELECT (SELECT count(*) FROM automate_outbox_job"
+    " WHERE status IN ('ready', 'retry') AND available_at <= now())"
+    " + (SELECT count(*) FROM automate_outbox_job WHERE status = 'running')"
+)
+
+# /readyz: migrations recorded as applied (compared with the files on disk, read once).
+APPLIED_MIGRATIONS = "SELECT app, name FROM django_migrations"
+
+# /readyz: the database answers.
+PING = "SELECT 1"

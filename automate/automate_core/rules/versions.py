@@ -1,0 +1,175 @@
+"""Workflow versions: immutable snapshots of a workflow's definition, diff and roll back.
+
+The definition of a version is one item of the ``automate load`` file format, normalised (every
+key present, defaults filled in). :func:`snapshot` compares the workflow's rows with its current
+version and publishes a new version only when something changed; the engine runs the current
+version, and every run records the version it ran. Rolling back publishes a *new* version whose
+definition equals the old one: history only grows.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+import yaml
+from django.db import transaction
+
+from automate_core.exceptions import WorkflowError
+from automate_core.models import Step, Workflow, WorkflowVersion
+
+STEP_DEFAULTS: dict[str, Any] = {
+    "params": {},
+    "condition": "",
+    "timeout": None,
+    "retry": {"max_attempts": 1, "backoff_seconds": 1.0},
+    "continue_on_error": False,
+}
+
+
+def definition_of(workflow: Workflow) -> dict[str, Any]:
+    """The normalised definition of the workflow's rows as they are now."""
+    steps = list(workflow.steps.order_by("position", "id"))
+    return {
+        "name": workflow.name,
+        "description": workflow.description,
+        "trigger": {
+            "source": workflow.source_pattern,
+            "event_type": workflow.event_type_pattern,
+            "condition": workflow.condition,
+        },
+        "retry": {
+            "max_attempts": workflow.max_attempts,
+            "base_seconds": workflow.retry_base_seconds,
+            "max_seconds": workflow.retry_max_seconds,
+        },
+        "concurrency": {"limit": workflow.concurrency_limit, "key": workflow.concurrency_key},
+        "steps": [
+            {
+                "name": s.name,
+                "connector": s.connector,
+                "action": s.action,
+                "params": s.params,
+                "condition": s.condition,
+                "timeout": s.timeout_seconds,
+                "retry": {"max_attempts": s.retry_max_attempts, "backoff_seconds": s.retry_backoff_seconds},
+                "continue_on_error": s.continue_on_error,
+            }
+            for s in steps
+        ],
+    }
+
+
+def snapshot(workflow: Workflow, *, author: str = "", comment: str = "") -> WorkflowVersion:
+    """Publish the workflow's rows as a new version if they differ from the current one."""
+    with transaction.atomic():
+        Workflow.objects.select_for_update().filter(pk=workflow.pk).first()  # one publisher at a time
+        definition = definition_of(workflow)
+        current = WorkflowVersion.objects.filter(workflow=workflow).order_by("-number").first()
+        if current is not None and current.definition == definition:
+            if workflow.current_version_id != current.pk:
+                Workflow.objects.filter(pk=workflow.pk).update(current_version=current)
+                workflow.current_version = current
+            return current
+        version = WorkflowVersion.objects.create(
+            workflow=workflow,
+            number=(current.number + 1) if current else 1,
+            definition=definition,
+            author=author,
+            comment=comment,
+        )
+        Workflow.objects.filter(pk=workflow.pk).update(current_version=version)
+        workflow.current_version = version
+        return version
+
+
+def apply(workflow: Workflow, definition: dict[str, Any]) -> None:
+    """Write a normalised definition into the workflow's rows (the steps are replaced)."""
+    trigger, retry, concurrency = definition["trigger"], definition["retry"], definition["concurrency"]
+    workflow.description = definition.get("description", "")
+    workflow.source_pattern = trigger["source"]
+    workflow.event_type_pattern = trigger["event_type"]
+    workflow.condition = trigger["condition"]
+    workflow.max_attempts = retry["max_attempts"]
+    workflow.retry_base_seconds = retry["base_seconds"]
+    workflow.retry_max_seconds = retry["max_seconds"]
+    workflow.concurrency_limit = concurrency["limit"]
+    workflow.concurrency_key = concurrency["key"]
+    workflow.save()
+    workflow.steps.all().delete()
+    for position, spec in enumerate(definition["steps"]):
+        Step.objects.create(
+            workflow=workflow,
+            position=position,
+            name=spec["name"],
+            connector=spec["connector"],
+            action=spec["action"],
+            params=spec["params"],
+            condition=spec["condition"],
+            timeout_seconds=spec["timeout"],
+            retry_max_attempts=spec["retry"]["max_attempts"],
+            retry_backoff_seconds=spec["retry"]["backoff_seconds"],
+            continue_on_error=spec["continue_on_error"],
+        )
+
+
+def get_version(workflow: Workflow, number: int | None = None) -> WorkflowVersion:
+    versions = WorkflowVersion.objects.filter(workflow=workflow)
+    version = (
+        versions.order_by("-number").first() if number is None else versions.filter(number=number).first()
+    )
+    if version is None:
+        known = ", ".join(str(n) for n in versions.order_by("number").values_list("number", flat=True))
+        raise WorkflowError(f"{workflow.name} has no version {number}; it has: {known or 'none'}.")
+    return version
+
+
+def rollback(workflow: Workflow, number: int, *, author: str = "") -> WorkflowVersion:
+    """Make version ``number``'s definition current again, as a new version."""
+    with transaction.atomic():
+        old = get_version(workflow, number)
+        apply(workflow, old.definition)
+        return snapshot(workflow, author=author, comment=f"rollback to v{number}")
+
+
+def exported(definition: dict[str, Any]) -> dict[str, Any]:
+    """A definition as a file item: defaults left out, so files stay short and readable."""
+    out: dict[str, Any] = {"name": definition["name"]}
+    if definition.get("description"):
+        out["description"] = definition["description"]
+    trigger = {k: v for k, v in definition["trigger"].items() if v not in ("", None)}
+    out["trigger"] = trigger
+    retry = {k: v for k, v in definition["retry"].items() if v is not None}
+    if retry != {"max_attempts": 5}:
+        out["retry"] = retry
+    if definition["concurrency"]["limit"] is not None:
+        out["concurrency"] = {k: v for k, v in definition["concurrency"].items() if v not in ("", None)}
+    steps = []
+    for spec in definition["steps"]:
+        step = {"name": spec["name"], "connector": spec["connector"], "action": spec["action"]}
+        for key, default in STEP_DEFAULTS.items():
+            if spec.get(key, default) != default:
+                step[key] = spec[key]
+        steps.append(step)
+    out["steps"] = steps
+    return out
+
+
+def to_yaml(definitions: list[dict[str, Any]]) -> str:
+    """A loadable file (``automate load``) holding these workflow definitions."""
+    return yaml.safe_dump(
+        {"workflows": [exported(d) for d in definitions]}, sort_keys=False, allow_unicode=True, width=100
+    )
+
+
+def diff(workflow: Workflow, a: int, b: int | None = None) -> str:
+    """Unified diff of two versions' files (``b`` defaults to the latest)."""
+    old, new = get_version(workflow, a), get_version(workflow, b)
+    return "".join(
+        difflib.unified_diff(
+            to_yaml([old.definition]).splitlines(keepends=True),
+            to_yaml([new.definition]).splitlines(keepends=True),
+            fromfile=f"{workflow.name} v{old.number}",
+            tofile=f"{workflow.name} v{new.number}",
+        )
+    )

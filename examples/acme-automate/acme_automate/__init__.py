@@ -1,0 +1,1 @@
+"""Acme Helpdesk plugins for Django Automate (an example third-party package)."""

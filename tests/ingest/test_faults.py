@@ -1,0 +1,161 @@
+"""Against a real server and a PostgreSQL of the test's own: racing redeliveries, the database going away.
+
+The platform runs under uvicorn with two worker processes on 127.0.0.1, on a throwaway PostgreSQL
+that the test stops and starts (the shared test database cannot be stopped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import standardwebhooks
+
+from tests.ingest.throwaway_pg import ThrowawayPostgres
+
+ROOT = Path(__file__).resolve().parents[2]
+WHSEC = "whsec_" + base64.b64encode(b"fault-test-standard-webhooks-key").decode()
+
+pytestmark = pytest.mark.slow
+
+
+class Platform:
+    def __init__(self, pg: ThrowawayPostgres, base_url: str) -> None:
+        self.pg, self.base_url = pg, base_url
+
+    def signed(self, msg_id: str, payload: dict[str, object]) -> tuple[bytes, dict[str, str]]:
+        body = json.dumps(payload)
+        now = datetime.now(UTC)
+        return body.encode(), {
+            "content-type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": standardwebhooks.Webhook(WHSEC).sign(msg_id, now, body),
+        }
+
+    async def post(self, client: httpx.AsyncClient, msg_id: str) -> httpx.Response:
+        body, headers = self.signed(msg_id, {"type": "fault.test", "id": msg_id})
+        return await client.post(f"{self.base_url}/hooks/faults/", content=body, headers=headers)
+
+    def events(self, where: str = "TRUE") -> list[tuple[int, str]]:
+        with psycopg.connect(self.pg.url) as conn:
+            rows = conn.execute(
+                "SELECT e.id, e.idempotency_key FROM automate_event e"
+                " JOIN automate_outbox_job j ON j.event_id = e.id WHERE " + where  # test-controlled text
+            ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def platform() -> Iterator[Platform]:
+    # not pytest's tmp_path: its parents are private to root, and the server runs as another user
+    directory = Path(tempfile.mkdtemp(prefix="automate-faults-"))
+    pg = ThrowawayPostgres(directory)
+    env = {
+        **os.environ,
+        "DATABASE_URL": pg.url,
+        "SECRET_KEY": "fault-test",
+        "DJANGO_SETTINGS_MODULE": "tests.ingest.fault_settings",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "automate")]),
+        "AUTOMATE_SECRET_FAULTS": WHSEC,
+    }
+    server = None
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "automate_core.cli.main", "migrate"],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        with psycopg.connect(pg.url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO automate_webhook_source (slug, name, scheme, secret_ref, token_hash, config,"
+                " enabled, created_at, updated_at) VALUES ('faults', '', 'standard_webhooks', 'env:FAULTS',"
+                " '', '{}', true, now(), now())"
+            )
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "asgi.asgi:application", "--port", str(port), "--workers", "2",
+             "--log-level", "warning", "--no-access-log", "--lifespan", "on"],
+            env=env, cwd=ROOT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            time.sleep(0.1)
+        yield Platform(pg, f"http://127.0.0.1:{port}")
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(30)
+        pg.close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+async def test_racing_identical_requests_make_one_event(platform: Platform) -> None:
+    """Many copies of a delivery at once, over separate connections to two processes: one event."""
+    limits = httpx.Limits(max_connections=100)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        await platform.post(client, "warm-up")  # both workers have their pools open
+        keys = [f"race-{n}" for n in range(5)]
+        responses = await asyncio.gather(*(platform.post(client, key) for key in keys for _ in range(20)))
+    by_key: dict[str, list[httpx.Response]] = {}
+    for key, response in zip([k for k in keys for _ in range(20)], responses, strict=True):
+        by_key.setdefault(key, []).append(response)
+    stored = dict((k, i) for i, k in platform.events("e.idempotency_key LIKE 'race-%'"))
+    assert sorted(stored) == keys
+    for key, answers in by_key.items():
+        assert sorted(r.status_code for r in answers) == [200] * 19 + [202]
+        assert {r.json()["event_id"] for r in answers} == {stored[key]}
+        assert len({r.json()["trace_id"] for r in answers}) == 1
+
+
+async def test_database_outage_gives_503_then_recovers_by_itself(platform: Platform) -> None:
+    async with httpx.AsyncClient(timeout=15) as client:
+        before = await platform.post(client, "before-outage")
+        assert before.status_code == 202
+        platform.pg.stop()
+        try:
+            # a request that hung would fail with the client's 15 s timeout: the answer is bounded
+            during = await asyncio.gather(*(platform.post(client, f"outage-{n}") for n in range(10)))
+            assert {r.status_code for r in during} == {503}, [r.text for r in during]
+            assert all(r.headers["retry-after"] == "5" for r in during)
+            assert {r.json()["error"] for r in during} == {"unavailable"}
+        finally:
+            platform.pg.start()
+        after = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            after = await platform.post(client, "after-outage")
+            if after.status_code == 202:
+                break
+            assert after.status_code == 503
+            await asyncio.sleep(0.2)
+        assert after is not None and after.status_code == 202, after.text if after else None
+    stored = dict((k, i) for i, k in platform.events())
+    assert stored["before-outage"] == before.json()["event_id"]
+    assert stored["after-outage"] == after.json()["event_id"]
+    assert not [k for k in stored if k.startswith("outage-")]  # nothing acknowledged, nothing stored

@@ -1,0 +1,161 @@
+"""Templates are code; data is never code. A corpus of known Jinja2 sandbox escapes and SSTI
+payloads (anchors.md 4.2: CVE-2016-10745, CVE-2019-10906, CVE-2024-56326, CVE-2025-27516, and the
+classic subclass/globals walks) must not execute, whether they are written into a workflow's
+template or arrive inside an event's payload. Render time and output size are limited."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.test import override_settings
+
+from automate_core.exceptions import TemplateError
+from automate_core.execution import deadline, templating
+from automate_core.ingest.ingestor import emit
+from automate_core.models import OutboxJob, StepRun
+from tests.workflows.conftest import Probe, aload, drain, workflow
+
+ESCAPES = [
+    # walking from a literal to every class of the process
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ ''.__class__.__base__.__subclasses__() }}",
+    "{{ ''.__class__.__mro__[-1].__subclasses__()[0].__init__.__globals__ }}",
+    "{% for c in [].__class__.__base__.__subclasses__() %}{{ c }}{% endfor %}",
+    "{{ event.__class__ }}",
+    "{{ event.payload.__class__.__init__ }}",
+    "{{ ''|attr('__class__') }}",
+    "{{ (event|attr('__class__')) }}",
+    "{{ event|attr('__dict__') }}",
+    # the globals of Jinja's own helpers (the usual RCE chains)
+    "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+    "{{ joiner.__init__.__globals__ }}",
+    "{{ namespace.__init__.__globals__ }}",
+    "{{ lipsum.__globals__['os'].popen('id').read() }}",
+    "{{ self.__init__.__globals__ }}",
+    "{{ self._TemplateReference__context }}",
+    "{{ secret.__globals__ }}",
+    "{{ secret.__closure__ }}",
+    # str.format reaching attributes: CVE-2016-10745, CVE-2019-10906
+    "{{ '{0.__class__.__mro__}'.format('') }}",
+    "{{ '{x.__class__.__init__.__globals__}'.format_map({'x': cycler}) }}",
+    "{{ ''.format.__globals__ }}",
+    # a stored reference to format, called indirectly: CVE-2024-56326
+    "{% set fmt = '{0.__class__.__mro__}'.format %}{{ fmt('') }}",
+    "{{ ['{0.__class__}'.format]|map('attr', '__call__')|list }}",
+    # attr('format') returned the raw str.format: CVE-2025-27516
+    "{{ '{0.__class__.__mro__}'|attr('format')('') }}",
+    "{{ ('{0.__init__.__globals__}'|attr('format'))(cycler) }}",
+    # names that exist in other frameworks' template contexts
+    "{{ config.items() }}",
+    "{{ request.application.__globals__ }}",
+    "{{ os.environ }}",
+    "{{ environ }}",
+    "{{ __builtins__ }}",
+    "{{ get_flashed_messages.__globals__ }}",
+    # mutating the event (the immutable sandbox)
+    "{{ event.payload.update({'pwned': 1}) }}",
+    "{{ event.payload['items'].append(1) }}",
+    "{% set _ = event.headers.clear() %}",
+    # secrets by a computed name
+    "{{ secret(event.payload.name) }}",
+    "{{ secret('A' ~ 'B') }}",
+]
+
+RESOURCE_BOMBS = [
+    "{{ 'a' * 1000000000 }}",
+    "{{ [1] * 1000000000 }}",
+    "{{ range(1000000000)|list }}",
+    "{{ '%0999999999d' % 1 }}",
+    "{{ '%.999999999f' % 1 }}",
+    "{{ '{:>999999999}'.format(1) }}",
+    "{{ 'x'|center(999999999) }}",
+    "{{ 'x'.ljust(999999999) }}",
+    "{{ 9 ** 999999 }}",
+    "{{ ('x' * 100000)|replace('x', 'x' * 100000) }}",
+    "{{ ('x' * 100000).replace('x', 'y' * 100000) }}",
+]
+
+
+def context() -> dict[str, Any]:
+    payload = {"name": "Ada", "items": [1, 2]}
+    return {
+        "event": {"id": 1, "payload": payload, "headers": {"h": "v"}},
+        "steps": {},
+        "secret": templating.secret_function({"TOKEN": "tok-value"}),
+    }
+
+
+LEAKS = ("class", "globals", "mro", "function", "module", "builtin", "popen", "environ")
+
+
+@pytest.mark.parametrize("template", ESCAPES + RESOURCE_BOMBS)
+def test_escapes_and_bombs_in_a_workflow_template_are_refused(template: str) -> None:
+    ctx = context()
+    before = repr(ctx["event"])
+    try:
+        templating.collect_secret_names(template)
+        result = templating.render(template, ctx)
+    except TemplateError:
+        pass
+    else:  # rendering without an error is acceptable only when nothing leaked out
+        assert not any(word in repr(result).lower() for word in LEAKS), result
+    assert repr(ctx["event"]) == before  # nothing was mutated on the way
+
+
+@pytest.mark.parametrize("payload", ESCAPES + RESOURCE_BOMBS + ["{{ 7*7 }}", "{% raw %}x{% endraw %}"])
+def test_template_syntax_inside_event_data_stays_data(payload: str) -> None:
+    ctx = context()
+    ctx["event"]["payload"]["evil"] = payload
+    assert templating.render("{{ event.payload.evil }}", ctx) == payload
+    assert templating.render("got: {{ event.payload.evil }}!", ctx) == f"got: {payload}!"
+    assert templating.render({"nested": ["{{ event.payload }}"]}, ctx)["nested"][0]["evil"] == payload
+
+
+@override_settings(AUTOMATE_TEMPLATE_TIMEOUT_SECONDS=0.3)
+def test_a_template_that_runs_too_long_is_stopped() -> None:
+    slow = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
+    with pytest.raises(TemplateError, match=r"longer than 0\.3s"):
+        templating.render(slow, context())
+    assert templating.render("{{ 1 + 1 }}", context()) == 2  # the thread is fine afterwards
+
+
+@override_settings(AUTOMATE_TEMPLATE_TIMEOUT_SECONDS=0.1)
+def test_a_failed_render_leaves_no_deadline_behind() -> None:
+    with pytest.raises(TemplateError):
+        templating.render("{{ nothing_here }}", context())
+    assert not deadline._active
+    time.sleep(0.3)  # were a deadline left armed, Overtime would land here
+
+
+@override_settings(AUTOMATE_TEMPLATE_MAX_OUTPUT=1000)
+def test_output_over_the_limit_is_refused() -> None:
+    with pytest.raises(TemplateError, match="at most 1000"):
+        templating.render("{% for i in range(2000) %}x{% endfor %}", context())
+    assert templating.render("{% for i in range(10) %}x{% endfor %}", context()) == "x" * 10
+
+
+def test_syntax_errors_are_located() -> None:
+    with pytest.raises(TemplateError, match=r"line 3: .*"):
+        templating.validate({"a": "fine", "b": "one\ntwo\n{{ broken"})
+
+
+@pytest.mark.usefixtures("live_db")
+async def test_injected_payloads_reach_the_connector_as_plain_text(probe: type[Probe]) -> None:
+    """End to end: event data and a step's output full of template syntax are passed on verbatim."""
+    await aload(
+        workflow(
+            "wf",
+            {"name": "first", "connector": "probe", "action": "echo",
+             "params": {"text": "{{ event.payload.comment }}", "len": "{{ event.payload.comment|length }}"}},
+            {"name": "second", "connector": "probe", "action": "echo",
+             "params": {"again": "{{ steps.first.output.echo.text }}"}},
+        )
+    )  # fmt: skip
+    evil = "{{ cycler.__init__.__globals__.os.popen('touch /tmp/pwned').read() }}{% for x in range(9) %}"
+    await sync_to_async(emit)("shop", "order.created", {"comment": evil})
+    await drain(lambda: OutboxJob.objects.filter(status="completed").exists())
+    assert [c[1] for c in probe.calls] == [{"text": evil, "len": len(evil)}, {"again": evil}]
+    assert await StepRun.objects.filter(status="succeeded").acount() == 2
