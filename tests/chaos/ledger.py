@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from tests.chaos.driver import DriveResult
 from tests.chaos.sink import Sink
@@ -93,3 +95,24 @@ def check(url: str, drive: DriveResult, sink: Sink, drain_timeout: float = 120.0
         elif delivered > 1:
             ledger.duplicate_effects += delivered - 1
     return ledger
+
+
+def find_secret(url: str, secret: str, log_dir: Path) -> list[str]:
+    """Every place the secret's value is stored in clear: ``table.column`` or a log file."""
+    hits = []
+    with psycopg.connect(url) as conn:
+        columns = conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND data_type IN ('text', 'character varying', 'jsonb', 'json')"
+        ).fetchall()
+        for table, column in columns:
+            query = sql.SQL("SELECT count(*) FROM {} WHERE {}::text LIKE %s").format(
+                sql.Identifier(table), sql.Identifier(column)
+            )
+            row = conn.execute(query, [f"%{secret}%"]).fetchone()
+            if row and row[0]:
+                hits.append(f"{table}.{column}")
+    for path in sorted(log_dir.glob("*.log")):
+        if secret in path.read_text(errors="replace"):
+            hits.append(str(path))
+    return hits

@@ -14,6 +14,8 @@ import httpx
 
 AUTOMATE = str(Path(sys.executable).with_name("automate"))
 SECRET = "chaos-signing-secret-0123456789"
+#: Sent by every delivery in a header; it must never be found in the database or a log.
+TOKEN = "chaos-api-token-4f8a1c2e9b7d6053"
 
 DEFINITIONS = """
 sources:
@@ -31,6 +33,7 @@ workflows:
         timeout: {timeout}
         params:
           url: {sink}
+          headers: {{Authorization: "Bearer {{{{ secret('CHAOS_TOKEN') }}}}"}}
           json: {{event: "{{{{ event.id }}}}", trace: "{{{{ event.trace_id }}}}"}}
 """
 
@@ -62,6 +65,7 @@ class Platform:
             "DJANGO_SETTINGS_MODULE": "asgi.settings",
             "SECRET_KEY": "chaos-suite-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
             "AUTOMATE_SECRET_CHAOS_HOOK": SECRET,
+            "AUTOMATE_SECRET_CHAOS_TOKEN": TOKEN,
             "AUTOMATE_HTTP_ALLOWED_HOSTS": "127.0.0.1",
             "AUTOMATE_RETRY_BASE_SECONDS": "0.2",
             "AUTOMATE_RETRY_MAX_SECONDS": "2",

@@ -28,6 +28,7 @@ class Sink:
         self.behaviour = Behaviour()
         self.deliveries: Counter[int] = Counter()  # event id -> deliveries answered 200
         self.attempts: Counter[int] = Counter()  # event id -> requests seen (any answer)
+        self.authorization: set[str] = set()  # Authorization headers seen
         self.lock = threading.Lock()
         self.release = threading.Event()
         sink = self
@@ -42,6 +43,7 @@ class Sink:
                 b = sink.behaviour
                 with sink.lock:
                     sink.attempts[event] += 1
+                    sink.authorization.add(self.headers.get("authorization", ""))
                 roll = random.random()
                 if roll < b.hang_ratio:
                     sink.release.wait(60)

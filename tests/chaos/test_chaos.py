@@ -17,8 +17,8 @@ import pytest
 
 from tests.chaos.cluster import Cluster
 from tests.chaos.driver import DriveResult, Outcome
-from tests.chaos.ledger import check
-from tests.chaos.platform import Platform
+from tests.chaos.ledger import check, find_secret
+from tests.chaos.platform import TOKEN, Platform
 from tests.chaos.scenarios import SCENARIOS, run_scenario
 from tests.chaos.sink import Sink
 
@@ -72,3 +72,11 @@ def test_the_ledger_notices_a_lost_event(rig: Rig) -> None:
     fake = DriveResult(outcomes=[Outcome(key="never-sent", event_id=10**9, status=202, tries=1)])
     ledger = check(rig.cluster.url(), fake, rig.sink, drain_timeout=5)
     assert ledger.lost == 1 and not ledger.ok
+
+
+def test_no_secret_was_stored_or_logged(rig: Rig) -> None:
+    """After the whole matrix (faults, retries, failures), the token every delivery carried
+    is in no database column and no process log."""
+    assert rig.sink.deliveries, "the matrix ran no deliveries"
+    assert find_secret(rig.cluster.url(), TOKEN, rig.root) == []
+    assert rig.sink.authorization == {f"Bearer {TOKEN}"}  # it was really sent, and masked only at rest
