@@ -9,21 +9,25 @@ that runs it on a given payload (a manual trigger).
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.timesince import timesince
 
 from automate_core import definitions
-from automate_core.admin.common import form_page, pretty_json
+from automate_core.admin.common import ConsoleMedia, form_page, pretty_json, status_badge
 from automate_core.exceptions import AutomateError
 from automate_core.execution import replay
-from automate_core.models import Schedule, Step, Workflow, WorkflowVersion
+from automate_core.models import ExecutionRun, RunStatus, Schedule, Step, Workflow, WorkflowVersion
 from automate_core.rules import versions
 
 
@@ -105,6 +109,22 @@ class TriggerForm(forms.Form):
             raise forms.ValidationError(f"Not valid JSON: {exc}") from exc
 
 
+def _runs_of(since: datetime | None = None, status: str | None = None) -> QuerySet[ExecutionRun]:
+    """Runs of the outer workflow (``automate_run_workflow_started`` answers each with one probe)."""
+    runs = ExecutionRun.objects.filter(workflow=OuterRef("pk"))
+    if since is not None:
+        runs = runs.filter(started_at__gte=since)
+    if status is not None:
+        runs = runs.filter(status=status)
+    return runs
+
+
+def _count(runs: QuerySet[ExecutionRun]) -> Subquery:
+    return Subquery(
+        runs.order_by().values("workflow").annotate(n=Count("*")).values("n"), output_field=IntegerField()
+    )
+
+
 @admin.register(Workflow)
 class WorkflowAdmin(admin.ModelAdmin):
     form = WorkflowForm
@@ -114,14 +134,54 @@ class WorkflowAdmin(admin.ModelAdmin):
         "source_pattern",
         "event_type_pattern",
         "version_number",
-        "concurrency_limit",
+        "last_run",
+        "runs_24h",
         "updated_at",
     ]
+    list_select_related = ["current_version"]
     list_filter = ["enabled"]
     search_fields = ["name", "description"]
     readonly_fields = ["version_number", "run_link"]
     inlines = [StepInline, VersionInline]
     actions = ["publish"]
+
+    Media = ConsoleMedia
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Workflow]:
+        """Each workflow with its last run and its last day's outcomes, in the list's one query."""
+        since = timezone.now() - timedelta(hours=24)
+        last = _runs_of().order_by("-started_at")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                last_run_id=Subquery(last.values("pk")[:1]),
+                last_run_status=Subquery(last.values("status")[:1]),
+                last_run_at=Subquery(last.values("started_at")[:1]),
+                succeeded_24h=Coalesce(_count(_runs_of(since, RunStatus.SUCCEEDED)), 0),
+                failed_24h=Coalesce(_count(_runs_of(since, RunStatus.FAILED)), 0),
+            )
+        )
+
+    @admin.display(description="Last run", ordering="last_run_at")
+    def last_run(self, obj: Workflow) -> str:
+        run_id, status, at = (getattr(obj, f"last_run_{name}", None) for name in ("id", "status", "at"))
+        if not run_id:
+            return "never"
+        url = reverse("admin:automate_core_executionrun_change", args=[run_id])
+        return format_html('<a href="{}">{} ago</a> {}', url, timesince(at, depth=1), status_badge(status))
+
+    @admin.display(description="Runs, last 24 h", ordering="failed_24h")
+    def runs_24h(self, obj: Workflow) -> str:
+        base = f"{reverse('admin:automate_core_executionrun_changelist')}?workflow={obj.pk}&since=24h"
+        succeeded, failed = getattr(obj, "succeeded_24h", 0), getattr(obj, "failed_24h", 0)
+        return format_html(
+            '<a href="{0}&status__exact=succeeded">{1} succeeded</a> · '
+            '<a href="{0}&status__exact=failed">{2}</a>',
+            base,
+            succeeded,
+            status_badge("failed", f"{failed} failed") if failed else "0 failed",
+        )
 
     @admin.display(description="Version")
     def version_number(self, obj: Workflow) -> str:
