@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import psycopg
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.db.utils import OperationalError
@@ -91,11 +92,18 @@ def capped_count(queryset: QuerySet[Any], cap: int) -> int | None:
     sql, params = queryset.order_by().values("pk")[: cap + 1].query.sql_with_params()
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(f"SET LOCAL statement_timeout = {COUNT_TIMEOUT_MS}")
+            # local to the transaction, and set back after it in case an outer transaction goes on
+            cursor.execute("SELECT current_setting('statement_timeout')")
+            before = cursor.fetchone()[0]
+            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [f"{COUNT_TIMEOUT_MS}ms"])
             cursor.execute(f"SELECT count(*) FROM ({sql}) AS capped", params)
-            return int(cursor.fetchone()[0])
-    except OperationalError:  # QueryCanceled: the statement timeout
-        return None
+            count = int(cursor.fetchone()[0])
+            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [before])
+            return count
+    except OperationalError as exc:
+        if not isinstance(exc.__cause__, psycopg.errors.QueryCanceled):
+            raise
+        return None  # the statement timeout (the savepoint's rollback also took the setting back)
 
 
 def estimated_count(queryset: QuerySet[Any]) -> int:

@@ -321,7 +321,7 @@ class ExecutionRunAdmin(BigTableAdmin):
         if not self.has_act_permission(request):
             raise PermissionDenied
         run = get_object_or_404(ExecutionRun, pk=pk)
-        form = forms.Form(request.POST or None)
+        form = forms.Form(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
             try:
                 replay.cancel(run.pk)
