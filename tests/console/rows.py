@@ -35,7 +35,7 @@ def run(
         workflow=workflow,
         workflow_name=workflow.name if workflow else "gone",
         version=workflow.current_version if workflow else None,
-        event=on or event(),
+        event=on or event(ago=ago),
         status=status,
         trace_id="r" * 32,
         finished_at=started + timedelta(milliseconds=120),

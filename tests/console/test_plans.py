@@ -63,9 +63,10 @@ def some_rows() -> None:
         event(source, "x", ago=timedelta(minutes=5))
     with connection.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO automate_event (source, event_type, payload, headers, idempotency_key, trace_id, received_at)"
-            " SELECT 'shop', 'order.' || (i % 7), '{}', '{}', 'k' || i, md5(i::text), now() - i * interval '1 minute'"
-            " FROM generate_series(1, 5000) AS i"
+            "INSERT INTO automate_event"
+            " (source, event_type, payload, headers, idempotency_key, trace_id, received_at)"
+            " SELECT 'shop', 'order.' || (i % 7), '{}', '{}', 'k' || i, md5(i::text),"
+            " now() - i * interval '1 minute' FROM generate_series(1, 5000) AS i"
         )
         cursor.execute("ANALYZE automate_event")
 

@@ -30,11 +30,23 @@ from automate_core.execution import replay
 from automate_core.models import ExecutionRun, RunStatus, Schedule, Step, Workflow, WorkflowVersion
 from automate_core.rules import versions
 
+_CODE = {"class": "vLargeTextField automate-code", "spellcheck": "false"}
+
+
+def _field_of(message: str, fields: tuple[str, ...]) -> str | None:
+    """The form field a definitions error is about: ``step x.params: ...`` is about params."""
+    where = message.split(":", 1)[0]
+    return next((f for f in fields if where.endswith(f".{f}")), None)
+
 
 class StepForm(forms.ModelForm):
     class Meta:
         model = Step
         fields = "__all__"
+        widgets = {
+            "params": forms.Textarea(attrs={**_CODE, "rows": 8}),
+            "condition": forms.Textarea(attrs={**_CODE, "rows": 1}),
+        }
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -49,7 +61,8 @@ class StepForm(forms.ModelForm):
         try:
             definitions.validate_step(f"step {data.get('name', '')}", spec)
         except definitions.DefinitionError as exc:
-            raise forms.ValidationError(str(exc)) from exc
+            # shown at the field it is about, with the template's line and the reason
+            self.add_error(_field_of(str(exc), ("params", "condition", "connector", "action")), str(exc))
         return data
 
 
@@ -57,16 +70,23 @@ class WorkflowForm(forms.ModelForm):
     class Meta:
         model = Workflow
         fields = "__all__"
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 2, "class": "vLargeTextField"}),
+            "condition": forms.Textarea(attrs={**_CODE, "rows": 2}),
+        }
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         try:
             definitions.validate_condition("condition", data.get("condition") or "")
+        except definitions.DefinitionError as exc:
+            self.add_error("condition", str(exc))
+        try:
             definitions.validate_concurrency_key("concurrency key", data.get("concurrency_key") or "")
         except definitions.DefinitionError as exc:
-            raise forms.ValidationError(str(exc)) from exc
+            self.add_error("concurrency_key", str(exc))
         if data.get("concurrency_key") and not data.get("concurrency_limit"):
-            raise forms.ValidationError("A concurrency key needs a concurrency limit.")
+            self.add_error("concurrency_limit", "A concurrency key needs a concurrency limit.")
         return data
 
 
@@ -142,6 +162,19 @@ class WorkflowAdmin(admin.ModelAdmin):
     list_filter = ["enabled"]
     search_fields = ["name", "description"]
     readonly_fields = ["version_number", "run_link"]
+    fieldsets = [
+        (None, {"fields": [("name", "enabled"), "description", ("version_number", "run_link")]}),
+        ("Trigger", {"fields": [("source_pattern", "event_type_pattern"), "condition"]}),
+        (
+            "Retries and concurrency",
+            {
+                "fields": [
+                    ("max_attempts", "retry_base_seconds", "retry_max_seconds"),
+                    ("concurrency_limit", "concurrency_key"),
+                ]
+            },
+        ),
+    ]
     inlines = [StepInline, VersionInline]
     actions = ["publish"]
 
