@@ -74,7 +74,8 @@ def text_of(page: str) -> str:
 
 
 def rows_html(page: str, first_word: str) -> str:
-    return next(r for r in re.findall(r"<tr>.*?</tr>", page, re.S) if text_of(r).startswith(first_word))
+    rows: list[str] = re.findall(r"<tr>.*?</tr>", page, re.S)
+    return next(r for r in rows if text_of(r).startswith(first_word))
 
 
 def test_workflow_form_refuses_a_bad_template_with_its_line_and_reason(admin_client: Client) -> None:

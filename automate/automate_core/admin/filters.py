@@ -15,7 +15,7 @@ with conditions an index serves:
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from django.contrib import admin, messages
@@ -46,7 +46,7 @@ def parse_moment(text: str) -> datetime:
         raise ValueError(
             f"{text!r} is neither an age such as 30m, 6h, 2d nor a date-time such as 2026-11-30 14:05"
         )
-    return timezone.make_aware(moment, timezone.UTC) if timezone.is_naive(moment) else moment
+    return timezone.make_aware(moment, UTC) if timezone.is_naive(moment) else moment
 
 
 class _FormFilter(admin.ListFilter):
@@ -60,38 +60,40 @@ class _FormFilter(admin.ListFilter):
         self, request: HttpRequest, params: dict[str, Any], model: type[Model], model_admin: Any
     ) -> None:
         super().__init__(request, params, model, model_admin)
+        self.values: dict[str, str] = {}
         for name, _label, _placeholder in self.parameters:
             if name in params:
                 value = params.pop(name)
-                value = value[-1] if isinstance(value, list) else value
-                if str(value).strip():
-                    self.used_parameters[name] = str(value).strip()
+                text = str(value[-1] if isinstance(value, list) else value).strip()
+                if text:
+                    self.values[name] = text
+        self.used_parameters = dict(self.values)
         self.hidden: list[tuple[str, str]] = []
 
     def has_output(self) -> bool:
         return True
 
-    def expected_parameters(self) -> list[str]:
+    def expected_parameters(self) -> list[str | None]:
         return [name for name, _label, _placeholder in self.parameters]
 
     def inputs(self) -> list[tuple[str, str, str, str]]:
         return [
-            (name, label, placeholder, self.used_parameters.get(name, ""))
+            (name, label, placeholder, self.values.get(name, ""))
             for name, label, placeholder in self.parameters
         ]
 
     def choices(self, changelist: Any) -> Any:
-        mine = set(self.expected_parameters())
+        mine = [name for name, _label, _placeholder in self.parameters]
         self.hidden = [(k, v) for k, v in changelist.params.items() if k not in mine]
         yield {
-            "selected": not self.used_parameters,
-            "query_string": changelist.get_query_string(remove=list(mine)),
+            "selected": not self.values,
+            "query_string": changelist.get_query_string(remove=mine),
             "display": "All",
         }
         for label, values in self.presets:
             yield {
-                "selected": self.used_parameters == values,
-                "query_string": changelist.get_query_string(values, remove=list(mine)),
+                "selected": self.values == values,
+                "query_string": changelist.get_query_string(values, remove=mine),
                 "display": label,
             }
 
@@ -110,17 +112,11 @@ class TimeRangeFilter(_FormFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         try:
-            if "since" in self.used_parameters:
-                queryset = queryset.filter(
-                    **{f"{self.field}__gte": parse_moment(self.used_parameters["since"])}
-                )
-            if "until" in self.used_parameters:
-                queryset = queryset.filter(
-                    **{f"{self.field}__lt": parse_moment(self.used_parameters["until"])}
-                )
-        except (
-            ValueError
-        ) as exc:  # said on the page, the filter left out (Django would show "Database error")
+            if "since" in self.values:
+                queryset = queryset.filter(**{f"{self.field}__gte": parse_moment(self.values["since"])})
+            if "until" in self.values:
+                queryset = queryset.filter(**{f"{self.field}__lt": parse_moment(self.values["until"])})
+        except ValueError as exc:  # said on the page; Django's own answer would be "Database error"
             messages.warning(request, f"{self.title}: {exc}")
         return queryset
 
@@ -143,7 +139,7 @@ class EventTypeFilter(_FormFilter):
     parameters = [("type", "Type", "order.created or order.*")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.used_parameters.get("type")
+        value = self.values.get("type")
         if not value:
             return queryset
         queryset = queryset.filter(source__in=queries.distinct_sources())

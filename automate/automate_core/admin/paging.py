@@ -13,6 +13,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
 from automate_core.admin import queries
@@ -26,10 +27,13 @@ class BigTablePaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        counted = queries.capped_count(self.object_list, self.CAP)
+        rows = self.object_list
+        if not isinstance(rows, QuerySet):  # a list: nothing to save
+            return len(rows)
+        counted = queries.capped_count(rows, self.CAP)
         if counted is not None and counted <= self.CAP:
             return counted
-        estimate = queries.estimated_count(self.object_list)
+        estimate = queries.estimated_count(rows)
         if counted is not None and estimate <= self.CAP:
             self.kind = "capped"
             return self.CAP

@@ -80,7 +80,7 @@ def throughput() -> list[tuple[Any, int, int, int, int]]:
     """(minute, events received, runs succeeded, runs failed, jobs dead) for the last 60 minutes."""
     with connection.cursor() as cursor:
         cursor.execute(THROUGHPUT)
-        return [tuple(row) for row in cursor.fetchall()]  # type: ignore[misc]
+        return [tuple(row) for row in cursor.fetchall()]
 
 
 def capped_count(queryset: QuerySet[Any], cap: int) -> int | None:

@@ -184,25 +184,24 @@ class WorkflowAdmin(admin.ModelAdmin):
         """Each workflow with its last run and its last day's outcomes, in the list's one query."""
         since = timezone.now() - timedelta(hours=24)
         last = _runs_of().order_by("-started_at")
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                last_run_id=Subquery(last.values("pk")[:1]),
-                last_run_status=Subquery(last.values("status")[:1]),
-                last_run_at=Subquery(last.values("started_at")[:1]),
-                succeeded_24h=Coalesce(_count(_runs_of(since, RunStatus.SUCCEEDED)), 0),
-                failed_24h=Coalesce(_count(_runs_of(since, RunStatus.FAILED)), 0),
-            )
+        workflows: QuerySet[Workflow] = super().get_queryset(request)
+        return workflows.annotate(
+            last_run_id=Subquery(last.values("pk")[:1]),
+            last_run_status=Subquery(last.values("status")[:1]),
+            last_run_at=Subquery(last.values("started_at")[:1]),
+            succeeded_24h=Coalesce(_count(_runs_of(since, RunStatus.SUCCEEDED)), 0),
+            failed_24h=Coalesce(_count(_runs_of(since, RunStatus.FAILED)), 0),
         )
 
     @admin.display(description="Last run", ordering="last_run_at")
     def last_run(self, obj: Workflow) -> str:
         run_id, status, at = (getattr(obj, f"last_run_{name}", None) for name in ("id", "status", "at"))
-        if not run_id:
+        if not run_id or at is None:
             return "never"
         url = reverse("admin:automate_core_executionrun_change", args=[run_id])
-        return format_html('<a href="{}">{} ago</a> {}', url, timesince(at, depth=1), status_badge(status))
+        return format_html(
+            '<a href="{}">{} ago</a> {}', url, timesince(at, depth=1), status_badge(str(status))
+        )
 
     @admin.display(description="Runs, last 24 h", ordering="failed_24h")
     def runs_24h(self, obj: Workflow) -> str:
