@@ -176,3 +176,16 @@ class WorkflowFilter(admin.SimpleListFilter):
             messages.warning(request, f"workflow={value!r} is not a workflow id; not filtered.")
             return queryset
         return queryset.filter(workflow_id=int(value))
+
+
+class JobSourceFilter(admin.SimpleListFilter):
+    """Outbox jobs whose event came from one source (choices by the events' skip scan)."""
+
+    title = "source"
+    parameter_name = "source"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(s, s) for s in queries.distinct_sources()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(event__source=self.value()) if self.value() else queryset
