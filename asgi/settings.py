@@ -98,6 +98,9 @@ SERVESTATIC_USE_FINDERS = True
 # or with LOG_FORMAT=plain); see automate_core.observability.logs.
 LOGGING = logging_config(os.environ.get("LOG_LEVEL", "INFO"), default_format())
 
+# Django's tasks framework (@task functions) runs on the outbox workers: automate_core.tasks.
+TASKS = {"default": {"BACKEND": "automate_core.tasks.backend.OutboxTaskBackend"}}
+
 # Hosts (names, addresses or networks) the http connector may call although they are private.
 AUTOMATE_HTTP_ALLOWED_HOSTS = env_list("AUTOMATE_HTTP_ALLOWED_HOSTS", default=[])
 
@@ -106,3 +109,26 @@ AUTOMATE_METRICS_TOKEN = os.environ.get("AUTOMATE_METRICS_TOKEN", "")
 AUTOMATE_METRICS_ALLOWED_IPS = env_list("AUTOMATE_METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
 AUTOMATE_WORKER_METRICS_PORT = int(os.environ.get("AUTOMATE_WORKER_METRICS_PORT") or 0)
 AUTOMATE_WORKER_METRICS_HOST = os.environ.get("AUTOMATE_WORKER_METRICS_HOST", "127.0.0.1")
+
+# --- HTTPS and security headers: what `manage.py check --deploy` asks for -----------------------
+# On unless DEBUG is on (local development over plain HTTP; `automate up` sets DEBUG=1).
+# Behind a load balancer that terminates TLS, set AUTOMATE_BEHIND_PROXY=1 so Django trusts its
+# X-Forwarded-Proto header; set it only when the proxy overwrites that header on every request.
+_HTTPS = env_bool("AUTOMATE_HTTPS", default=not DEBUG)
+SECURE_SSL_REDIRECT = _HTTPS
+SESSION_COOKIE_SECURE = _HTTPS
+CSRF_COOKIE_SECURE = _HTTPS
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000" if _HTTPS else "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _HTTPS
+# Preloading is an operator's decision that cannot be undone quickly (browsers ship the list);
+# opt in with SECURE_HSTS_PRELOAD=1. Its deploy-check warning (security.W021) is silenced for that reason.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", default=[])
+if env_bool("AUTOMATE_BEHIND_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

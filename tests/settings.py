@@ -22,3 +22,5 @@ AUTOMATE_RETRY_MAX_SECONDS = 0.2
 AUTOMATE_SOURCE_CACHE_TTL = 0.0
 AUTOMATE_SECRETS_CACHE_TTL = 0.0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# the test client speaks plain HTTP to "testserver"; the security tests turn HTTPS back on
+SECURE_SSL_REDIRECT = False

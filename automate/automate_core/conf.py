@@ -18,10 +18,27 @@ class Defaults:
     WORKER_CONCURRENCY: int = 32
     #: Most jobs claimed in one statement (claims are also capped by free slots).
     WORKER_BATCH_SIZE: int = 50
-    #: Seconds a claim is valid without a heartbeat; expired claims are rescued.
-    LEASE_SECONDS: float = 30.0
+    #: Seconds a claim is valid without a heartbeat (renewed every third of it while the job runs).
+    LEASE_SECONDS: float = 15.0
+    #: Seconds between rescues of expired leases (jittered); a job whose worker died is back in the
+    #: queue at most LEASE_SECONDS + RESCUE_INTERVAL after the last heartbeat.
+    RESCUE_INTERVAL: float = 5.0
     #: Seconds between polls when no NOTIFY arrives (jittered by up to 10%).
     POLL_INTERVAL: float = 1.0
+    #: Seconds a stopping worker lets running jobs finish before it hands them back.
+    SHUTDOWN_TIMEOUT: float = 30.0
+    #: Seconds a finished job waits for others to share its completion's commit (0: flush at once;
+    #: completions that arrive while a flush is in flight always share the next one).
+    SETTLE_LINGER: float = 0.002
+    #: Retention, in seconds (None keeps forever): completed jobs; dead jobs; events, which are
+    #: pruned with their runs once every job of theirs is settled and pruned and their newest run
+    #: is older than this too.
+    RETENTION_COMPLETED_JOBS: float | None = 86400.0
+    RETENTION_DEAD_JOBS: float | None = 30 * 86400.0
+    RETENTION_EVENTS: float | None = 30 * 86400.0
+    #: Seconds between retention passes, and rows deleted per statement (small, to keep locks short).
+    RETENTION_INTERVAL: float = 60.0
+    RETENTION_BATCH_SIZE: int = 1000
     #: Attempts before a job is dead, unless the workflow says otherwise.
     MAX_ATTEMPTS: int = 5
     #: Exponential backoff: base * 2**(attempt-1) seconds, capped, with full jitter.

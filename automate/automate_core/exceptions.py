@@ -8,6 +8,7 @@ something the user can act on. Messages never contain a secret's value (a secret
     AutomateError
     ├── ConfigurationError            (also django ImproperlyConfigured)
     ├── DatabaseUnavailable           the database did not answer in time
+    ├── LeaseExpired                  a job's worker stopped renewing its lease (recorded, not raised)
     ├── PluginError
     │   ├── UnknownPluginError        (also KeyError) no plugin with that code
     │   ├── PluginLoadError           the plugin's entry point failed to import or is invalid
@@ -56,6 +57,10 @@ class ConfigurationError(AutomateError, ImproperlyConfigured):
 
 class DatabaseUnavailable(AutomateError):
     """The database is unavailable; try again shortly."""
+
+
+class LeaseExpired(AutomateError):
+    """The worker running the job stopped renewing its lease (killed, its host gone, or cut off from the database); the job was given to another worker."""  # noqa: E501
 
 
 # --- plugins ---------------------------------------------------------------------------------

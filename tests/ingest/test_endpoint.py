@@ -39,6 +39,15 @@ async def test_raw_body_is_kept_as_sent(client: httpx.AsyncClient) -> None:
     assert event.payload == {"type": "t", "n": 1.5, "s": "é"}
 
 
+@pytest.mark.parametrize("raw", [b"null", b"[]", b"0", b'"text"'])
+async def test_any_json_value_is_a_payload(client: httpx.AsyncClient, raw: bytes) -> None:
+    """Found by schemathesis: a body that is just `null` once failed the group commit (503)."""
+    response = await post_webhook(client, "test", raw)
+    assert response.status_code == 202, response.text
+    event = await Event.objects.aget(pk=response.json()["event_id"])
+    assert event.payload == json.loads(raw)
+
+
 async def test_credentials_headers_are_not_stored(client: httpx.AsyncClient) -> None:
     response = await post_webhook(
         client, "test", {"type": "t"}, headers={"authorization": "Bearer abc", "x-custom": "kept"}

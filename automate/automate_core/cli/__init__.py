@@ -23,4 +23,5 @@ SUBCOMMANDS = [
     "export",
     "diff",
     "rollback",
+    "bench",
 ]

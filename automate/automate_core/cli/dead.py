@@ -1,25 +1,109 @@
+"""``automate dead``: list dead jobs; ``automate dead replay``: run them again as new jobs.
+
+Both take the same filters, so what ``automate dead --source shop --since 2h`` lists is what
+``automate dead replay --source shop --since 2h`` replays; ``--dry-run`` shows the count without
+replaying. The replay runs on the server in one statement; an empty filter needs ``--all``.
+"""
+
 from __future__ import annotations
 
+import json
 from argparse import ArgumentParser
 from typing import Any, TextIO
 
-from automate_core.models import JobStatus, OutboxJob
+from automate_core.outbox import replay
 
-HELP = "List dead jobs (attempts used up, or a failure that retrying cannot fix)."
+HELP = "Dead jobs (attempts used up, or a failure retrying cannot fix): list them, or replay them."
 
 
 def add_arguments(parser: ArgumentParser) -> None:
-    parser.add_argument("--limit", type=int, default=50)
+    parser.add_argument(
+        "action", nargs="?", choices=["list", "replay"], default="list", help="list (default) or replay"
+    )
+    parser.add_argument("job", nargs="*", type=int, help="Dead job ids.")
+    parser.add_argument("--source", help="Only jobs of events from this webhook source.")
+    parser.add_argument("--event-type", help="Only events of this type (* is a wildcard: order.*).")
+    parser.add_argument("--kind", choices=["event", "task"], help="Only workflow jobs, or Django tasks.")
+    parser.add_argument("--error", help="Only jobs whose last error contains this text.")
+    parser.add_argument("--since", help="Died at or after: an ISO time, or how long ago (90m, 2h, 7d).")
+    parser.add_argument("--until", help="Died before: an ISO time, or how long ago.")
+    parser.add_argument("--all", action="store_true", help="replay: every dead job (no filter).")
+    parser.add_argument("--dry-run", action="store_true", help="replay: count what would be replayed.")
+    parser.add_argument("--limit", type=int, default=50, help="list: at most this many (newest first).")
+    parser.add_argument("--json", action="store_true", help="list: machine-readable output.")
+
+
+def _filter(options: dict[str, Any], *, replayable: bool) -> replay.DeadFilter:
+    return replay.DeadFilter(
+        ids=tuple(options.get("job") or ()),
+        source=options.get("source"),
+        event_type=options.get("event_type"),
+        kind=options.get("kind"),
+        error=options.get("error"),
+        since=replay.parse_when(options["since"]) if options.get("since") else None,
+        until=replay.parse_when(options["until"]) if options.get("until") else None,
+        replayed=False if replayable else None,
+        everything=bool(options.get("all")),
+    )
 
 
 def run(options: dict[str, Any], out: TextIO) -> int:
-    jobs = OutboxJob.objects.filter(status=JobStatus.DEAD).select_related("event").order_by("-id")
-    rows = list(jobs[: options["limit"]])
+    if options["action"] == "replay":
+        return _replay(options, out)
+    return _list(options, out)
+
+
+def _replay(options: dict[str, Any], out: TextIO) -> int:
+    selection = _filter(options, replayable=True)
+    if selection.is_empty() and not selection.everything:
+        raise replay.EmptyReplayFilter()
+    if options.get("dry_run"):
+        count = selection.queryset().count()
+        out.write(f"{count} dead jobs would be replayed (not yet replayed and matching the filter).\n")
+        return 0
+    new = replay.replay(selection)
+    if new:
+        out.write(f"Replayed {len(new)} dead jobs as new jobs {new[0]}..{new[-1]}.\n")
+    else:
+        out.write("No dead job matches (or every match was replayed already).\n")
+    return 0
+
+
+def _list(options: dict[str, Any], out: TextIO) -> int:
+    jobs = _filter(options, replayable=False).queryset().select_related("event").order_by("-id")
+    total = jobs.count()
+    rows = list(jobs.prefetch_related("replays")[: options["limit"]])
+    if options.get("json"):
+        out.write(json.dumps([_as_dict(job) for job in rows], indent=2, default=str) + "\n")
+        return 0
     if not rows:
         out.write("No dead jobs.\n")
+        return 0
+    shown = f" (showing the newest {len(rows)})" if total > len(rows) else ""
+    out.write(f"{total} dead jobs{shown}\n")
     for job in rows:
         event = job.event
         what = f"{event.source}/{event.event_type} event {event.pk}" if event else job.kind
-        out.write(f"job {job.pk:<6} {what}  attempts {job.attempts}  {job.updated_at:%Y-%m-%d %H:%M:%S}\n")
-        out.write(f"           {job.last_error[:300]}\n")
+        replays = [r.pk for r in job.replays.all()]
+        note = f"  replayed as job {replays[0]}" if replays else ""
+        out.write(
+            f"job {job.pk:<8} {what}  attempts {job.spent_attempts}  died {job.updated_at:%Y-%m-%d %H:%M:%S}"
+            f"{note}\n"
+        )
+        out.write(f"             {job.last_error[:300]}\n")
     return 0
+
+
+def _as_dict(job: Any) -> dict[str, Any]:
+    event = job.event
+    return {
+        "id": job.pk,
+        "kind": job.kind,
+        "event_id": event.pk if event else None,
+        "source": event.source if event else None,
+        "event_type": event.event_type if event else None,
+        "attempts": job.spent_attempts,
+        "died_at": job.updated_at.isoformat(),
+        "last_error": job.last_error,
+        "replayed_as": [r.pk for r in job.replays.all()],
+    }

@@ -28,6 +28,8 @@ def _secret_key() -> None:
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "asgi.settings")
+    if args[:1] == ["up"]:
+        os.environ.setdefault("DEBUG", "1")  # local use over plain HTTP; production runs serve/worker
     if os.environ["DJANGO_SETTINGS_MODULE"] == "asgi.settings":
         _secret_key()
     if not args or args[0] not in _NEEDS_NO_DB:

@@ -4,7 +4,7 @@ import asyncio
 from argparse import ArgumentParser
 from typing import Any, TextIO
 
-HELP = "Run an outbox worker: claim jobs, run workflows, until SIGTERM/SIGINT."
+HELP = "Run an outbox worker: claim jobs, run workflows and tasks, until SIGTERM/SIGINT."
 
 
 def add_arguments(parser: ArgumentParser) -> None:
@@ -12,7 +12,15 @@ def add_arguments(parser: ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="Most jobs per claim.")
     parser.add_argument("--poll-interval", type=float, default=None, help="Seconds between polls.")
     parser.add_argument("--lease", type=float, default=None, help="Lease seconds per claim.")
-    parser.add_argument("--shutdown-timeout", type=float, default=None)
+    parser.add_argument(
+        "--shutdown-timeout", type=float, default=None, help="Seconds running jobs may finish on SIGTERM."
+    )
+    parser.add_argument(
+        "--rescue-interval", type=float, default=None, help="Seconds between rescues of expired leases."
+    )
+    parser.add_argument(
+        "--no-maintenance", action="store_true", help="Run no rescuer and no retention passes here."
+    )
 
 
 async def serve_worker(options: dict[str, Any]) -> None:
@@ -26,6 +34,8 @@ async def serve_worker(options: dict[str, Any]) -> None:
             poll_interval=options.get("poll_interval"),
             lease_seconds=options.get("lease"),
             shutdown_timeout=options.get("shutdown_timeout"),
+            rescue_interval=options.get("rescue_interval"),
+            maintenance=False if options.get("no_maintenance") else None,
         )
     )
     pool.install_signal_handlers()

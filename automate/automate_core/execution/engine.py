@@ -119,7 +119,7 @@ class ExecutionEngine:
                 return JobOutcome(True)
             context = {"event": event_context(event)}
             plans = self._plan_matches(matched, context)
-            if plans and job.attempts > 1:
+            if plans and job.spent > 1:
                 plans = await self._plan_retry(job, plans)
         if not plans:
             return JobOutcome(True)
@@ -180,7 +180,7 @@ class ExecutionEngine:
             previous = await self.journal.previous_runs(job.id)
             return [plan for p in previous.values() if (plan := await self._resume_plan(p)) is not None]
         if queued.version_id is None:
-            await self.journal.begin_queued_run(run_id, job.attempts)
+            await self.journal.begin_queued_run(run_id, job.spent)
             await self.journal.finish_run(run_id, "failed", "The workflow version no longer exists.")
             return []
         spec = await self.rules.version(queued.version_id)

@@ -135,7 +135,7 @@ class WorkflowRunner:
     ) -> RunOutcome:
         """Run the plan's workflow; ``until`` stops after that step (test mode)."""
         workflow = plan.workflow
-        attempt = job.attempts if job else 1
+        attempt = job.spent if job else 1  # attempts spent; snoozes do not count
         run_id = plan.run_id
         if run_id is None:
             run_id = await self.journal.start_run(
@@ -263,7 +263,7 @@ class WorkflowRunner:
             "step": step.name,
             "event_id": scope["event"]["id"],
             "trace_id": scope["event"]["trace_id"],
-            "attempt": job.attempts if job else 1,
+            "attempt": job.spent if job else 1,
             "dry_run": self.dry_run,
         }
         timeout = step.timeout or float(settings.STEP_TIMEOUT_SECONDS)

@@ -35,7 +35,10 @@ WITH input AS (
         AS t(source text, event_type text, payload jsonb, headers jsonb, idempotency_key text, trace_id text)
 ), event AS (
     INSERT INTO automate_event (source, event_type, payload, headers, idempotency_key, trace_id, received_at)
-    SELECT source, event_type, payload, headers, idempotency_key, trace_id, now() FROM input
+    -- json_to_recordset turns a JSON null into SQL NULL: a body that is just `null` is stored as
+    -- the JSON value null, as the single-row statement stores it
+    SELECT source, event_type, coalesce(payload, 'null'::jsonb), headers, idempotency_key, trace_id, now()
+    FROM input
     ON CONFLICT (source, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING id, trace_id
 ), job AS (

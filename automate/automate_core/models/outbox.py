@@ -1,17 +1,21 @@
-"""The outbox: one durable job per event (or task), claimed by workers.
+"""The outbox: one durable job per event (or Django task), claimed by workers.
 
-States and transitions (drawn in docs/architecture.md)::
+States and transitions (drawn and explained in docs/architecture.md, section 2)::
 
-    ready ──claim──▶ running ──complete──▶ completed
-      ▲                │  │
-      │                │  └──fail, attempts left──▶ retry ──(available_at passes)──▶ claim
-      │                │
-      │                ├──fail, no attempts left / not retryable──▶ dead ──replay──▶ (new job, ready)
-      │                └──lease expired (worker gone)──▶ retry, or dead when attempts are used up
-      └──release (graceful shutdown)── running
+    ready ──claim──▶ running ──complete──▶ completed ──(retention)──▶ pruned
+      ▲  ▲             │ │ │
+      │  │             │ │ └──fail, attempts left──▶ retry ──(available_at passes)──▶ claim
+      │  │             │ └──fail, none left / not retryable──▶ dead ──replay──▶ new ready job
+      │  │             └──lease expired (worker gone)──▶ retry, or dead when attempts are used up
+      │  └──release / snooze (not spent: shutdown, a full limit, the database away)── running
+      └──replay of a dead job (a new row, ``replay_of`` = the dead one)
 
-Every transition out of ``running`` names the claim it expects (``id`` and ``attempts``), so a
-worker whose lease expired cannot overwrite the outcome of the worker that took the job over.
+Every transition out of ``running`` names the claim it expects: the job id, the claim's attempt
+number (``attempts`` only ever grows, so it is a fencing token) and the worker holding the lease.
+A worker whose lease expired cannot overwrite the outcome of the worker that took the job over.
+
+``attempts`` counts claims; ``releases`` counts the claims that were handed back unspent. A job is
+dead when ``attempts - releases`` (the attempts it actually spent) reaches ``max_attempts``.
 """
 
 from __future__ import annotations
@@ -41,15 +45,26 @@ class OutboxJob(models.Model):
     )
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.EVENT)
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.READY)
-    attempts = models.IntegerField(default=0)
+    attempts = models.IntegerField(default=0)  # claims so far: the fencing token, it only grows
+    releases = models.IntegerField(
+        db_default=0, help_text="Claims handed back without spending the attempt (shutdown, snooze)."
+    )
     max_attempts = models.IntegerField(default=5)
     available_at = models.DateTimeField(db_default=Now())
     lease_owner = models.CharField(max_length=64, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
     payload = models.JSONField(null=True, blank=True)
+    result = models.JSONField(
+        null=True, blank=True, help_text="Django tasks: return value, errors and workers, by attempt."
+    )
     replay_of = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="replays",
+        db_index=False,  # automate_outbox_replayed_once (partial) indexes the few non-NULL values
     )
     created_at = models.DateTimeField(db_default=Now())
     updated_at = models.DateTimeField(db_default=Now())
@@ -65,10 +80,14 @@ class OutboxJob(models.Model):
                 condition=models.Q(status__in=CLAIMABLE),
                 name="automate_outbox_claimable",
             ),
-            # The rescuer reads this one: running jobs by lease expiry.
+            # The rescuer reads this one: leased (running) jobs by lease expiry. Its predicate is on
+            # lease_expires_at, not status, so that the settle statements (guarded by status =
+            # 'running') never pick it over the primary key: with few running jobs in the planner's
+            # statistics it looks cheap, but it holds a dead entry for every job settled since the
+            # last vacuum, and scanning them made every COMPLETE slower as a drain went on.
             models.Index(
                 fields=["lease_expires_at"],
-                condition=models.Q(status=JobStatus.RUNNING),
+                condition=models.Q(lease_expires_at__isnull=False),
                 name="automate_outbox_leased",
             ),
             models.Index(
@@ -77,6 +96,19 @@ class OutboxJob(models.Model):
                 name="automate_outbox_dead",
             ),
         ]
+        constraints = [
+            # A dead job is replayed at most once (the replay, if it dies too, is the one to replay):
+            # two admins replaying the same filter at the same time cannot double the work.
+            models.UniqueConstraint(
+                fields=["replay_of"],
+                condition=models.Q(replay_of__isnull=False),
+                name="automate_outbox_replayed_once",
+            )
+        ]
+
+    @property
+    def spent_attempts(self) -> int:
+        return self.attempts - self.releases
 
     def __str__(self) -> str:
         return f"job #{self.pk} ({self.status})"

@@ -12,15 +12,20 @@ path         answers
              failing check (``{"status": "unavailable", "checks": {"database": ...}}``).
 /metrics     Prometheus text (OpenMetrics on request); 401/403 unless the client is allowed
              (:func:`automate_core.observability.exposition.authorize`).
+/openapi.json  The OpenAPI description of the HTTP API (``automate_core/openapi.yaml``).
 ===========  ======================================================================================
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
+from importlib import resources
 from typing import Any
+
+import yaml
 
 from automate_core.observability import exposition, health
 
@@ -103,16 +108,32 @@ def metrics_handler(*, database: bool) -> Handler:
     return metrics
 
 
+@functools.cache
+def _openapi_document() -> bytes:
+    text = resources.files("automate_core").joinpath("openapi.yaml").read_text(encoding="utf-8")
+    return json.dumps(yaml.safe_load(text), separators=(",", ":")).encode()
+
+
+@_read_only
+async def openapi(scope: Scope, receive: Receive, send: Send) -> None:
+    """The OpenAPI description of this HTTP API (automate_core/openapi.yaml)."""
+    await _respond(scope, send, 200, _openapi_document())
+
+
 #: The web process's routes (served in front of Django by ``automate_core.asgi``).
 ROUTES: dict[str, Handler] = {
     "/healthz": healthz,
     "/readyz": readyz,
     "/metrics": metrics_handler(database=True),
+    "/openapi.json": openapi,
 }
 
 #: A worker's routes: the queue gauges come from the web processes, so a worker does not add a
 #: database read per scrape (and per replica) for them.
-WORKER_ROUTES: dict[str, Handler] = {**ROUTES, "/metrics": metrics_handler(database=False)}
+WORKER_ROUTES: dict[str, Handler] = {
+    **{path: handler for path, handler in ROUTES.items() if path != "/openapi.json"},
+    "/metrics": metrics_handler(database=False),
+}
 
 
 class OpsApplication:

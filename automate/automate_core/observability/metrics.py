@@ -36,6 +36,27 @@ jobs_completed = Counter("automate_jobs_completed_total", "Jobs completed.")
 jobs_retried = Counter("automate_jobs_retried_total", "Job attempts that failed and were rescheduled.")
 jobs_dead = Counter("automate_jobs_dead_total", "Jobs that ended dead.")
 jobs_rescued = Counter("automate_jobs_rescued_total", "Jobs whose lease expired and were rescued.")
+jobs_released = Counter(
+    "automate_jobs_released_total", "Claims handed back unspent (shutdown, snooze, database outage)."
+)
+jobs_replayed = Counter("automate_jobs_replayed_total", "Dead jobs replayed as new jobs.")
+leases_lost = Counter(
+    "automate_leases_lost_total", "Claims a worker found taken over (its lease had expired)."
+)
+claim_batch_size = Histogram(
+    "automate_claim_batch_size", "Jobs per claim statement.", buckets=(0, 1, 2, 5, 10, 20, 50, 100, 200, 500)
+)
+settle_batch_size = Histogram(
+    "automate_settle_batch_size",
+    "Jobs settled per flush of the batched completer.",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+settle_duration = Histogram(
+    "automate_settle_duration_seconds", "Time to write one batch of settlements.", buckets=LATENCY_BUCKETS
+)
+retention_pruned = Counter(
+    "automate_retention_pruned_total", "Rows pruned by retention, by kind (jobs, events).", ["kind"]
+)
 jobs_running = Gauge(
     "automate_jobs_running", "Jobs running in this worker process.", multiprocess_mode="livesum"
 )

@@ -9,7 +9,8 @@ A test checks the plans with ``EXPLAIN``.
 from __future__ import annotations
 
 # One round trip for the whole outbox picture. Each subquery matches one partial index of
-# OutboxJob (automate_outbox_claimable, automate_outbox_leased, automate_outbox_dead), so
+# OutboxJob (automate_outbox_claimable, automate_outbox_leased, automate_outbox_dead; a running
+# job always holds a lease, so "lease_expires_at IS NOT NULL" selects the leased index), so
 # PostgreSQL can answer from the index; ``completed`` is left out on purpose: it is the history.
 # ``due`` is what workers should be running now (ready or retry, available_at passed);
 # ``oldest_due_age`` is how long the oldest of those has waited past its availability.
@@ -21,7 +22,8 @@ SELECT
       WHERE status IN ('ready', 'retry') AND status = 'retry') AS retry,
     (SELECT count(*) FROM automate_outbox_job
       WHERE status IN ('ready', 'retry') AND available_at <= now()) AS due,
-    (SELECT count(*) FROM automate_outbox_job WHERE status = 'running') AS running,
+    (SELECT count(*) FROM automate_outbox_job
+      WHERE lease_expires_at IS NOT NULL AND status = 'running') AS running,
     (SELECT count(*) FROM automate_outbox_job WHERE status = 'dead') AS dead,
     (SELECT coalesce(extract(epoch FROM now() - min(available_at)), 0)::float8
        FROM automate_outbox_job
@@ -44,7 +46,7 @@ RECENT_RUNS_WINDOW_SECONDS = 300
 WORKER_DEMAND = (
     "SELECT (SELECT count(*) FROM automate_outbox_job"
     " WHERE status IN ('ready', 'retry') AND available_at <= now())"
-    " + (SELECT count(*) FROM automate_outbox_job WHERE status = 'running')"
+    " + (SELECT count(*) FROM automate_outbox_job WHERE lease_expires_at IS NOT NULL AND status = 'running')"
 )
 
 # /readyz: migrations recorded as applied (compared with the files on disk, read once).

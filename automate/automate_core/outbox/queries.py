@@ -1,4 +1,11 @@
-"""The outbox's SQL, one named statement per transition, each guarded by the state it expects."""
+"""The outbox's SQL: one named statement per transition, each guarded by the state it expects.
+
+Every transition out of ``running`` takes arrays of claims (``unnest``), so a worker settles a
+whole batch of jobs in one statement and one commit, and matches a row only while the claim it
+names still holds: ``status = 'running'``, the claim's attempt number (``attempts`` only grows,
+so it is never reused) and the worker that holds the lease. A worker whose lease expired, and
+whose job was rescued and claimed again, matches nothing: its late write is dropped.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,10 @@ from typing import LiteralString
 #      (only ready/retry rows are in it, ordered by available_at, id). FOR UPDATE SKIP LOCKED
 #      skips rows another worker is claiming right now instead of waiting for it.
 #   2. claimed: flip them to running, set the lease and count the attempt (the attempt number is
-#      the claim's fencing token: every later transition names it).
+#      the claim's fencing token: every later transition names it, with the lease owner).
 #   3. the result joins each job's event, so the worker needs no second round trip, and reports
-#      the configuration generation, so the worker knows when to reload its rule index.
+#      the configuration generation, so the worker knows when to reload its rule index. A task's
+#      earlier result (errors, workers) comes along so the task sees its own history.
 CLAIM_BATCH: LiteralString = """
 WITH candidates AS (
     SELECT id FROM automate_outbox_job
@@ -28,9 +36,10 @@ WITH candidates AS (
         updated_at = now()
     FROM candidates
     WHERE j.id = candidates.id
-    RETURNING j.id, j.kind, j.attempts, j.max_attempts, j.event_id, j.payload
+    RETURNING j.id, j.kind, j.attempts, j.releases, j.max_attempts, j.event_id, j.payload,
+              CASE WHEN j.kind = 'task' THEN j.result END AS result
 )
-SELECT c.id, c.kind, c.attempts, c.max_attempts, c.payload,
+SELECT c.id, c.kind, c.attempts, c.releases, c.max_attempts, c.payload, c.result,
        e.id AS event_id, e.source, e.event_type, e.payload AS event_payload, e.headers,
        e.trace_id, e.received_at,
        (SELECT last_value FROM automate_config_generation) AS generation
@@ -38,76 +47,202 @@ FROM claimed AS c LEFT JOIN automate_event AS e ON e.id = c.event_id
 ORDER BY c.id
 """
 
-# running -> completed, for a batch of claims (id, attempts) held by this worker.
-COMPLETE: LiteralString = """
+# How a settlement's ``result`` (Django tasks only; NULL for events) merges into the stored one:
+# ``errors`` and ``worker_ids`` accumulate over attempts, other keys are replaced.
+_MERGE_RESULT: LiteralString = """
+    CASE WHEN s.result IS NULL THEN j.result ELSE
+        coalesce(j.result, '{}'::jsonb) || s.result || jsonb_build_object(
+            'errors', coalesce(j.result -> 'errors', '[]'::jsonb)
+                      || coalesce(s.result -> 'errors', '[]'::jsonb),
+            'worker_ids', coalesce(j.result -> 'worker_ids', '[]'::jsonb)
+                          || coalesce(s.result -> 'worker_ids', '[]'::jsonb))
+    END"""
+
+# B. running -> completed, for a batch of claims held by %(owner)s.
+COMPLETE: LiteralString = (
+    """
 UPDATE automate_outbox_job AS j
 SET status = 'completed', completed_at = now(), updated_at = now(),
-    lease_owner = '', lease_expires_at = NULL, last_error = ''
-FROM unnest(%(ids)s::bigint[], %(attempts)s::int[]) AS claim(id, attempts)
-WHERE j.id = claim.id AND j.attempts = claim.attempts AND j.status = 'running'
+    lease_owner = '', lease_expires_at = NULL, last_error = '',
+    result = """
+    + _MERGE_RESULT
+    + """
+FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(results)s::jsonb[]) AS s(id, attempts, result)
+WHERE j.id = s.id AND j.attempts = s.attempts AND j.status = 'running' AND j.lease_owner = %(owner)s
 RETURNING j.id
 """
+)
 
-# running -> retry (later) or dead, one claim at a time (failures are the rare path).
-FAIL: LiteralString = """
-UPDATE automate_outbox_job
-SET status = %(status)s,
-    available_at = now() + make_interval(secs => %(delay)s),
-    last_error = %(error)s,
-    max_attempts = %(max_attempts)s,
-    updated_at = now(), lease_owner = '', lease_expires_at = NULL
-WHERE id = %(id)s AND attempts = %(attempts)s AND status = 'running'
-RETURNING id
+# C, D. running -> retry (after its backoff delay) or dead, for a batch of claims held by %(owner)s.
+# ``max_attempts`` takes the workflow's retry policy, so the rescuer applies it too.
+FAIL: LiteralString = (
+    """
+UPDATE automate_outbox_job AS j
+SET status = s.status,
+    available_at = now() + make_interval(secs => s.delay),
+    last_error = s.error,
+    max_attempts = s.max_attempts,
+    updated_at = now(), lease_owner = '', lease_expires_at = NULL,
+    result = """
+    + _MERGE_RESULT
+    + """
+FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(statuses)s::text[], %(delays)s::float8[],
+            %(errors)s::text[], %(max_attempts)s::int[], %(results)s::jsonb[])
+     AS s(id, attempts, status, delay, error, max_attempts, result)
+WHERE j.id = s.id AND j.attempts = s.attempts AND j.status = 'running' AND j.lease_owner = %(owner)s
+  AND s.status IN ('retry', 'dead')
+RETURNING j.id
 """
+)
 
-# running -> ready without counting the attempt (graceful shutdown gives the job back).
+# F. running -> ready (no delay) or retry (after a delay) without spending the attempt: graceful
+# shutdown hands unfinished jobs back, a snooze puts a job back for later, and a job interrupted by
+# a database outage goes back too. ``attempts`` keeps growing (the fencing token is never reused);
+# ``releases`` records that this claim did not count.
 RELEASE: LiteralString = """
 UPDATE automate_outbox_job AS j
-SET status = 'ready', attempts = j.attempts - 1, available_at = now(), updated_at = now(),
-    lease_owner = '', lease_expires_at = NULL
-FROM unnest(%(ids)s::bigint[], %(attempts)s::int[]) AS claim(id, attempts)
-WHERE j.id = claim.id AND j.attempts = claim.attempts AND j.status = 'running'
+SET status = CASE WHEN s.delay > 0 THEN 'retry' ELSE 'ready' END,
+    releases = j.releases + 1,
+    available_at = now() + make_interval(secs => s.delay),
+    updated_at = now(), lease_owner = '', lease_expires_at = NULL
+FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(delays)s::float8[]) AS s(id, attempts, delay)
+WHERE j.id = s.id AND j.attempts = s.attempts AND j.status = 'running' AND j.lease_owner = %(owner)s
 RETURNING j.id
 """
 
-# running -> retry without spending the attempt: not a failure (a concurrency limit was full).
-SNOOZE: LiteralString = """
-UPDATE automate_outbox_job
-SET status = 'retry', attempts = attempts - 1,
-    available_at = now() + make_interval(secs => %(delay)s),
-    updated_at = now(), lease_owner = '', lease_expires_at = NULL
-WHERE id = %(id)s AND attempts = %(attempts)s AND status = 'running'
-RETURNING id
-"""
-
-# The heartbeat: extend the lease of claims this worker still holds.
+# The heartbeat: extend the lease of claims this worker still holds; the ids not returned were
+# taken from it (rescued after its lease expired), and it stops running them.
 HEARTBEAT: LiteralString = """
 UPDATE automate_outbox_job AS j
 SET lease_expires_at = now() + make_interval(secs => %(lease)s)
-FROM unnest(%(ids)s::bigint[], %(attempts)s::int[]) AS claim(id, attempts)
-WHERE j.id = claim.id AND j.attempts = claim.attempts AND j.status = 'running'
+FROM unnest(%(ids)s::bigint[], %(attempts)s::int[]) AS s(id, attempts)
+WHERE j.id = s.id AND j.attempts = s.attempts AND j.status = 'running' AND j.lease_owner = %(owner)s
 RETURNING j.id
 """
 
-# The rescuer: running jobs whose lease expired (worker killed, host gone) go back to retry, or
-# to dead when that claim was their last attempt. Reads the partial index automate_outbox_leased.
+# E. The rescuer: running jobs whose lease expired (worker killed, host gone, database unreachable
+# from it for a whole lease) go to retry, or to dead when that claim spent their last attempt. The
+# attempt counts, so a job that kills its worker every time ends dead instead of looping. Reads the
+# partial index automate_outbox_leased (lease_expires_at IS NOT NULL: the running jobs); the UPDATE
+# re-checks the expiry in case a heartbeat landed between the two. A task's result records the lost
+# attempt like any other error.
 RESCUE_EXPIRED: LiteralString = """
 WITH expired AS (
     SELECT id FROM automate_outbox_job
-    WHERE status = 'running' AND lease_expires_at < now()
+    WHERE lease_expires_at < now() AND status = 'running'
     ORDER BY lease_expires_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
 UPDATE automate_outbox_job AS j
-SET status = CASE WHEN j.attempts >= j.max_attempts THEN 'dead' ELSE 'retry' END,
+SET status = CASE WHEN j.attempts - j.releases >= j.max_attempts THEN 'dead' ELSE 'retry' END,
     available_at = now(),
-    last_error = 'lease expired: the worker ' || j.lease_owner || ' stopped renewing it (attempt '
-                 || j.attempts || ')',
+    last_error = 'LeaseExpired: the worker ' || j.lease_owner
+                 || ' stopped renewing its lease (attempt ' || j.attempts || ')',
+    result = CASE WHEN j.kind = 'task' THEN
+        coalesce(j.result, '{}'::jsonb) || jsonb_build_object(
+            'errors', coalesce(j.result -> 'errors', '[]'::jsonb) || jsonb_build_array(jsonb_build_object(
+                'exception_class_path', 'automate_core.exceptions.LeaseExpired',
+                'traceback', 'LeaseExpired: the worker ' || j.lease_owner || ' stopped renewing its lease')),
+            'worker_ids', coalesce(j.result -> 'worker_ids', '[]'::jsonb) || to_jsonb(j.lease_owner))
+        ELSE j.result END,
     updated_at = now(), lease_owner = '', lease_expires_at = NULL
 FROM expired
-WHERE j.id = expired.id AND j.status = 'running'
+WHERE j.id = expired.id AND j.status = 'running' AND j.lease_expires_at < now()
 RETURNING j.id, j.status
 """
 
 GENERATION: LiteralString = "SELECT last_value FROM automate_config_generation"
+
+# G. Replay: each selected dead job becomes a new ready job linked to it by replay_of, in one
+# statement on the server however many match. {selection} is a subquery of job ids built by the
+# ORM from the user's filter (its parameters are passed separately). The unique index
+# automate_outbox_replayed_once makes a second replay of the same dead job (a concurrent one, or
+# a repeated command) insert nothing. The insert fires the outbox NOTIFY, waking the workers.
+REPLAY_DEAD = """
+INSERT INTO automate_outbox_job
+    (event_id, kind, status, attempts, releases, max_attempts, available_at, lease_owner,
+     last_error, payload, replay_of_id, created_at, updated_at)
+SELECT d.event_id, d.kind, 'ready', 0, 0, d.max_attempts, now(), '', '', d.payload, d.id, now(), now()
+FROM automate_outbox_job AS d
+WHERE d.status = 'dead' AND d.id IN ({selection})
+ORDER BY d.id
+ON CONFLICT (replay_of_id) WHERE replay_of_id IS NOT NULL DO NOTHING
+RETURNING id
+"""
+
+# Retention: completed jobs older than %(completed_age)s seconds and dead jobs older than
+# %(dead_age)s (NULL keeps them), looking at %(scan)s rows after id %(after)s per statement, so
+# each statement is short and a pass walks the table once, oldest first. Runs keep their history
+# but lose the link to the pruned job (job_id NULL, what the model's SET_NULL means); a replay
+# loses its link to a pruned dead job. The last column tells the pass it reached rows too young
+# to prune, where it stops.
+PRUNE_JOBS: LiteralString = """
+WITH scanned AS (
+    SELECT id, created_at FROM automate_outbox_job
+    WHERE id > %(after)s
+    ORDER BY id
+    LIMIT %(scan)s
+), doomed AS (
+    SELECT j.id FROM automate_outbox_job AS j JOIN scanned USING (id)
+    WHERE (j.status = 'completed' AND j.completed_at < now() - make_interval(secs => %(completed_age)s))
+       OR (j.status = 'dead' AND j.updated_at < now() - make_interval(secs => %(dead_age)s))
+    FOR UPDATE OF j SKIP LOCKED
+), unlinked_runs AS (
+    UPDATE automate_run SET job_id = NULL WHERE job_id IN (SELECT id FROM doomed)
+), unlinked_replays AS (
+    UPDATE automate_outbox_job SET replay_of_id = NULL
+    WHERE replay_of_id IN (SELECT id FROM doomed) AND id NOT IN (SELECT id FROM doomed)
+), pruned AS (
+    DELETE FROM automate_outbox_job AS j USING doomed WHERE j.id = doomed.id RETURNING j.id
+)
+SELECT (SELECT count(*) FROM pruned), (SELECT max(id) FROM scanned),
+       coalesce((SELECT bool_or(created_at >= now() - make_interval(secs => %(young)s)) FROM scanned), true)
+"""
+
+# Retention of events: an event older than %(age)s seconds goes, with its runs, step runs and
+# jobs, once nothing about it is pending: every job of it is completed (or dead for longer than
+# %(dead_age)s; NULL keeps dead jobs and so their events) and its newest run is older than %(age)s
+# too (a replayed old event keeps its fresh runs). Runs are the history of an event, so they go
+# with it. Same keyset walk as PRUNE_JOBS.
+PRUNE_EVENTS: LiteralString = """
+WITH scanned AS (
+    SELECT id, received_at FROM automate_event
+    WHERE id > %(after)s
+    ORDER BY id
+    LIMIT %(scan)s
+), doomed AS (
+    SELECT e.id FROM automate_event AS e JOIN scanned USING (id)
+    WHERE e.received_at < now() - make_interval(secs => %(age)s)
+      AND NOT EXISTS (
+          SELECT 1 FROM automate_outbox_job AS j
+          WHERE j.event_id = e.id AND j.status <> 'completed'
+            AND NOT coalesce(j.status = 'dead'
+                             AND j.updated_at < now() - make_interval(secs => %(dead_age)s), false))
+      AND NOT EXISTS (
+          SELECT 1 FROM automate_run AS r
+          WHERE r.event_id = e.id AND r.started_at >= now() - make_interval(secs => %(age)s))
+    FOR UPDATE OF e SKIP LOCKED
+), doomed_jobs AS (
+    SELECT j.id FROM automate_outbox_job AS j JOIN doomed ON j.event_id = doomed.id
+), doomed_runs AS (
+    SELECT r.id FROM automate_run AS r JOIN doomed ON r.event_id = doomed.id
+), steps AS (
+    DELETE FROM automate_step_run WHERE run_id IN (SELECT id FROM doomed_runs)
+), runs AS (
+    DELETE FROM automate_run WHERE id IN (SELECT id FROM doomed_runs)
+), unlinked_replays AS (
+    UPDATE automate_outbox_job SET replay_of_id = NULL
+    WHERE replay_of_id IN (SELECT id FROM doomed_jobs) AND id NOT IN (SELECT id FROM doomed_jobs)
+), jobs AS (
+    DELETE FROM automate_outbox_job WHERE id IN (SELECT id FROM doomed_jobs)
+), pruned AS (
+    DELETE FROM automate_event WHERE id IN (SELECT id FROM doomed) RETURNING id
+)
+SELECT (SELECT count(*) FROM pruned), (SELECT max(id) FROM scanned),
+       coalesce((SELECT bool_or(received_at >= now() - make_interval(secs => %(age)s)) FROM scanned), true)
+"""
+
+# Retention passes run on one worker at a time (a session advisory lock; others skip the pass).
+TRY_RETENTION_LOCK: LiteralString = "SELECT pg_try_advisory_lock(%(key)s)"
+RETENTION_UNLOCK: LiteralString = "SELECT pg_advisory_unlock(%(key)s)"

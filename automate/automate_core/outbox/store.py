@@ -1,4 +1,9 @@
-"""``OutboxStore``: the outbox's transitions on async psycopg. ``psycopg`` errors stop here."""
+"""``OutboxStore``: the outbox's transitions on async psycopg. ``psycopg`` errors stop here.
+
+Each method is one statement (one round trip, one commit) for a whole batch of claims; see
+``queries`` for what each transition expects. Methods that settle claims return the ids whose
+claim still held: the others were taken over after their lease expired, and nothing was written.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 
@@ -30,24 +35,66 @@ class ClaimedEvent:
 class ClaimedJob:
     id: int
     kind: str
-    attempts: int
+    attempts: int  # claims so far, this one included: the claim's fencing token
     max_attempts: int
     payload: Any
     event: ClaimedEvent | None
     generation: int
+    releases: int = 0  # earlier claims handed back unspent
+    result: Any = None  # a Django task's result so far (errors and workers of earlier attempts)
 
     @property
     def claim(self) -> tuple[int, int]:
         """The fencing token: this job at this attempt."""
         return self.id, self.attempts
 
+    @property
+    def spent(self) -> int:
+        """Attempts spent, this one included (claims handed back unspent do not count)."""
+        return self.attempts - self.releases
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A failed attempt: retry after ``delay`` seconds, or dead."""
+
+    job: ClaimedJob
+    error: str
+    dead: bool
+    delay: float = 0.0
+    max_attempts: int | None = None
+    result: Any = None
+
 
 def _claims(jobs: Sequence[ClaimedJob]) -> dict[str, list[int]]:
     return {"ids": [j.id for j in jobs], "attempts": [j.attempts for j in jobs]}
 
 
+def _json(value: Any) -> str | None:
+    return None if value is None else dumps(value)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(text_safe(value), default=str)
+
+
+def text_safe(value: Any) -> Any:
+    """``value`` with NUL characters replaced (U+FFFD): PostgreSQL stores no NUL in text or jsonb.
+
+    Error messages and tracebacks come from remote services and user code; one NUL must not make
+    the whole batch of settlements fail.
+    """
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {text_safe(k): text_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [text_safe(v) for v in value]
+    return value
+
+
 class OutboxStore:
-    async def _execute(self, query: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    async def _execute(self, query: LiteralString, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         pool = await db.get_pool()
         try:
             async with pool.connection() as conn:
@@ -60,74 +107,75 @@ class OutboxStore:
         except TimeoutError as exc:
             raise DatabaseUnavailable("No database connection became free in time.") from exc
 
-    async def claim_batch(self, limit: int, owner: str = "", lease: float = 30.0) -> list[ClaimedJob]:
-        """Claim up to ``limit`` ready jobs (``SELECT ... FOR UPDATE SKIP LOCKED``)."""
+    async def claim_batch(self, limit: int, owner: str, lease: float = 30.0) -> list[ClaimedJob]:
+        """Claim up to ``limit`` ready jobs for ``owner`` (``SELECT ... FOR UPDATE SKIP LOCKED``)."""
         if limit <= 0:
             return []
         rows = await self._execute(queries.CLAIM_BATCH, {"limit": limit, "owner": owner, "lease": lease})
         jobs = []
         for row in rows:
-            (job_id, kind, attempts, max_attempts, payload, event_id, source, event_type,
-             event_payload, headers, trace_id, received_at, generation) = row  # fmt: skip
+            (job_id, kind, attempts, releases, max_attempts, payload, result, event_id, source,
+             event_type, event_payload, headers, trace_id, received_at, generation) = row  # fmt: skip
             event = None
             if event_id is not None:
                 event = ClaimedEvent(
-                    event_id,
-                    source,
-                    event_type,
-                    event_payload,
-                    headers or {},
-                    trace_id,
-                    received_at,
+                    event_id, source, event_type, event_payload, headers or {}, trace_id, received_at
                 )
-            jobs.append(ClaimedJob(job_id, kind, attempts, max_attempts, payload, event, int(generation)))
+            jobs.append(
+                ClaimedJob(
+                    job_id, kind, attempts, max_attempts, payload, event, int(generation), releases, result
+                )
+            )
         return jobs
 
-    async def complete(self, jobs: Sequence[ClaimedJob]) -> set[int]:
-        """Mark claims completed; returns the ids that were still held (others were rescued)."""
+    async def complete(
+        self, jobs: Sequence[ClaimedJob], owner: str, results: Sequence[Any] | None = None
+    ) -> set[int]:
+        """Mark claims completed; ``results`` (one per job, or None) are Django task results."""
         if not jobs:
             return set()
-        rows = await self._execute(queries.COMPLETE, _claims(jobs))
+        values = [_json(r) for r in results] if results is not None else [None] * len(jobs)
+        rows = await self._execute(queries.COMPLETE, {**_claims(jobs), "results": values, "owner": owner})
         return {r[0] for r in rows}
 
-    async def fail(self, job: ClaimedJob, *, error: str, delay: float, dead: bool, max_attempts: int) -> bool:
-        rows = await self._execute(
-            queries.FAIL,
-            {
-                "id": job.id,
-                "attempts": job.attempts,
-                "status": "dead" if dead else "retry",
-                "delay": 0.0 if dead else delay,
-                "error": error[:10_000],
-                "max_attempts": max_attempts,
-            },
-        )
-        return bool(rows)
-
-    async def snooze(self, job: ClaimedJob, delay: float) -> bool:
-        rows = await self._execute(queries.SNOOZE, {"id": job.id, "attempts": job.attempts, "delay": delay})
-        return bool(rows)
-
-    async def release(self, jobs: Sequence[ClaimedJob]) -> set[int]:
-        if not jobs:
+    async def fail(self, failures: Sequence[Failure], owner: str) -> set[int]:
+        """Schedule retries or bury claims as dead."""
+        if not failures:
             return set()
-        rows = await self._execute(queries.RELEASE, _claims(jobs))
+        params = {
+            **_claims([f.job for f in failures]),
+            "statuses": ["dead" if f.dead else "retry" for f in failures],
+            "delays": [0.0 if f.dead else max(0.0, float(f.delay)) for f in failures],
+            "errors": [text_safe(f.error[:10_000]) for f in failures],
+            "max_attempts": [f.max_attempts or f.job.max_attempts for f in failures],
+            "results": [_json(f.result) for f in failures],
+            "owner": owner,
+        }
+        rows = await self._execute(queries.FAIL, params)
         return {r[0] for r in rows}
 
-    async def heartbeat(self, jobs: Sequence[ClaimedJob], lease: float) -> set[int]:
+    async def release(
+        self, jobs: Sequence[ClaimedJob], owner: str, delays: Sequence[float] | None = None
+    ) -> set[int]:
+        """Hand claims back without spending their attempt: ready now, or again after ``delays``."""
         if not jobs:
             return set()
-        rows = await self._execute(queries.HEARTBEAT, {**_claims(jobs), "lease": lease})
+        values = [max(0.0, float(d)) for d in delays] if delays is not None else [0.0] * len(jobs)
+        rows = await self._execute(queries.RELEASE, {**_claims(jobs), "delays": values, "owner": owner})
+        return {r[0] for r in rows}
+
+    async def heartbeat(self, jobs: Sequence[ClaimedJob], owner: str, lease: float = 30.0) -> set[int]:
+        """Extend the leases ``owner`` still holds; returns their ids."""
+        if not jobs:
+            return set()
+        rows = await self._execute(queries.HEARTBEAT, {**_claims(jobs), "lease": lease, "owner": owner})
         return {r[0] for r in rows}
 
     async def rescue_expired(self, limit: int = 500) -> list[tuple[int, str]]:
+        """Move jobs whose lease expired to retry (or dead); returns ``(id, new status)`` pairs."""
         rows = await self._execute(queries.RESCUE_EXPIRED, {"limit": limit})
         return [(r[0], r[1]) for r in rows]
 
     async def generation(self) -> int:
         rows = await self._execute(queries.GENERATION, {})
         return int(rows[0][0])
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, default=str)

@@ -1,62 +1,101 @@
-"""``Dispatcher``: runs one claimed job and applies its outcome to the outbox."""
+"""``Dispatcher``: runs one claimed job and decides what the outbox should record for it.
+
+* ``event`` jobs go to the ``ExecutionEngine``, ``task`` jobs (Django's tasks framework) to
+  ``automate_core.tasks.runner``. Both answer with a ``JobOutcome``.
+* The outcome becomes a ``Settlement``: complete; retry after the backoff of the retry policy
+  (the workflow's, else the job's own ``max_attempts`` with the platform's backoff); dead when the
+  failure is not retryable or the attempts are spent; or release (a snooze: back later, the
+  attempt not spent).
+* A database outage in the middle of a job is not the job's fault: it is released (not spent)
+  and runs again once the database answers. Any other unexpected error is a retryable failure.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
+
+import psycopg
 
 from automate_core import context
 from automate_core.conf import settings
+from automate_core.exceptions import DatabaseUnavailable
 from automate_core.execution.engine import ExecutionEngine, JobOutcome
-from automate_core.observability import metrics
 from automate_core.outbox.retry import RetryPolicy
-from automate_core.outbox.store import ClaimedJob, OutboxStore
+from automate_core.outbox.store import ClaimedJob
+from automate_core.tasks import runner
+from automate_core.worker.settle import Settlement
 
 logger = logging.getLogger("automate.worker")
 
+#: Seconds a job interrupted by a database outage waits before it is claimable again.
+OUTAGE_DELAY = 1.0
+
 
 class Dispatcher:
-    def __init__(self, store: OutboxStore, engine: ExecutionEngine | None = None) -> None:
-        self.store = store
+    def __init__(self, engine: ExecutionEngine | None = None, worker_id: str = "") -> None:
         self.engine = engine or ExecutionEngine()
+        self.worker_id = worker_id
 
-    async def run(self, job: ClaimedJob) -> None:
+    async def execute(self, job: ClaimedJob) -> Settlement:
+        """Run ``job`` and return what to record. Only cancellation escapes."""
         token = context.trace_id.set(job.event.trace_id if job.event else "")
-        try:
-            outcome = await self.execute(job)
-            await self.settle(job, outcome)
+        try:  # the trace id stays set for the decision too: its log lines belong to the event
+            try:
+                outcome, result = await self.run(job)
+            except asyncio.CancelledError:
+                raise
+            except (DatabaseUnavailable, psycopg.OperationalError, psycopg.errors.AdminShutdown) as exc:
+                logger.warning("job %s interrupted by a database outage (%s); it runs again", job.id, exc)
+                return Settlement(job, "release", delay=OUTAGE_DELAY)
+            except Exception as exc:
+                logger.exception("job %s: unexpected error in the worker", job.id)
+                error = f"{type(exc).__name__}: {exc}"
+                outcome, result = JobOutcome(False, retryable=True, error=error), None
+            return self.decide(job, outcome, result)
         finally:
             context.trace_id.reset(token)
 
-    async def execute(self, job: ClaimedJob) -> JobOutcome:
+    async def run(self, job: ClaimedJob) -> tuple[JobOutcome, Any]:
+        """The job's outcome, and a result to store with it (Django tasks only)."""
         if job.kind == "event":
-            return await self.engine.handle_event(job)
-        return JobOutcome(False, error=f"Unknown job kind {job.kind!r}.")
+            return await self.engine.handle_event(job), None
+        if job.kind == "task":
+            return await runner.run_task(job, self.worker_id)
+        return JobOutcome(False, error=f"Unknown job kind {job.kind!r}; no worker can run it."), None
 
-    async def settle(self, job: ClaimedJob, outcome: JobOutcome) -> None:
+    def decide(self, job: ClaimedJob, outcome: JobOutcome, result: Any = None) -> Settlement:
         if outcome.succeeded:
-            held = await self.store.complete([job])
-            if held:
-                metrics.jobs_completed.inc()
-            else:
-                logger.warning("job %s finished after its lease was taken over", job.id)
-            return
+            return Settlement(job, "complete", result=result)
         if outcome.snooze is not None:
-            await self.store.snooze(job, outcome.snooze)
-            return
+            return Settlement(job, "release", delay=outcome.snooze)
         policy = outcome.retry_policy or RetryPolicy(
             max_attempts=job.max_attempts,
             base_seconds=float(settings.RETRY_BASE_SECONDS),
             max_seconds=float(settings.RETRY_MAX_SECONDS),
         )
-        max_attempts = policy.max_attempts
-        dead = not outcome.retryable or policy.exhausted(job.attempts)
-        delay = policy.delay(job.attempts, outcome.retry_after)
-        await self.store.fail(job, error=outcome.error, delay=delay, dead=dead, max_attempts=max_attempts)
-        (metrics.jobs_dead if dead else metrics.jobs_retried).inc()
-        if dead:
-            logger.error("job %s is dead after attempt %d: %s", job.id, job.attempts, outcome.error)
-        else:
-            logger.warning(
-                "job %s failed (attempt %d of %d), retrying in %.1fs: %s",
-                job.id, job.attempts, max_attempts, delay, outcome.error,
-            )  # fmt: skip
+        spent = job.spent
+        if not outcome.retryable or policy.exhausted(spent):
+            logger.error("job %s is dead after attempt %d: %s", job.id, spent, outcome.error)
+            return Settlement(
+                job, "dead", error=outcome.error, max_attempts=policy.max_attempts, result=result
+            )
+        delay = policy.delay(spent, outcome.retry_after)
+        logger.warning(
+            "job %s failed (attempt %d of %d), retrying in %.1fs: %s",
+            job.id, spent, policy.max_attempts, delay, outcome.error,
+        )  # fmt: skip
+        return Settlement(
+            job, "retry", delay=delay, error=outcome.error, max_attempts=policy.max_attempts, result=result
+        )
+
+
+class NoopDispatcher(Dispatcher):
+    """Completes every job without running it: the worker's own cost, for ``automate bench``."""
+
+    def __init__(self) -> None:
+        super().__init__(engine=None)
+
+    async def execute(self, job: ClaimedJob) -> Settlement:
+        return Settlement(job, "complete")

@@ -1,4 +1,11 @@
-"""Wake-ups from ``LISTEN automate_outbox``; reconnects with backoff when the connection drops."""
+"""Wake-ups from ``LISTEN automate_outbox``; reconnects with backoff when the connection drops.
+
+The outbox's statement trigger sends the NOTIFY when jobs are inserted (on commit), so an idle
+worker claims within milliseconds instead of at its next poll. The listener runs on its own
+connection (outside the pool). A connection that silently stopped answering (a network partition
+sends no error) is found by a ``SELECT 1`` after each quiet minute; on any error the listener
+reconnects with backoff and wakes the worker once, in case something arrived in between.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,8 @@ from automate_core import db
 logger = logging.getLogger("automate.worker")
 
 CHANNEL = "automate_outbox"
+#: Seconds without a notification after which the connection is checked.
+QUIET_CHECK = 60.0
 
 
 class Listener:
@@ -24,17 +33,20 @@ class Listener:
         delay = 0.5
         while True:
             try:
-                conn = await db.connect()
+                conn = await db.connect(connect_timeout=10)
                 async with conn:
                     await conn.execute(f"LISTEN {self.channel}")  # constant channel name
                     self.connected.set()
                     delay = 0.5
                     self.wake.set()  # something may have arrived while we were away
-                    async for _notify in conn.notifies():
-                        self.wake.set()
+                    while True:
+                        async for _notify in conn.notifies(timeout=QUIET_CHECK):
+                            self.wake.set()
+                        async with asyncio.timeout(10):
+                            await conn.execute("SELECT 1")
             except asyncio.CancelledError:
                 raise
-            except (psycopg.Error, OSError) as exc:
+            except (psycopg.Error, OSError, TimeoutError) as exc:
                 self.connected.clear()
                 logger.warning("LISTEN connection lost (%s); reconnecting in %.1fs", exc, delay)
                 await asyncio.sleep(delay)

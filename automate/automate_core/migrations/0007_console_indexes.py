@@ -31,5 +31,5 @@ DROP INDEX IF EXISTS automate_run_workflow_started;
 
 
 class Migration(migrations.Migration):
-    dependencies = [("automate_core", "0005_workflows_versions_schedules")]
+    dependencies = [("automate_core", "0006_worker_outbox")]
     operations = [migrations.RunSQL(FORWARD, BACKWARD)]

@@ -1,0 +1,130 @@
+"""Retention: prune completed jobs, old dead jobs and old events, a little at a time.
+
+What retention means here (the policy is ``AUTOMATE_RETENTION_*``, in seconds; None keeps):
+
+* **Completed jobs** are queue entries whose work is done; their history lives on in the runs. They
+  go after ``RETENTION_COMPLETED_JOBS`` (default one day). A run keeps its event and attempt and
+  loses only its link to the job row.
+* **Dead jobs** wait for a human (``automate dead``, the admin) for ``RETENTION_DEAD_JOBS``
+  (default 30 days).
+* **Events** go after ``RETENTION_EVENTS`` (default 30 days) together with their runs and step runs
+  (the history *of* that event), but only once nothing about them is pending: every job of theirs
+  is completed or pruned-dead, and their newest run is older than the policy too (an old event
+  replayed yesterday keeps yesterday's runs, and itself, for another period).
+
+Each statement looks at ``RETENTION_BATCH_SIZE`` rows in id order and deletes what qualifies, so
+locks are short and the claim never waits behind a big delete; a pass walks from the oldest row
+until it meets rows too young to prune, pausing between statements. One worker at a time runs a
+pass (a session advisory lock); the others skip it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any, LiteralString
+
+import psycopg
+
+from automate_core import db
+from automate_core.conf import settings
+from automate_core.exceptions import DatabaseUnavailable
+from automate_core.observability import metrics
+from automate_core.outbox import queries
+
+logger = logging.getLogger("automate.retention")
+
+#: pg_advisory_lock key of retention passes (b"automat" read as a number).
+LOCK_KEY = 0x6175746F6D6174
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    completed_jobs: float | None
+    dead_jobs: float | None
+    events: float | None
+    batch_size: int = 1000
+
+    @classmethod
+    def from_settings(cls) -> RetentionPolicy:
+        def age(value: Any) -> float | None:
+            return None if value is None else float(value)
+
+        return cls(
+            age(settings.RETENTION_COMPLETED_JOBS),
+            age(settings.RETENTION_DEAD_JOBS),
+            age(settings.RETENTION_EVENTS),
+            int(settings.RETENTION_BATCH_SIZE),
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return any(v is not None for v in (self.completed_jobs, self.dead_jobs, self.events))
+
+
+@dataclass(frozen=True, slots=True)
+class PruneReport:
+    jobs: int = 0
+    events: int = 0
+    skipped: bool = False  # another worker holds the retention lock
+
+
+class Pruner:
+    def __init__(self, policy: RetentionPolicy | None = None, pause: float = 0.01) -> None:
+        self.policy = policy or RetentionPolicy.from_settings()
+        self.pause = pause
+
+    async def run_pass(self) -> PruneReport:
+        """One pass over jobs, then events. Raises ``DatabaseUnavailable`` if the database is away."""
+        if not self.policy.enabled:
+            return PruneReport()
+        pool = await db.get_pool()
+        try:
+            async with pool.connection() as conn:
+                cur = await conn.execute(queries.TRY_RETENTION_LOCK, {"key": LOCK_KEY})
+                row = await cur.fetchone()
+                if not row or not row[0]:
+                    return PruneReport(skipped=True)
+                try:
+                    return await self._pass(conn)
+                finally:
+                    with contextlib.suppress(psycopg.Error):
+                        await conn.execute(queries.RETENTION_UNLOCK, {"key": LOCK_KEY})
+        except (psycopg.OperationalError, psycopg.errors.AdminShutdown) as exc:
+            db.recheck_soon(pool)
+            raise DatabaseUnavailable(f"Retention pass failed: {exc}") from exc
+        except TimeoutError as exc:
+            raise DatabaseUnavailable("No database connection became free in time.") from exc
+
+    async def _pass(self, conn: psycopg.AsyncConnection[Any]) -> PruneReport:
+        p = self.policy
+        jobs = events = 0
+        ages = [a for a in (p.completed_jobs, p.dead_jobs) if a is not None]
+        if ages:
+            params = {"completed_age": p.completed_jobs, "dead_age": p.dead_jobs, "young": min(ages)}
+            jobs = await self._walk(conn, queries.PRUNE_JOBS, params)
+            metrics.retention_pruned.labels("jobs").inc(jobs)
+        if p.events is not None:
+            params = {"age": p.events, "dead_age": p.dead_jobs}
+            events = await self._walk(conn, queries.PRUNE_EVENTS, params)
+            metrics.retention_pruned.labels("events").inc(events)
+        if jobs or events:
+            logger.info("retention: pruned %d jobs and %d events", jobs, events)
+        return PruneReport(jobs, events)
+
+    async def _walk(
+        self, conn: psycopg.AsyncConnection[Any], query: LiteralString, params: dict[str, Any]
+    ) -> int:
+        total, after = 0, 0
+        while True:
+            cur = await conn.execute(query, {**params, "after": after, "scan": self.policy.batch_size})
+            row = await cur.fetchone()
+            assert row is not None
+            pruned, last_id, reached_young = row
+            total += int(pruned)
+            if last_id is None or reached_young:
+                return total
+            after = last_id
+            await asyncio.sleep(self.pause)

@@ -1,0 +1,57 @@
+"""Maintenance every worker runs in the background: the rescuer and the retention pass.
+
+* **Rescuer**: every ``RESCUE_INTERVAL`` (jittered, so many workers do not fire together) one
+  ``RESCUE_EXPIRED`` statement moves jobs whose lease expired back to the queue (or to dead when
+  that claim spent their last attempt). Any worker can rescue any job; ``SKIP LOCKED`` keeps
+  concurrent rescuers out of each other's way. A killed worker's jobs therefore run again at most
+  ``LEASE_SECONDS + RESCUE_INTERVAL`` after its last heartbeat.
+* **Retention** (``automate_core.outbox.retention``): every ``RETENTION_INTERVAL``, one worker at
+  a time prunes what the policy says, in small batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+
+from automate_core.exceptions import DatabaseUnavailable
+from automate_core.observability import metrics
+from automate_core.outbox.retention import Pruner
+from automate_core.outbox.store import OutboxStore
+
+logger = logging.getLogger("automate.worker")
+
+
+async def rescue_loop(store: OutboxStore, interval: float, on_rescued: Callable[[], None]) -> None:
+    while True:
+        await asyncio.sleep(interval * random.uniform(0.8, 1.2))
+        try:
+            rescued = await store.rescue_expired()
+        except DatabaseUnavailable as exc:
+            logger.warning("rescue failed: %s", exc)
+            continue
+        if rescued:
+            dead = sum(1 for _id, status in rescued if status == "dead")
+            metrics.jobs_rescued.inc(len(rescued))
+            metrics.jobs_dead.inc(dead)
+            logger.warning(
+                "rescued %d jobs whose lease expired (%d of them spent their last attempt and are dead)",
+                len(rescued), dead,
+            )  # fmt: skip
+            on_rescued()
+
+
+async def retention_loop(pruner: Pruner, interval: float) -> None:
+    if not pruner.policy.enabled:
+        return
+    await asyncio.sleep(interval * random.uniform(0.1, 1.0))  # workers started together spread out
+    while True:
+        try:
+            await pruner.run_pass()
+        except DatabaseUnavailable as exc:
+            logger.warning("retention pass failed: %s", exc)
+        except Exception:  # e.g. a new table referencing events that the pass does not know
+            logger.exception("retention pass failed; retrying next interval")
+        await asyncio.sleep(interval * random.uniform(0.9, 1.1))

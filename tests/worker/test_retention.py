@@ -1,0 +1,142 @@
+"""Retention: completed and dead jobs and old events are pruned by the policy, in small batches,
+and nothing that is pending, recent or still referenced by a recent run goes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.utils import timezone
+
+from automate_core import db
+from automate_core.ingest.ingestor import emit
+from automate_core.models import Event, ExecutionRun, OutboxJob, StepRun
+from automate_core.outbox import retention
+from automate_core.outbox.retention import Pruner, RetentionPolicy
+
+pytestmark = pytest.mark.usefixtures("live_db")
+
+DAY = 86400.0
+
+
+def policy(**overrides: float | None) -> RetentionPolicy:
+    values: dict[str, float | None] = {"completed_jobs": DAY, "dead_jobs": 30 * DAY, "events": 30 * DAY}
+    values.update(overrides)
+    return RetentionPolicy(batch_size=2, **values)  # tiny batches: every pass takes several statements
+
+
+def job(
+    status: str,
+    age_days: float = 0,
+    *,
+    event_age_days: float | None = None,
+    run_age_days: float | None = None,
+) -> OutboxJob:
+    """An event and its job in ``status``, settled ``age_days`` ago; optionally a run of it."""
+    now = timezone.now()
+    result = emit("shop", "order.created", {})
+    settled = now - timedelta(days=age_days)
+    OutboxJob.objects.filter(event_id=result.event_id).update(
+        status=status,
+        updated_at=settled,
+        created_at=settled,
+        completed_at=settled if status == "completed" else None,
+    )
+    Event.objects.filter(pk=result.event_id).update(
+        received_at=now - timedelta(days=age_days if event_age_days is None else event_age_days)
+    )
+    found = OutboxJob.objects.get(event_id=result.event_id)
+    if run_age_days is not None:
+        run = ExecutionRun.objects.create(
+            workflow_name="wf",
+            event_id=result.event_id,
+            job=found,
+            status="succeeded",
+            trace_id="t",
+            started_at=now - timedelta(days=run_age_days),
+        )
+        StepRun.objects.create(
+            run=run, position=1, name="s", connector="log", action="log", status="succeeded",
+            started_at=run.started_at, finished_at=run.started_at, duration_ms=1.0,
+        )  # fmt: skip
+    return found
+
+
+def ids(model: type[OutboxJob] | type[Event]) -> set[int]:
+    return set(model.objects.values_list("id", flat=True))
+
+
+async def test_completed_and_old_dead_jobs_are_pruned_pending_and_recent_ones_kept() -> None:
+    def setup() -> dict[str, OutboxJob]:
+        # oldest first, as ids and creation times go in life (a pass stops at the first young row)
+        return {
+            "old_ready": job("ready", 90),
+            "old_retry": job("retry", 90),
+            "old_running": job("running", 90),
+            "old_dead": job("dead", 40),
+            "new_dead": job("dead", 10),
+            "old_completed_2": job("completed", 3),
+            "old_completed": job("completed", 2, run_age_days=2, event_age_days=0),
+            "new_completed": job("completed", 0.5),
+        }
+
+    jobs = await sync_to_async(setup)()
+    report = await Pruner(policy(events=None)).run_pass()
+    assert report.jobs == 3
+    left = await sync_to_async(ids)(OutboxJob)
+    gone = {"old_completed", "old_completed_2", "old_dead"}
+    assert left == {j.pk for name, j in jobs.items() if name not in gone}
+    run = await ExecutionRun.objects.aget()  # the run stays, without the link to the pruned job
+    assert run.job_id is None and run.event_id == jobs["old_completed"].event_id
+
+
+async def test_a_policy_of_none_keeps_everything() -> None:
+    await sync_to_async(job)("completed", 400)
+    await sync_to_async(job)("dead", 400)
+    report = await Pruner(policy(completed_jobs=None, dead_jobs=None, events=None)).run_pass()
+    assert (report.jobs, report.events) == (0, 0)
+    assert await OutboxJob.objects.acount() == 2
+
+
+async def test_old_events_go_with_their_runs_once_nothing_about_them_is_pending() -> None:
+    def setup() -> dict[str, OutboxJob]:
+        # oldest first, as in life; the job rows stay (no job retention), the event pass takes them
+        return {
+            "done": job("completed", 40, run_age_days=40),
+            "done_no_run": job("completed", 40),
+            "replayed_recently": job("completed", 40, run_age_days=1),
+            "pending": job("retry", 40, run_age_days=40),
+            "dead_kept": job("dead", 20, event_age_days=40),
+            "dead_expired": job("dead", 35, event_age_days=40),
+            "young": job("completed", 5, run_age_days=5),
+        }
+
+    jobs = await sync_to_async(setup)()
+    report = await Pruner(policy(completed_jobs=None)).run_pass()
+    gone = {"done", "done_no_run", "dead_expired"}
+    assert report.events == 3
+    left_events = await sync_to_async(ids)(Event)
+    assert left_events == {j.event_id for name, j in jobs.items() if name not in gone}
+    assert not await OutboxJob.objects.filter(event_id__in=[jobs[n].event_id for n in gone]).aexists()
+    assert await ExecutionRun.objects.acount() == 3  # replayed_recently, young, pending
+    assert await StepRun.objects.acount() == 3
+
+
+async def test_only_one_worker_prunes_at_a_time() -> None:
+    await sync_to_async(job)("completed", 2)
+    pool = await db.get_pool()
+    async with pool.connection() as other:
+        await other.execute("SELECT pg_advisory_lock(%s)", [retention.LOCK_KEY])
+        report = await Pruner(policy()).run_pass()
+        assert report.skipped and report.jobs == 0
+        await other.execute("SELECT pg_advisory_unlock(%s)", [retention.LOCK_KEY])
+    assert (await Pruner(policy()).run_pass()).jobs == 1
+
+
+async def test_the_settings_define_the_policy() -> None:
+    from django.test import override_settings
+
+    with override_settings(AUTOMATE_RETENTION_COMPLETED_JOBS=60, AUTOMATE_RETENTION_EVENTS=None):
+        current = RetentionPolicy.from_settings()
+    assert (current.completed_jobs, current.events, current.dead_jobs) == (60.0, None, 30 * DAY)
