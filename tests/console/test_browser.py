@@ -86,9 +86,10 @@ def platform(platform_env: dict[str, str], load: Any) -> Iterator[str]:
     # iterations: the server upgrades the hash at the first login, as it would an old one
     operator.password = PBKDF2PasswordHasher().encode(PASSWORD, "console-salt", iterations=1000)
     operator.save(update_fields=["password"])
+    env = {**platform_env, "AUTOMATE_HTTPS": "0"}  # plain HTTP on 127.0.0.1: no TLS to redirect to
     port = free_port()
-    web = start(["serve", "--port", str(port)], platform_env)
-    worker = start(["worker", "--poll-interval", "0.2"], platform_env)
+    web = start(["serve", "--port", str(port)], env)
+    worker = start(["worker", "--poll-interval", "0.2"], env)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz")
         yield f"http://127.0.0.1:{port}"

@@ -14,11 +14,12 @@ from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from automate_core import definitions
 from automate_core.admin import paging, queries
 from automate_core.admin.events import exact_key
-from automate_core.models import Event, ExecutionRun, Workflow
+from automate_core.models import Event, ExecutionRun, OutboxJob, Workflow
 from tests.console.rows import dead_job, event, run
 
 pytestmark = pytest.mark.django_db
@@ -335,3 +336,43 @@ async def test_admin_static_files_are_served_with_debug_off() -> None:
     assert "max-age=60" in css.headers["cache-control"] and b"--header-bg" in css.content
     assert ours.status_code == 200 and b".automate-timeline" in ours.content
     assert missing.status_code == 404
+
+
+# -- outbox --------------------------------------------------------------------------------------
+
+
+def test_outbox_list_shows_the_queue_and_the_dead_letters_last_errors(admin_client: Client) -> None:
+    e = event("github", "push", trace_id="d" * 32)
+    dead = dead_job(e, error="step post: ConnectorError: POST https://erp.example.com answered 503")
+    OutboxJob.objects.create(event=event(), status="ready")
+    OutboxJob.objects.create(event=event(), status="retry", available_at=timezone.now() + timedelta(hours=1))
+    page = text(admin_client.get(JOBS, {"status__exact": "dead"}))
+    assert "1 ready 1 retry scheduled 0 running" in page and "1 dead letters" in page
+    assert "answered 503" in page and f"#{e.pk} github/push" in page
+
+    def listed(**params: str) -> set[int]:
+        body = admin_client.get(JOBS, params).content.decode()
+        return {int(pk) for pk in re.findall(r"/admin/automate_core/outboxjob/(\d+)/change/", body)}
+
+    assert listed(q="d" * 32) == {dead.pk}
+    assert listed(q=str(e.pk)) == {dead.pk}
+    assert listed(q=str(dead.pk)) == {dead.pk}
+    assert listed(source="github") == {dead.pk}
+
+
+def test_a_dead_job_is_replayed_from_its_page(admin_client: Client) -> None:
+    dead = dead_job(event())
+    page = admin_client.get(f"{JOBS}{dead.pk}/change/").content.decode()
+    assert f"{JOBS}{dead.pk}/replay/" in page and "ConnectorError: 503" in page
+    done = admin_client.post(f"{JOBS}{dead.pk}/replay/", follow=True)
+    new = OutboxJob.objects.get(replay_of=dead)
+    assert new.status == "ready" and f"queued again as job #{new.pk}" in text(done)
+    again = admin_client.post(f"{JOBS}{dead.pk}/replay/")
+    assert "replayed already: nothing was queued" in text(again)
+    assert OutboxJob.objects.filter(replay_of=dead).count() == 1
+    viewer = get_user_model().objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_outboxjob"))
+    client = Client()
+    client.force_login(viewer)
+    assert client.post(f"{JOBS}{new.pk}/replay/").status_code == 403
+    assert 'value="replay_dead"' not in client.get(JOBS).content.decode()
