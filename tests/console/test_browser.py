@@ -239,7 +239,8 @@ async def test_an_operator_handles_a_failure_from_the_admin(page: Any, peer: Pee
     assert peer.requests[-1]["order"] == "B-2"
 
     # 5. the dead job, from the outbox's dead letters: its last error, then replayed as a new job
-    await tab.goto("/admin/automate_core/outboxjob/?status__exact=dead")
+    await tab.goto("/admin/automate/dashboard/")
+    await tab.click(".automate-card a[href*='status__exact=dead']")
     dead = await sync_to_async(lambda: OutboxJob.objects.get(status="dead"))()
     row = tab.locator(f"tr:has(input.action-select[value='{dead.pk}'])")
     assert "503" in await row.inner_text()
