@@ -157,6 +157,11 @@ def test_event_filters_source_type_and_time(admin_client: Client) -> None:
     assert listed(source="shop", since="24h") == {new.pk}
     when = old.received_at.strftime("%Y-%m-%d %H:%M:%S")
     assert old.pk in listed(since=when)
+    late = event("shop", "order.paid", ago=timedelta(minutes=1))
+    Event.objects.filter(pk=late.pk).update(received_at=new.received_at - timedelta(seconds=30))
+    page = admin_client.get(EVENTS, {"since": "1h"}).content.decode()
+    order = [int(pk) for pk in re.findall(r"/admin/automate_core/event/(\d+)/change/", page)]
+    assert order == [gh.pk, new.pk, late.pk]  # with a time range: newest first by time, not by id
     refused = admin_client.get(EVENTS, {"since": "yesterday"}, follow=True)
     assert refused.status_code == 200 and "neither an age" in text(refused)
 

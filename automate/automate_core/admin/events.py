@@ -32,6 +32,7 @@ def exact_key(term: str) -> str:
 class EventAdmin(BigTableAdmin):
     list_display = ["id", "source", "event_type", "idempotency_key", "trace_link", "received_at"]
     list_filter = [filters.EventSourceFilter, filters.EventTypeFilter, filters.ReceivedFilter]
+    time_field = "received_at"
     search_fields = ["trace_id"]  # shows the search box; the search itself is get_search_results
     search_help_text = "An event id, a trace id or an idempotency key (exact)."
     fieldsets = [

@@ -86,6 +86,7 @@ class ExecutionRunAdmin(BigTableAdmin):
         "duration",
     ]
     list_filter = ["status", "mode", filters.WorkflowFilter, filters.StartedFilter]
+    time_field = "started_at"
     search_fields = ["trace_id"]  # shows the search box; the search itself is get_search_results
     search_help_text = "A run id, an event id or a trace id (exact)."
     list_select_related = ["event", "version"]
