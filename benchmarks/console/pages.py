@@ -10,6 +10,7 @@ count the page shows. Figures: docs/operations.md ("Console figures").
 
 from __future__ import annotations
 
+import hashlib
 import re
 import statistics
 import sys
@@ -24,6 +25,7 @@ PAGES = [
     "/admin/automate_core/event/?since=1h",
     "/admin/automate_core/event/?since=7d&until=6d",
     "/admin/automate_core/event/?since=7d",
+    f"/admin/automate_core/event/?q={hashlib.md5(b'1234567').hexdigest()}",  # data.sql's trace ids
     "/admin/automate_core/event/?q=key-1950000",
     "/admin/automate_core/executionrun/",
     "/admin/automate_core/executionrun/?status__exact=failed",
