@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 
-from automate_core.conf import database_from_url, env_bool, env_list
+from automate_core.conf import database_from_url, env_bool, env_list, settings_from_environ
 from automate_core.observability.logs import default_format, logging_config
 
 DEBUG = env_bool("DEBUG", default=False)
@@ -132,3 +132,7 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", default=[])
 if env_bool("AUTOMATE_BEHIND_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Every platform setting can also come from the environment (AUTOMATE_<NAME>, typed; see
+# automate_core/conf.py). Applied last, so the environment wins over the defaults above.
+globals().update(settings_from_environ())

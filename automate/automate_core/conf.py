@@ -1,14 +1,19 @@
 """Typed platform settings.
 
 Every setting has a default here and can be overridden in Django settings as ``AUTOMATE_<NAME>``
-(for example ``AUTOMATE_WORKER_CONCURRENCY = 64``). Only this module reads ``django.conf.settings``
-for platform options; everything else receives them as arguments or through ``conf.settings``.
+(for example ``AUTOMATE_WORKER_CONCURRENCY = 64``), or, in the deployable project (``asgi/``), by
+an environment variable of the same name (``AUTOMATE_WORKER_CONCURRENCY=64``; lists are
+comma-separated or JSON, mappings JSON, booleans 1/true/yes/on). Only this module reads
+``django.conf.settings`` for platform options; everything else receives them as arguments or
+through ``conf.settings``.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, get_type_hints
 
 from psycopg.conninfo import conninfo_to_dict
 
@@ -144,6 +149,48 @@ class _Settings(Defaults):
 
 
 settings = _Settings()
+
+
+def _parse(name: str, raw: str, kind: Any) -> Any:
+    text = str(kind)
+    if kind is bool or text == "bool":
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if kind is int or text == "int":
+        return int(raw)
+    if kind is float or text == "float":
+        return float(raw)
+    if text.startswith("dict"):
+        value = json.loads(raw)
+        if not isinstance(value, dict):
+            raise ValueError("expected a JSON object")
+        return value
+    if text.startswith("list"):
+        if raw.lstrip().startswith("["):
+            return list(json.loads(raw))
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    return raw
+
+
+def settings_from_environ(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``{"AUTOMATE_<NAME>": value}`` for every ``AUTOMATE_<NAME>`` environment variable naming a
+    platform setting, converted to the setting's type. A value that does not convert is refused
+    with the variable's name, so a typo in a deployment fails at start, not at 3 a.m."""
+    environ = os.environ if environ is None else environ
+    kinds = get_type_hints(Defaults)
+    found = {}
+    for name, kind in kinds.items():
+        raw = environ.get(f"AUTOMATE_{name}")
+        if raw is None or raw == "":
+            continue
+        try:
+            found[f"AUTOMATE_{name}"] = _parse(name, raw, kind)
+        except ValueError as exc:
+            from django.core.exceptions import ImproperlyConfigured
+
+            raise ImproperlyConfigured(
+                f"Environment variable AUTOMATE_{name}={raw!r} is not a valid {kind}: {exc}"
+            ) from exc
+    return found
 
 
 def env_bool(name: str, *, default: bool) -> bool:

@@ -140,11 +140,12 @@ class WorkflowError(AutomateError):
     """The request about a workflow or a run cannot be carried out as asked."""
 
 
-class ConnectorError(AutomateError):
-    """A connector failed to perform its action.
+class _RemoteFailure(AutomateError):
+    """A failure of a call to something outside the platform.
 
-    ``retryable`` tells the engine whether trying again later may succeed (the default);
-    ``retry_after`` is the earliest sensible retry in seconds, when the remote side said so.
+    ``retryable`` tells the engine whether trying again later may succeed (``default_retryable``
+    unless given); ``retry_after`` is the earliest sensible retry in seconds, when the remote side
+    said so; ``status_code`` the remote's HTTP status, when there was one.
     """
 
     default_retryable: bool = True
@@ -161,6 +162,14 @@ class ConnectorError(AutomateError):
         self.retryable = self.default_retryable if retryable is None else retryable
         self.retry_after = retry_after
         self.status_code = status_code
+
+
+class ConnectorError(_RemoteFailure):
+    """A connector failed to perform its action.
+
+    ``retryable`` tells the engine whether trying again later may succeed (the default);
+    ``retry_after`` is the earliest sensible retry in seconds, when the remote side said so.
+    """
 
 
 class ConnectorConfigError(ConnectorError):
@@ -208,23 +217,10 @@ class SecretsBackendUnavailable(SecretsError):
 # --- LLM ------------------------------------------------------------------------------------
 
 
-class LLMError(AutomateError):
+class LLMError(_RemoteFailure):
     """An LLM provider failed."""
 
-    default_retryable: bool = False
-
-    def __init__(
-        self,
-        message: str | None = None,
-        *,
-        retryable: bool | None = None,
-        retry_after: float | None = None,
-        status_code: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.retryable = self.default_retryable if retryable is None else retryable
-        self.retry_after = retry_after
-        self.status_code = status_code
+    default_retryable = False
 
 
 class LLMAuthError(LLMError):
