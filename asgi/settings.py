@@ -44,12 +44,14 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "servestatic",
     "automate_core",
     "automate_governance",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "servestatic.middleware.ServeStaticMiddleware",  # /static/ under uvicorn, DEBUG or not
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -85,6 +87,12 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = os.environ.get("STATIC_ROOT", os.path.join(os.getcwd(), ".automate", "static"))
+# The admin's CSS and JS are served by the web processes themselves (ServeStatic, an async
+# middleware: no thread hop under uvicorn), straight from the installed packages: no collectstatic
+# step, and it works on a read-only filesystem. Files are indexed once at startup and sent with
+# a one-minute Cache-Control (not hashed names: nothing to build). Behind a CDN or a proxy that
+# serves /static/ itself, run collectstatic into STATIC_ROOT and serve that directory instead.
+SERVESTATIC_USE_FINDERS = True
 
 # One JSON object per line with the event's trace_id, secrets masked (plain lines on a terminal,
 # or with LOG_FORMAT=plain); see automate_core.observability.logs.

@@ -138,7 +138,9 @@ def stripe_header(secret: str = STRIPE_SECRET, ts: float = NOW) -> str:
 def test_stripe_sdk_signature_verifies_and_sdk_accepts_the_same() -> None:
     header = stripe_header()
     verify("stripe", {"stripe-signature": header}, [STRIPE_SECRET])
-    assert stripe.WebhookSignature.verify_header(BODY.decode(), header, STRIPE_SECRET, tolerance=300)
+    # the SDK's own tolerance check reads the wall clock, and NOW was taken when the module was
+    # imported (minutes earlier in a long run): the signature is what this test compares
+    assert stripe.WebhookSignature.verify_header(BODY.decode(), header, STRIPE_SECRET, tolerance=None)
 
 
 def test_stripe_several_v1_during_a_secret_roll() -> None:

@@ -12,8 +12,18 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 
+class ConsoleMedia:
+    """The console's stylesheet (status colours, the run timeline, filters), for ``Media = ...``."""
+
+    css = {"all": ["automate_core/console.css"]}
+
+
 def pretty_json(value: Any) -> str:
-    return format_html("<pre style='white-space:pre-wrap'>{}</pre>", json.dumps(value, indent=2, default=str))
+    return format_html("<pre class='automate-json'>{}</pre>", json.dumps(value, indent=2, default=str))
+
+
+def status_badge(status: str, label: str | None = None) -> str:
+    return format_html('<span class="automate-status automate-status-{}">{}</span>', status, label or status)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -1,28 +1,71 @@
-"""Events in the admin: read-only, payload shown formatted."""
+"""Events in the admin: read-only, searched by what an operator has in hand, payload formatted.
+
+The events table is the biggest one, so the list never reads it whole (see ``paging`` and
+``filters``): search is exact (an event id, a trace id, an idempotency key), filters are by
+source, event type and time received, each served by an index.
+"""
 
 from __future__ import annotations
 
-from django.contrib import admin
+import hashlib
 
-from automate_core.admin.common import ReadOnlyAdmin, pretty_json
+from django.contrib import admin
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+
+from automate_core.admin import filters, queries
+from automate_core.admin.common import ConsoleMedia, pretty_json
+from automate_core.admin.paging import BigTableAdmin
 from automate_core.models import Event
 
 
+def exact_key(term: str) -> str:
+    """The idempotency key as stored: keys over 255 characters are kept as their SHA-256."""
+    if len(term) > 255:
+        return "sha256:" + hashlib.sha256(term.encode("utf-8", "surrogatepass")).hexdigest()
+    return term
+
+
 @admin.register(Event)
-class EventAdmin(ReadOnlyAdmin):
-    list_display = ["id", "source", "event_type", "idempotency_key", "trace_id", "received_at"]
-    list_filter = ["source", "event_type"]
-    search_fields = ["trace_id", "idempotency_key", "event_type"]
-    fields = (
-        "source",
-        "event_type",
-        "idempotency_key",
-        "trace_id",
-        "received_at",
-        "payload_pretty",
-        "headers_pretty",
-    )
-    readonly_fields = fields
+class EventAdmin(BigTableAdmin):
+    list_display = ["id", "source", "event_type", "idempotency_key", "trace_link", "received_at"]
+    list_filter = [filters.EventSourceFilter, filters.EventTypeFilter, filters.ReceivedFilter]
+    time_field = "received_at"
+    search_fields = ["trace_id"]  # shows the search box; the search itself is get_search_results
+    search_help_text = "An event id, a trace id or an idempotency key (exact)."
+    fieldsets = [
+        (None, {"fields": [("source", "event_type", "received_at"), ("idempotency_key", "trace_link")]}),
+        (None, {"fields": ["payload_pretty", "runs_and_jobs"]}),
+        ("Headers", {"fields": ["headers_pretty"], "classes": ["collapse"]}),
+    ]
+    readonly_fields = [
+        *("source", "event_type", "received_at", "idempotency_key", "trace_link"),
+        *("payload_pretty", "runs_and_jobs", "headers_pretty"),
+    ]
+    Media = ConsoleMedia
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Event], search_term: str
+    ) -> tuple[QuerySet[Event], bool]:
+        """Exact matches only, each on an index: a substring search would read every event."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        # every known source spelled out, so the (source, idempotency_key) unique index answers
+        match = Q(trace_id=term) | Q(source__in=queries.distinct_sources(), idempotency_key=exact_key(term))
+        if term.isdigit() and int(term) < 2**63:
+            match |= Q(pk=int(term))
+        return queryset.filter(match), False
+
+    @admin.display(description="Trace id", ordering="trace_id")
+    def trace_link(self, obj: Event) -> str:
+        """Everything that carries the trace id: its event(s) and runs (and the logs: grep it)."""
+        runs = reverse("admin:automate_core_executionrun_changelist")
+        return format_html(
+            '<a href="{}?q={}" title="Runs with this trace id">{}</a>', runs, obj.trace_id, obj.trace_id
+        )
 
     @admin.display(description="Payload")
     def payload_pretty(self, obj: Event) -> str:
@@ -31,3 +74,35 @@ class EventAdmin(ReadOnlyAdmin):
     @admin.display(description="Headers")
     def headers_pretty(self, obj: Event) -> str:
         return pretty_json(obj.headers)
+
+    @admin.display(description="Runs and jobs")
+    def runs_and_jobs(self, obj: Event) -> str:
+        runs = format_html_join(
+            "",
+            '<li><a href="{}">run #{}</a> {} <span class="automate-status automate-status-{}">{}</span></li>',
+            (
+                (
+                    reverse("admin:automate_core_executionrun_change", args=[r.pk]),
+                    r.pk,
+                    r.workflow_name,
+                    r.status,
+                    r.status,
+                )
+                for r in obj.runs.order_by("id")
+            ),
+        )
+        jobs = format_html_join(
+            "",
+            '<li><a href="{}">job #{}</a> <span class="automate-status automate-status-{}">{}</span> {}</li>',
+            (
+                (
+                    reverse("admin:automate_core_outboxjob_change", args=[j.pk]),
+                    j.pk,
+                    j.status,
+                    j.status,
+                    j.last_error[:200],
+                )
+                for j in obj.jobs.order_by("id")
+            ),
+        )
+        return format_html("<ul class='automate-plain'>{}{}</ul>", runs, jobs) if runs or jobs else "-"

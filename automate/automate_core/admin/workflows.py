@@ -9,28 +9,46 @@ that runs it on a given payload (a manual trigger).
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Count, JSONField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import JSONObject
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.timesince import timesince
 
 from automate_core import definitions
-from automate_core.admin.common import form_page, pretty_json
+from automate_core.admin import queries
+from automate_core.admin.common import ConsoleMedia, form_page, pretty_json, status_badge
 from automate_core.exceptions import AutomateError
 from automate_core.execution import replay
-from automate_core.models import Schedule, Step, Workflow, WorkflowVersion
+from automate_core.models import ExecutionRun, RunStatus, Schedule, Step, Workflow, WorkflowVersion
 from automate_core.rules import versions
+
+_CODE = {"class": "vLargeTextField automate-code", "spellcheck": "false"}
+
+
+def _field_of(message: str, fields: tuple[str, ...]) -> str | None:
+    """The form field a definitions error is about: ``step x.params: ...`` is about params."""
+    where = message.split(":", 1)[0]
+    return next((f for f in fields if where.endswith(f".{f}")), None)
 
 
 class StepForm(forms.ModelForm):
     class Meta:
         model = Step
         fields = "__all__"
+        widgets = {
+            "params": forms.Textarea(attrs={**_CODE, "rows": 8}),
+            "condition": forms.Textarea(attrs={**_CODE, "rows": 1}),
+        }
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -45,7 +63,8 @@ class StepForm(forms.ModelForm):
         try:
             definitions.validate_step(f"step {data.get('name', '')}", spec)
         except definitions.DefinitionError as exc:
-            raise forms.ValidationError(str(exc)) from exc
+            # shown at the field it is about, with the template's line and the reason
+            self.add_error(_field_of(str(exc), ("params", "condition", "connector", "action")), str(exc))
         return data
 
 
@@ -53,16 +72,23 @@ class WorkflowForm(forms.ModelForm):
     class Meta:
         model = Workflow
         fields = "__all__"
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 2, "class": "vLargeTextField"}),
+            "condition": forms.Textarea(attrs={**_CODE, "rows": 2}),
+        }
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         try:
             definitions.validate_condition("condition", data.get("condition") or "")
+        except definitions.DefinitionError as exc:
+            self.add_error("condition", str(exc))
+        try:
             definitions.validate_concurrency_key("concurrency key", data.get("concurrency_key") or "")
         except definitions.DefinitionError as exc:
-            raise forms.ValidationError(str(exc)) from exc
+            self.add_error("concurrency_key", str(exc))
         if data.get("concurrency_key") and not data.get("concurrency_limit"):
-            raise forms.ValidationError("A concurrency key needs a concurrency limit.")
+            self.add_error("concurrency_limit", "A concurrency key needs a concurrency limit.")
         return data
 
 
@@ -105,6 +131,23 @@ class TriggerForm(forms.Form):
             raise forms.ValidationError(f"Not valid JSON: {exc}") from exc
 
 
+def _runs_of(since: datetime | None = None) -> QuerySet[ExecutionRun]:
+    """Runs of the outer workflow, read through ``automate_run_workflow_started``."""
+    runs = ExecutionRun.objects.filter(workflow=OuterRef("pk"))
+    return runs.filter(started_at__gte=since) if since is not None else runs
+
+
+def _outcomes(runs: QuerySet[ExecutionRun]) -> Subquery:
+    """``{"succeeded": n, "failed": m}`` of the runs, counted in one pass over them."""
+    counts = JSONObject(
+        succeeded=Count("pk", filter=Q(status=RunStatus.SUCCEEDED)),
+        failed=Count("pk", filter=Q(status=RunStatus.FAILED)),
+    )
+    return Subquery(
+        runs.order_by().values("workflow").annotate(c=counts).values("c"), output_field=JSONField()
+    )
+
+
 @admin.register(Workflow)
 class WorkflowAdmin(admin.ModelAdmin):
     form = WorkflowForm
@@ -114,14 +157,75 @@ class WorkflowAdmin(admin.ModelAdmin):
         "source_pattern",
         "event_type_pattern",
         "version_number",
-        "concurrency_limit",
+        "last_run",
+        "runs_24h",
         "updated_at",
     ]
+    list_select_related = ["current_version"]
     list_filter = ["enabled"]
     search_fields = ["name", "description"]
     readonly_fields = ["version_number", "run_link"]
+    fieldsets = [
+        (None, {"fields": [("name", "enabled"), "description", ("version_number", "run_link")]}),
+        ("Trigger", {"fields": [("source_pattern", "event_type_pattern"), "condition"]}),
+        (
+            "Retries and concurrency",
+            {
+                "fields": [
+                    ("max_attempts", "retry_base_seconds", "retry_max_seconds"),
+                    ("concurrency_limit", "concurrency_key"),
+                ]
+            },
+        ),
+    ]
     inlines = [StepInline, VersionInline]
     actions = ["publish"]
+
+    Media = ConsoleMedia
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        with queries.without_jit():  # rendered inside: the list's query runs while the template renders
+            response = super().changelist_view(request, extra_context)
+            if isinstance(response, TemplateResponse):
+                response.render()
+        return response
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Workflow]:
+        """Each workflow with its last run and its last day's outcomes, in the list's one query."""
+        since = timezone.now() - timedelta(hours=24)
+        last = _runs_of().order_by("-started_at")
+        workflows: QuerySet[Workflow] = super().get_queryset(request)
+        return workflows.annotate(
+            last_run_id=Subquery(last.values("pk")[:1]),
+            last_run_status=Subquery(last.values("status")[:1]),
+            last_run_at=Subquery(last.values("started_at")[:1]),
+            outcomes_24h=_outcomes(_runs_of(since)),
+        )
+
+    @admin.display(description="Last run", ordering="last_run_at")
+    def last_run(self, obj: Workflow) -> str:
+        run_id, status, at = (getattr(obj, f"last_run_{name}", None) for name in ("id", "status", "at"))
+        if not run_id or at is None:
+            return "never"
+        url = reverse("admin:automate_core_executionrun_change", args=[run_id])
+        return format_html(
+            '<a href="{}">{} ago</a> {}', url, timesince(at, depth=1), status_badge(str(status))
+        )
+
+    @admin.display(description="Runs, last 24 h")
+    def runs_24h(self, obj: Workflow) -> str:
+        base = f"{reverse('admin:automate_core_executionrun_changelist')}?workflow={obj.pk}&since=24h"
+        outcomes = getattr(obj, "outcomes_24h", None) or {}
+        succeeded, failed = outcomes.get("succeeded", 0), outcomes.get("failed", 0)
+        return format_html(
+            '<a href="{0}&status__exact=succeeded">{1} succeeded</a> · '
+            '<a href="{0}&status__exact=failed">{2}</a>',
+            base,
+            succeeded,
+            status_badge("failed", f"{failed} failed") if failed else "0 failed",
+        )
 
     @admin.display(description="Version")
     def version_number(self, obj: Workflow) -> str:

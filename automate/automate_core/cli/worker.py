@@ -21,10 +21,18 @@ def add_arguments(parser: ArgumentParser) -> None:
     parser.add_argument(
         "--no-maintenance", action="store_true", help="Run no rescuer and no retention passes here."
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="Serve /healthz, /readyz and /metrics on this port of AUTOMATE_WORKER_METRICS_HOST "
+        "(default $AUTOMATE_WORKER_METRICS_PORT; 0 = off).",
+    )
 
 
 async def serve_worker(options: dict[str, Any]) -> None:
     from automate_core import db
+    from automate_core.observability.process import start_worker_observability
     from automate_core.worker.pool import WorkerOptions, WorkerPool
 
     pool = WorkerPool(
@@ -39,6 +47,8 @@ async def serve_worker(options: dict[str, Any]) -> None:
         )
     )
     pool.install_signal_handlers()
+    # the loop monitor, and the ops server when a port is set (docs/operations.md)
+    observer = await start_worker_observability(options.get("metrics_port"))
     from automate_core.schedules import service as schedules
 
     scheduler = asyncio.create_task(schedules.run(pool.stopping), name="automate-scheduler")
@@ -46,6 +56,7 @@ async def serve_worker(options: dict[str, Any]) -> None:
         await pool.run()
     finally:
         await scheduler
+        await observer.stop()
         await db.close_pool()
 
 
