@@ -8,7 +8,7 @@ something the user can act on. Messages never contain a secret's value (a secret
     AutomateError
     ├── ConfigurationError            (also django ImproperlyConfigured)
     ├── DatabaseUnavailable           the database did not answer in time
-    ├── LeaseExpired                  a job's worker stopped renewing its lease (recorded, not raised)
+    ├── LeaseExpired                  a job's lease was taken over: its old worker must stop writing
     ├── PluginError
     │   ├── UnknownPluginError        (also KeyError) no plugin with that code
     │   ├── PluginLoadError           the plugin's entry point failed to import or is invalid

@@ -14,10 +14,11 @@ A job is one of:
 Before anything runs, each workflow with a concurrency limit takes a slot in PostgreSQL; when a
 limit is full nothing runs and the job is snoozed (put back without spending the attempt).
 
-On a retry (attempt > 1) the job resumes rather than repeats: a workflow whose last run for this
-job succeeded (or was cancelled) is not run again, and one that failed resumes from its failed
-step on the version it ran, reusing the outputs of the steps before it. So a retry never repeats
-the side effects of steps that already succeeded.
+On any later claim of the job (a retry, a rescue after a lost lease, or a claim handed back by a
+worker cut off from the database after it had written a run) the job resumes rather than
+repeats: a workflow whose last run for this job succeeded (or was cancelled) is not run again,
+and one that failed resumes from its failed step on the version it ran, reusing the outputs of
+the steps before it. So a retry never repeats the side effects of steps that already succeeded.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ class ExecutionEngine:
                 return JobOutcome(True)
             context = {"event": event_context(event)}
             plans = self._plan_matches(matched, context)
-            if plans and job.spent > 1:
+            if plans and job.attempts > 1:  # any earlier claim, spent or handed back
                 plans = await self._plan_retry(job, plans)
         if not plans:
             return JobOutcome(True)

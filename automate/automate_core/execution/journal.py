@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from automate_core import db, masking
+from automate_core.exceptions import LeaseExpired
 from automate_core.execution import queries
 
 
@@ -87,7 +88,10 @@ class RunJournal:
         version_id: int | None = None,
         mode: str = "",
         parent_id: int | None = None,
+        claim: int | None = None,
     ) -> int:
+        """Insert a running run; ``claim`` (the job's ``attempts``) fences it: LeaseExpired when
+        the job was taken over since."""
         rows = await self._execute(
             queries.START_RUN,
             {
@@ -100,8 +104,11 @@ class RunJournal:
                 "trace_id": trace_id,
                 "mode": mode,
                 "parent_id": parent_id,
+                "claim": claim if job_id is not None else None,
             },
         )
+        if not rows:
+            raise LeaseExpired(f"Job {job_id} was taken over by another worker before its run started.")
         return int(rows[0][0])
 
     async def queued_run(self, run_id: int) -> QueuedRun | None:
@@ -114,7 +121,8 @@ class RunJournal:
         return bool(rows)
 
     async def record_step(self, run_id: int, step: StepRecord) -> str:
-        """Write the step's record; returns the run's status ('cancelled' means: stop now)."""
+        """Write the step's record; returns the run's status: anything but 'running' means stop now
+        ('cancelled'; 'failed' when a new claim of the job abandoned this run)."""
         rows = await self._execute(
             queries.RECORD_STEP,
             {
@@ -135,10 +143,28 @@ class RunJournal:
         )
         return str(rows[0][0]) if rows and rows[0][0] else "running"
 
-    async def finish_run(self, run_id: int, status: str, error: str = "") -> None:
-        await self._execute(
-            queries.FINISH_RUN, {"run_id": run_id, "status": status, "error": masking.masker.mask(error)}
+    async def finish_run(
+        self,
+        run_id: int,
+        status: str,
+        error: str = "",
+        *,
+        job_id: int | None = None,
+        claim: int | None = None,
+    ) -> str | None:
+        """End a running run; returns the status written ('failed' when the job's claim was taken
+        over: a superseded run never ends 'succeeded'), or None when it was no longer running."""
+        rows = await self._execute(
+            queries.FINISH_RUN,
+            {
+                "run_id": run_id,
+                "status": status,
+                "error": masking.masker.mask(error),
+                "job_id": job_id,
+                "claim": claim if job_id is not None else None,
+            },
         )
+        return str(rows[0][0]) if rows else None
 
     async def previous_runs(self, job_id: int) -> dict[int, PreviousRun]:
         """The latest run of each workflow the job ran in earlier attempts, by workflow id."""
@@ -182,6 +208,7 @@ class MemoryJournal(RunJournal):
         self.runs[run_id].steps.append(step)
         return "running"
 
-    async def finish_run(self, run_id: int, status: str, error: str = "") -> None:
+    async def finish_run(self, run_id: int, status: str, error: str = "", **_: Any) -> str | None:
         run = self.runs[run_id]
         run.status, run.error = status, masking.masker.mask(error)
+        return status

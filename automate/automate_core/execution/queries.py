@@ -4,14 +4,33 @@ from __future__ import annotations
 
 from typing import LiteralString
 
-START_RUN: LiteralString = """
+# The fence of every run record a job writes: the job is still running at the claim (its
+# ``attempts``) that writes. A worker whose lease was taken over (frozen, cut off, slow) finds
+# ``attempts`` moved on and writes nothing more; runs without a job (test mode) pass. ``FOR SHARE``
+# holds the job row until the write commits, so a rescue or a new claim (both lock the row) waits
+# for it, and the new claim reads this run as it ends, never as it was a moment before.
+_CLAIM_HELD: LiteralString = """
+    %(claim)s::int IS NULL OR EXISTS (
+        SELECT 1 FROM automate_outbox_job
+        WHERE id = %(job_id)s AND attempts = %(claim)s AND status = 'running'
+        FOR SHARE
+    )
+"""
+
+# A new run, only while the job's claim holds (no row back: the claim was taken over).
+START_RUN: LiteralString = (
+    """
 INSERT INTO automate_run
     (workflow_id, workflow_name, version_id, event_id, job_id, attempt, status, error, trace_id,
      mode, parent_id, started_at)
-VALUES (%(workflow_id)s, %(workflow_name)s, %(version_id)s, %(event_id)s, %(job_id)s, %(attempt)s,
-        'running', '', %(trace_id)s, %(mode)s, %(parent_id)s, now())
+SELECT %(workflow_id)s, %(workflow_name)s, %(version_id)s, %(event_id)s, %(job_id)s, %(attempt)s,
+       'running', '', %(trace_id)s, %(mode)s, %(parent_id)s, now()
+WHERE """
+    + _CLAIM_HELD
+    + """
 RETURNING id
 """
+)
 
 # A queued run (manual trigger, replay) as it is now.
 QUEUED_RUN: LiteralString = """
@@ -37,11 +56,25 @@ VALUES (%(run_id)s, %(position)s, %(name)s, %(connector)s, %(action)s, %(status)
 RETURNING (SELECT status FROM automate_run WHERE id = %(run_id)s)
 """
 
-# Guarded by status: a run cancelled while its last step ran stays cancelled.
-FINISH_RUN: LiteralString = """
-UPDATE automate_run SET status = %(status)s, error = %(error)s, finished_at = now()
-WHERE id = %(run_id)s AND status = 'running'
+# Guarded by status (a run cancelled while its last step ran stays cancelled) and by the claim:
+# a run whose job was taken over ends ``failed`` as superseded, never ``succeeded``, so the new
+# claim resumes it (reusing the steps recorded as done) and the event keeps one succeeded run.
+FINISH_RUN: LiteralString = (
+    """
+WITH fence AS (SELECT ("""
+    + _CLAIM_HELD
+    + """) AS held)
+UPDATE automate_run AS r
+SET status = CASE WHEN fence.held THEN %(status)s ELSE 'failed' END,
+    error = CASE WHEN fence.held THEN %(error)s
+                 ELSE 'superseded: the job''s lease was taken over while this run was ending; '
+                      || 'the new claim resumes it' END,
+    finished_at = now()
+FROM fence
+WHERE r.id = %(run_id)s AND r.status = 'running'
+RETURNING r.status
 """
+)
 
 # On a job's retry: the latest run of each workflow this job already ran (automate_run_job).
 PREVIOUS_RUNS: LiteralString = """
@@ -58,7 +91,8 @@ FROM automate_step_run WHERE run_id = %(run_id)s
 ORDER BY position, id DESC
 """
 
-# A run whose worker died mid-run is closed when its job's next attempt takes over.
+# A run whose worker died mid-run is closed when its job's next attempt takes over. A worker that
+# was only frozen finds it so at its next step record, and stops.
 ABANDON_RUN: LiteralString = """
 UPDATE automate_run
 SET status = 'failed', finished_at = now(),

@@ -12,6 +12,11 @@ already succeeded as ``reused`` with their recorded output and calls nothing for
 
 Cancellation is cooperative: every step record returns the run's status, and a run cancelled
 meanwhile stops before its next step.
+
+Run records are fenced by the job's claim (``journal``): a worker whose lease was taken over (it
+was frozen, cut off or slow) cannot start a run, stops at its next step record once the new claim
+has abandoned its run, and cannot end a run ``succeeded``. Such a run is *superseded*: the new
+claim resumes it, and the event keeps exactly one succeeded run per workflow.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from automate_core.conf import settings
 from automate_core.exceptions import (
     AutomateError,
     ConnectorTimeout,
+    LeaseExpired,
     PluginError,
     SecretsError,
     StepOutputTooLarge,
@@ -66,6 +72,7 @@ class RunOutcome:
     retryable: bool = False
     retry_after: float | None = None
     cancelled: bool = False
+    superseded: bool = False  # the job's claim was taken over: this worker wrote nothing final
 
 
 class StepFailed(Exception):
@@ -136,6 +143,16 @@ class WorkflowRunner:
         """Run the plan's workflow; ``until`` stops after that step (test mode)."""
         workflow = plan.workflow
         attempt = job.spent if job else 1  # attempts spent; snoozes do not count
+        try:
+            return await self._run(plan, event, job, attempt, until)
+        except LeaseExpired as exc:
+            metrics.runs_finished.labels(workflow.name, "superseded").inc()
+            return RunOutcome(workflow, plan.run_id or 0, False, str(exc), True, superseded=True)
+
+    async def _run(
+        self, plan: Plan, event: ClaimedEvent, job: ClaimedJob | None, attempt: int, until: str | None
+    ) -> RunOutcome:
+        workflow = plan.workflow
         run_id = plan.run_id
         if run_id is None:
             run_id = await self.journal.start_run(
@@ -148,11 +165,12 @@ class WorkflowRunner:
                 trace_id=event.trace_id,
                 mode=plan.mode,
                 parent_id=plan.parent_id,
+                claim=job.attempts if job else None,
             )
         elif plan.queued and not await self.journal.begin_queued_run(run_id, attempt):
             return RunOutcome(workflow, run_id, True, cancelled=True)  # cancelled while it waited
         if plan.error:
-            return await self._finish(workflow, run_id, plan.error, retryable=False)
+            return await self._finish(workflow, run_id, job, plan.error, retryable=False)
         scope: dict[str, Any] = {"event": event_context(event), "steps": {}}
         reusing, tolerated = bool(plan.reuse), []
         try:
@@ -168,7 +186,7 @@ class WorkflowRunner:
                 except StepFailed as failure:
                     if not step.continue_on_error:
                         return await self._finish(
-                            workflow, run_id, f"step {step.name}: {failure.error}",
+                            workflow, run_id, job, f"step {step.name}: {failure.error}",
                             retryable=failure.retryable, retry_after=failure.retry_after,
                         )  # fmt: skip
                     tolerated.append(step.name)
@@ -179,21 +197,30 @@ class WorkflowRunner:
             metrics.runs_finished.labels(workflow.name, "cancelled").inc()
             return RunOutcome(workflow, run_id, True, cancelled=True)
         error = f"continued past failed steps: {', '.join(tolerated)}" if tolerated else ""
-        await self.journal.finish_run(run_id, "succeeded", error)
+        await self._close(run_id, job, "succeeded", error)
         metrics.runs_finished.labels(workflow.name, "succeeded").inc()
         return RunOutcome(workflow, run_id, True)
+
+    async def _close(self, run_id: int, job: ClaimedJob | None, status: str, error: str) -> None:
+        """Write the run's end under the job's claim; LeaseExpired when the claim was taken over."""
+        written = await self.journal.finish_run(
+            run_id, status, error, job_id=job.id if job else None, claim=job.attempts if job else None
+        )
+        if written is not None and written != status:
+            raise LeaseExpired(f"Job {job.id if job else '?'} was taken over while run {run_id} was ending.")
 
     async def _finish(
         self,
         workflow: WorkflowSpec,
         run_id: int,
+        job: ClaimedJob | None,
         error: str,
         *,
         retryable: bool,
         retry_after: float | None = None,
     ) -> RunOutcome:
         error = masking.masker.mask(error)
-        await self.journal.finish_run(run_id, "failed", error)
+        await self._close(run_id, job, "failed", error)
         metrics.runs_finished.labels(workflow.name, "failed").inc()
         return RunOutcome(workflow, run_id, False, error, retryable, retry_after)
 
@@ -303,8 +330,11 @@ class WorkflowRunner:
         )  # fmt: skip
         metrics.steps_finished.labels(step.connector, status).inc()
         metrics.step_duration.labels(step.connector).observe(record.duration_ms / 1000.0)
-        if await self.journal.record_step(run_id, record) == "cancelled":
+        status = await self.journal.record_step(run_id, record)
+        if status == "cancelled":
             raise Cancelled
+        if status != "running":  # a new claim of the job abandoned this run: it carries on
+            raise LeaseExpired(f"Run {run_id} was taken over by a new claim of its job ({status}).")
 
 
 class _NotCalled:

@@ -1,0 +1,140 @@
+"""Run records are fenced by the job's claim: a worker whose lease was taken over writes no final word.
+
+The chaos suite's ``lease-expiry`` and ``pg-terminate-backends`` scenarios found the gap this
+closes: a stale worker (frozen past its lease, or cut off from the database after it had written
+its run) could leave a second ``succeeded`` run for one event. Each test here plays one
+interleaving of two claims of the same job deterministically: worker A holds attempt 1, worker B
+takes the job over, and the order of their writes is forced with a gate in the connector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from automate_connectors.adapters.base import ConnectorAdapter
+from automate_core.execution.engine import ExecutionEngine
+from automate_core.ingest.ingestor import emit
+from automate_core.models import ExecutionRun, OutboxJob, StepRun
+from automate_core.outbox.store import ClaimedJob, OutboxStore
+from automate_core.plugins import registry
+
+pytestmark = pytest.mark.usefixtures("live_db")
+
+store = OutboxStore()
+
+
+class Gated(ConnectorAdapter):
+    """Each call records itself; the first claim's calls then wait until the test opens the gate."""
+
+    code = "gated"
+    name = "Gated"
+    calls: ClassVar[list[dict[str, Any]]] = []
+    gate: ClassVar[asyncio.Event]
+    entered: ClassVar[asyncio.Event]
+
+    async def execute(self, action: str, params: dict, context: dict) -> Any:
+        type(self).calls.append(context)
+        if context["attempt"] == 1:
+            type(self).entered.set()
+            await type(self).gate.wait()
+        return {"ok": True}
+
+
+@pytest.fixture(autouse=True)
+def gated() -> Iterator[type[Gated]]:
+    Gated.calls, Gated.gate, Gated.entered = [], asyncio.Event(), asyncio.Event()
+    registry.connectors().override("gated", Gated)
+    yield Gated
+    registry.connectors().override("gated", None)
+
+
+@pytest.fixture
+async def event(workflow: Callable[..., Any]) -> int:
+    await workflow({"name": "call", "connector": "gated", "action": "go"})
+    result = await sync_to_async(emit)("shop", "order.created", {"id": 1})
+    return result.event_id
+
+
+async def take_over(job: ClaimedJob, owner: str = "worker-b") -> ClaimedJob:
+    """What happens when A's lease expires: the rescuer hands the job back, B claims it."""
+    await OutboxJob.objects.filter(pk=job.id).aupdate(lease_expires_at="2000-01-01T00:00:00Z")
+    assert [j for j, _ in await store.rescue_expired()] == [job.id]
+    (again,) = await store.claim_batch(1, owner, 30)
+    assert again.id == job.id and again.attempts == job.attempts + 1
+    return again
+
+
+async def runs_of(event_id: int) -> list[tuple[str, str]]:
+    return [(r.status, r.error) async for r in ExecutionRun.objects.filter(event_id=event_id).order_by("id")]
+
+
+async def test_a_worker_taken_over_before_its_run_starts_runs_nothing(event: int) -> None:
+    engine = ExecutionEngine()
+    (job_a,) = await store.claim_batch(1, "worker-a", 30)  # A claims, then freezes
+    job_b = await take_over(job_a)
+    Gated.gate.set()
+    assert (await engine.handle_event(job_b)).succeeded
+    outcome = await engine.handle_event(job_a)  # A wakes up and carries on with its old claim
+    assert not outcome.succeeded and "taken over" in outcome.error
+    assert len(Gated.calls) == 1  # A called nothing
+    assert [s for s, _ in await runs_of(event)] == ["succeeded"]
+
+
+async def test_a_stale_run_ending_after_the_takeover_is_superseded_not_succeeded(event: int) -> None:
+    engine = ExecutionEngine()
+    (job_a,) = await store.claim_batch(1, "worker-a", 30)
+    a = asyncio.create_task(engine.handle_event(job_a))
+    await Gated.entered.wait()  # A is inside its step when its lease is lost
+    job_b = await take_over(job_a)
+    Gated.gate.set()  # A's step finishes first, then A tries to end its run
+    outcome_a = await a
+    assert not outcome_a.succeeded
+    (status, error), = await runs_of(event)  # fmt: skip
+    assert status == "failed" and error.startswith("superseded")
+    # B resumes A's run: the step A recorded as done is reused, not called again
+    assert (await engine.handle_event(job_b)).succeeded
+    assert [s for s, _ in await runs_of(event)] == ["failed", "succeeded"]
+    assert len(Gated.calls) == 1
+    steps = [s.status async for s in StepRun.objects.filter(run__event_id=event).order_by("id")]
+    assert steps == ["succeeded", "reused"]
+
+
+async def test_a_stale_worker_stops_at_its_next_step_once_the_new_claim_took_its_run(
+    workflow: Callable[..., Any],
+) -> None:
+    await workflow(
+        {"name": "first", "connector": "gated", "action": "go"},
+        {"name": "second", "connector": "gated", "action": "go"},
+    )
+    event = (await sync_to_async(emit)("shop", "order.created", {"id": 2})).event_id
+    engine = ExecutionEngine()
+    (job_a,) = await store.claim_batch(1, "worker-a", 30)
+    a = asyncio.create_task(engine.handle_event(job_a))
+    await Gated.entered.wait()  # A is inside "first"
+    job_b = await take_over(job_a)
+    assert (await engine.handle_event(job_b)).succeeded  # B abandons A's run and does it all
+    Gated.gate.set()
+    assert not (await a).succeeded  # A's "first" returns, its record finds the run abandoned
+    runs = await runs_of(event)
+    assert [s for s, _ in runs] == ["failed", "succeeded"] and runs[0][1].startswith("abandoned")
+    assert [c["step"] for c in Gated.calls] == ["first", "first", "second"]  # A never reached "second"
+
+
+async def test_a_claim_handed_back_after_its_run_succeeded_does_not_run_it_again(event: int) -> None:
+    """A worker cut off from the database right after its run's end was written hands the job back
+    unspent (a database outage is not the job's fault); the next claim must see the run done."""
+    engine = ExecutionEngine()
+    Gated.gate.set()
+    (job_a,) = await store.claim_batch(1, "worker-a", 30)
+    assert (await engine.handle_event(job_a)).succeeded
+    assert await store.release([job_a], "worker-a", [0.0]) == {job_a.id}  # instead of complete
+    (job_b,) = await store.claim_batch(1, "worker-b", 30)
+    assert (job_b.attempts, job_b.spent) == (2, 1)
+    assert (await engine.handle_event(job_b)).succeeded
+    assert len(Gated.calls) == 1
+    assert [s for s, _ in await runs_of(event)] == ["succeeded"]
