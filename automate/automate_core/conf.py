@@ -35,6 +35,9 @@ class Defaults:
     #: Seconds a finished job waits for others to share its completion's commit (0: flush at once;
     #: completions that arrive while a flush is in flight always share the next one).
     SETTLE_LINGER: float = 0.002
+    #: Run-record flushes one worker process keeps in flight at once: the run journal's writes
+    #: (run started, step recorded, run ended) of concurrent jobs share transactions.
+    JOURNAL_FLUSHERS: int = 2
     #: Retention, in seconds (None keeps forever): completed jobs; dead jobs; events, which are
     #: pruned with their runs once every job of theirs is settled and pruned and their newest run
     #: is older than this too.

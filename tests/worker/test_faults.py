@@ -25,6 +25,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection
 
+from automate_core import db
 from automate_core.models import ExecutionRun, OutboxJob
 from automate_core.plugins import registry
 from automate_core.worker.pool import WorkerPool
@@ -257,6 +258,7 @@ async def test_worker_survives_terminated_connections(
         lambda: OutboxJob.objects.exclude(event__runs__status="succeeded").count()
     )()
     assert missing == 0
+    await db.close_pool()  # this process's pool was terminated too: the next test gets a fresh one
 
 
 def bulk_events(n: int) -> None:

@@ -205,8 +205,10 @@ class ExecutionEngine:
         """The next attempt of a workflow's run: nothing when it succeeded, else resume it."""
         if earlier.status in ("succeeded", "cancelled", "queued") or earlier.version_id is None:
             return None
-        if earlier.status == "running":  # its worker died mid-run
-            await self.journal.abandon_run(earlier.id)
+        if earlier.status == "running":  # its worker died mid-run, or ends it right now
+            ended = await self.journal.abandon_run(earlier.id)
+            if ended in ("succeeded", "cancelled", "deleted"):
+                return None
         spec = await self.rules.version(earlier.version_id)
         reuse = reusable_prefix(await self.journal.run_steps(earlier.id))
         return Plan(spec, mode=earlier.mode, parent_id=earlier.parent_id, reuse=reuse)

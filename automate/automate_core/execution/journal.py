@@ -1,6 +1,9 @@
 """``RunJournal``: writes ExecutionRun and StepRun rows. Values are masked before they are written.
 
-Every write of the execution stage goes through these methods (the worker may batch them later).
+Every write of the execution stage goes through these methods. The three hot ones (a run starts,
+a step is recorded, a run ends) are group-committed with those of concurrent jobs
+(``execution.grouped``); each returns once its record is durable, and each is fenced by the
+job's claim.
 ``MemoryJournal`` keeps the records in memory instead: test mode (dry runs) writes nothing.
 """
 
@@ -15,6 +18,7 @@ from typing import Any
 from automate_core import db, masking
 from automate_core.exceptions import LeaseExpired
 from automate_core.execution import queries
+from automate_core.execution.grouped import writer
 
 
 @dataclass(slots=True)
@@ -92,24 +96,24 @@ class RunJournal:
     ) -> int:
         """Insert a running run; ``claim`` (the job's ``attempts``) fences it: LeaseExpired when
         the job was taken over since."""
-        rows = await self._execute(
-            queries.START_RUN,
+        run_id = await writer().write(
+            "start",
             {
                 "workflow_id": workflow_id,
                 "workflow_name": workflow_name,
                 "version_id": version_id,
                 "event_id": event_id,
                 "job_id": job_id,
+                "claim": claim if job_id is not None else None,
                 "attempt": attempt,
                 "trace_id": trace_id,
                 "mode": mode,
                 "parent_id": parent_id,
-                "claim": claim if job_id is not None else None,
             },
         )
-        if not rows:
+        if run_id is None:
             raise LeaseExpired(f"Job {job_id} was taken over by another worker before its run started.")
-        return int(rows[0][0])
+        return int(run_id)
 
     async def queued_run(self, run_id: int) -> QueuedRun | None:
         rows = await self._execute(queries.QUEUED_RUN, {"run_id": run_id})
@@ -123,8 +127,8 @@ class RunJournal:
     async def record_step(self, run_id: int, step: StepRecord) -> str:
         """Write the step's record; returns the run's status: anything but 'running' means stop now
         ('cancelled'; 'failed' when a new claim of the job abandoned this run)."""
-        rows = await self._execute(
-            queries.RECORD_STEP,
+        status = await writer().write(
+            "step",
             {
                 "run_id": run_id,
                 "position": step.position,
@@ -141,7 +145,7 @@ class RunJournal:
                 "duration_ms": step.duration_ms,
             },
         )
-        return str(rows[0][0]) if rows and rows[0][0] else "running"
+        return str(status) if status else "running"
 
     async def finish_run(
         self,
@@ -154,8 +158,8 @@ class RunJournal:
     ) -> str | None:
         """End a running run; returns the status written ('failed' when the job's claim was taken
         over: a superseded run never ends 'succeeded'), or None when it was no longer running."""
-        rows = await self._execute(
-            queries.FINISH_RUN,
+        written = await writer().write(
+            "finish",
             {
                 "run_id": run_id,
                 "status": status,
@@ -164,7 +168,7 @@ class RunJournal:
                 "claim": claim if job_id is not None else None,
             },
         )
-        return str(rows[0][0]) if rows else None
+        return str(written) if written is not None else None
 
     async def previous_runs(self, job_id: int) -> dict[int, PreviousRun]:
         """The latest run of each workflow the job ran in earlier attempts, by workflow id."""
@@ -175,8 +179,13 @@ class RunJournal:
         rows = await self._execute(queries.RUN_STEPS, {"run_id": run_id})
         return [RecordedStep(*row) for row in rows]
 
-    async def abandon_run(self, run_id: int) -> None:
-        await self._execute(queries.ABANDON_RUN, {"run_id": run_id})
+    async def abandon_run(self, run_id: int) -> str | None:
+        """Close a run an earlier claim left running; None when done, else the status it reached
+        meanwhile (its worker ended it first: the abandon waited for that write, then re-read)."""
+        if await self._execute(queries.ABANDON_RUN, {"run_id": run_id}):
+            return None
+        rows = await self._execute(queries.RUN_STATUS, {"run_id": run_id})
+        return str(rows[0][0]) if rows else "deleted"
 
 
 @dataclass

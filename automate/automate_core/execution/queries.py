@@ -4,33 +4,38 @@ from __future__ import annotations
 
 from typing import LiteralString
 
-# The fence of every run record a job writes: the job is still running at the claim (its
-# ``attempts``) that writes. A worker whose lease was taken over (frozen, cut off, slow) finds
-# ``attempts`` moved on and writes nothing more; runs without a job (test mode) pass. ``FOR SHARE``
-# holds the job row until the write commits, so a rescue or a new claim (both lock the row) waits
-# for it, and the new claim reads this run as it ends, never as it was a moment before.
-_CLAIM_HELD: LiteralString = """
-    %(claim)s::int IS NULL OR EXISTS (
-        SELECT 1 FROM automate_outbox_job
-        WHERE id = %(job_id)s AND attempts = %(claim)s AND status = 'running'
-        FOR SHARE
-    )
-"""
+# The run journal's writes are group-committed (``execution.grouped``): each statement takes the
+# records of many concurrent jobs as arrays, one element per record, and one transaction carries
+# the statements of a flush. Every record says which claim writes it (``job_id``, ``claim`` = the
+# job's ``attempts``; NULL for runs without a job), and the claim fences it: the job must still be
+# running at that attempt. A worker whose lease was taken over (frozen, cut off, slow) finds
+# ``attempts`` moved on and cannot start a run or end one ``succeeded``.
 
-# A new run, only while the job's claim holds (no row back: the claim was taken over).
-START_RUN: LiteralString = (
-    """
-INSERT INTO automate_run
-    (workflow_id, workflow_name, version_id, event_id, job_id, attempt, status, error, trace_id,
-     mode, parent_id, started_at)
-SELECT %(workflow_id)s, %(workflow_name)s, %(version_id)s, %(event_id)s, %(job_id)s, %(attempt)s,
-       'running', '', %(trace_id)s, %(mode)s, %(parent_id)s, now()
-WHERE """
-    + _CLAIM_HELD
-    + """
-RETURNING id
-"""
+# New runs, each only while its job's claim holds. The ids are drawn first so that each input
+# element (``n``) learns its run's id; an element missing from the result was fenced off.
+START_RUNS: LiteralString = """
+WITH src AS (
+    SELECT nextval('automate_run_id_seq') AS id, u.*
+    FROM unnest(%(workflow_id)s::bigint[], %(workflow_name)s::text[], %(version_id)s::bigint[],
+                %(event_id)s::bigint[], %(job_id)s::bigint[], %(claim)s::int[], %(attempt)s::int[],
+                %(trace_id)s::text[], %(mode)s::text[], %(parent_id)s::bigint[])
+         WITH ORDINALITY
+         AS u(workflow_id, workflow_name, version_id, event_id, job_id, claim, attempt, trace_id,
+              mode, parent_id, n)
+    WHERE u.claim IS NULL OR EXISTS (
+        SELECT 1 FROM automate_outbox_job AS j
+        WHERE j.id = u.job_id AND j.attempts = u.claim AND j.status = 'running'
+    )
+), inserted AS (
+    INSERT INTO automate_run
+        (id, workflow_id, workflow_name, version_id, event_id, job_id, attempt, status, error,
+         trace_id, mode, parent_id, started_at)
+    SELECT id, workflow_id, workflow_name, version_id, event_id, job_id, attempt, 'running', '',
+           trace_id, mode, parent_id, now()
+    FROM src
 )
+SELECT n, id FROM src
+"""
 
 # A queued run (manual trigger, replay) as it is now.
 QUEUED_RUN: LiteralString = """
@@ -44,37 +49,48 @@ WHERE id = %(run_id)s AND status = 'queued'
 RETURNING id
 """
 
-# The step's record, and in the same round trip the run's status: a run cancelled meanwhile
-# reads 'cancelled' here and stops before its next step.
-RECORD_STEP: LiteralString = """
+# Step records, and with each its run's status: anything but 'running' tells the worker to stop
+# before the next step ('cancelled'; 'failed' when a new claim of the job abandoned the run). A
+# record is written whatever the status: a step that ran is history, and a resume reuses it.
+RECORD_STEPS: LiteralString = """
 INSERT INTO automate_step_run
     (run_id, position, name, connector, action, status, attempt, input, output, error,
      started_at, finished_at, duration_ms)
-VALUES (%(run_id)s, %(position)s, %(name)s, %(connector)s, %(action)s, %(status)s, %(attempt)s,
-        %(input)s::jsonb, %(output)s::jsonb, %(error)s, %(started_at)s, %(finished_at)s,
-        %(duration_ms)s)
-RETURNING (SELECT status FROM automate_run WHERE id = %(run_id)s)
+SELECT * FROM unnest(%(run_id)s::bigint[], %(position)s::int[], %(name)s::text[],
+                     %(connector)s::text[], %(action)s::text[], %(status)s::text[],
+                     %(attempt)s::int[], %(input)s::jsonb[], %(output)s::jsonb[], %(error)s::text[],
+                     %(started_at)s::timestamptz[], %(finished_at)s::timestamptz[],
+                     %(duration_ms)s::float8[])
+RETURNING run_id, (SELECT r.status FROM automate_run AS r WHERE r.id = run_id)
 """
 
-# Guarded by status (a run cancelled while its last step ran stays cancelled) and by the claim:
-# a run whose job was taken over ends ``failed`` as superseded, never ``succeeded``, so the new
-# claim resumes it (reusing the steps recorded as done) and the event keeps one succeeded run.
-FINISH_RUN: LiteralString = (
-    """
-WITH fence AS (SELECT ("""
-    + _CLAIM_HELD
-    + """) AS held)
+# Runs end, guarded by status (a run cancelled while its last step ran stays cancelled) and by
+# the claim: a run whose job was taken over ends ``failed`` as superseded, never ``succeeded``, so
+# the new claim resumes it (reusing the steps recorded as done). A new claim that finds the run
+# still running abandons it (``ABANDON_RUN``); that UPDATE waits on this one's row lock and then
+# re-reads the status, so the two never both win.
+FINISH_RUNS: LiteralString = """
 UPDATE automate_run AS r
-SET status = CASE WHEN fence.held THEN %(status)s ELSE 'failed' END,
-    error = CASE WHEN fence.held THEN %(error)s
+SET status = CASE WHEN f.held THEN f.status ELSE 'failed' END,
+    error = CASE WHEN f.held THEN f.error
                  ELSE 'superseded: the job''s lease was taken over while this run was ending; '
                       || 'the new claim resumes it' END,
     finished_at = now()
-FROM fence
-WHERE r.id = %(run_id)s AND r.status = 'running'
-RETURNING r.status
+FROM (
+    SELECT u.run_id, u.status, u.error,
+           u.claim IS NULL OR EXISTS (
+               SELECT 1 FROM automate_outbox_job AS j
+               WHERE j.id = u.job_id AND j.attempts = u.claim AND j.status = 'running'
+           ) AS held
+    FROM unnest(%(run_id)s::bigint[], %(status)s::text[], %(error)s::text[], %(job_id)s::bigint[],
+                %(claim)s::int[]) AS u(run_id, status, error, job_id, claim)
+) AS f
+WHERE r.id = f.run_id AND r.status = 'running'
+RETURNING r.id, r.status
 """
-)
+
+# A run's status now (after an abandon found it no longer running).
+RUN_STATUS: LiteralString = "SELECT status FROM automate_run WHERE id = %(run_id)s"
 
 # On a job's retry: the latest run of each workflow this job already ran (automate_run_job).
 PREVIOUS_RUNS: LiteralString = """
@@ -98,6 +114,7 @@ UPDATE automate_run
 SET status = 'failed', finished_at = now(),
     error = 'abandoned: its worker stopped during the run; attempt ' || (attempt + 1) || ' resumes it'
 WHERE id = %(run_id)s AND status = 'running'
+RETURNING id
 """
 
 # Take a free slot of a workflow's concurrency limit for this claim (job id + attempt).

@@ -1,0 +1,151 @@
+"""``GroupedJournalWrites``: group commit for the run journal's hot writes.
+
+A worker runs many jobs at once (``AUTOMATE_WORKER_CONCURRENCY``), and each one-step job writes
+three run records: its run starts, its step is recorded, its run ends. Written one statement and
+one commit each, that is three commits per job, and the commits, not Python, bound the worker.
+Here every write is handed to a flusher instead and awaited: the flusher takes whatever is
+pending (of every job, of all three kinds), writes it with one array statement per kind
+(``queries.START_RUNS``, ``RECORD_STEPS``, ``FINISH_RUNS``) in one transaction, and answers each
+waiting write once that transaction has committed. So a write returns only when it is durable,
+exactly as before, but a hundred jobs share a commit. While one flush is in flight the next
+writes gather for the next; ``AUTOMATE_JOURNAL_FLUSHERS`` flushes may be in flight at once.
+
+A batch the database refuses for a reason of its own (not an outage) is written again record by
+record, so one bad record fails only its own job. An outage fails every write of the batch with
+the psycopg error, as a single write would: the dispatcher hands such a job back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any, Literal, LiteralString
+
+import psycopg
+
+from automate_core import db
+from automate_core.conf import settings
+from automate_core.execution import queries
+
+logger = logging.getLogger("automate.execution")
+
+Kind = Literal["start", "step", "finish"]
+
+#: The array parameters of each kind's statement, in the order the records give them.
+COLUMNS: dict[Kind, tuple[str, ...]] = {
+    "start": (
+        "workflow_id", "workflow_name", "version_id", "event_id", "job_id", "claim", "attempt",
+        "trace_id", "mode", "parent_id",
+    ),
+    "step": (
+        "run_id", "position", "name", "connector", "action", "status", "attempt", "input", "output",
+        "error", "started_at", "finished_at", "duration_ms",
+    ),
+    "finish": ("run_id", "status", "error", "job_id", "claim"),
+}  # fmt: skip
+
+STATEMENTS: dict[Kind, LiteralString] = {
+    "start": queries.START_RUNS,
+    "step": queries.RECORD_STEPS,
+    "finish": queries.FINISH_RUNS,
+}
+
+Pending = tuple[Kind, dict[str, Any], "asyncio.Future[Any]"]
+
+
+class GroupedJournalWrites:
+    """The flushers of one event loop (one per process and loop, like the connection pool)."""
+
+    def __init__(self, flushers: int | None = None, max_batch: int = 500) -> None:
+        self.flushers = flushers or int(settings.JOURNAL_FLUSHERS)
+        self.max_batch = max_batch
+        self.pending: list[Pending] = []
+        self.active = 0
+        self.flushes = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def write(self, kind: Kind, record: dict[str, Any]) -> Any:
+        """Write one record; returns, once committed, what its statement gives back for it:
+        start: the run id (None when the claim was taken over); step: the run's status;
+        finish: the status written (None when the run was no longer running)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self.pending.append((kind, record, future))
+        if self.active < self.flushers:
+            self.active += 1
+            task = loop.create_task(self._drain(), name="automate-journal-flush")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self.pending:
+                batch = self.pending[: self.max_batch]
+                del self.pending[: self.max_batch]
+                await self._flush(batch)
+        finally:
+            self.active -= 1
+
+    async def _flush(self, batch: list[Pending]) -> None:
+        self.flushes += 1
+        try:
+            answers = await self._write(batch)
+        except psycopg.OperationalError as exc:  # an outage: every write of the batch meets it
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        except Exception as exc:
+            if len(batch) > 1:
+                logger.warning("run records refused as a batch (%s); writing them one by one", exc)
+                for pending in batch:
+                    await self._flush([pending])
+                return
+            if not batch[0][2].done():
+                batch[0][2].set_exception(exc)
+            return
+        for (_, _, future), answer in zip(batch, answers, strict=True):
+            if not future.done():
+                future.set_result(answer)
+
+    async def _write(self, batch: list[Pending]) -> list[Any]:
+        """Write ``batch`` in one transaction; the answer for each record, in order."""
+        by_kind: dict[Kind, list[int]] = {}
+        for index, (kind, _, _) in enumerate(batch):
+            by_kind.setdefault(kind, []).append(index)
+        answers: list[Any] = [None] * len(batch)
+        pool = await db.get_pool()
+        async with pool.connection() as conn, conn.transaction():
+            for kind, indexes in by_kind.items():
+                records = [batch[i][1] for i in indexes]
+                cur = await conn.execute(STATEMENTS[kind], _arrays(kind, records))
+                rows = await cur.fetchall()
+                if kind == "start":  # (n, id): n counts the input from 1
+                    ids = {int(n): int(run_id) for n, run_id in rows}
+                    for n, i in enumerate(indexes, start=1):
+                        answers[i] = ids.get(n)
+                else:  # (run_id, status): one pending record per run at a time
+                    statuses = {int(run_id): status for run_id, status in rows}
+                    for i in indexes:
+                        answers[i] = statuses.get(int(batch[i][1]["run_id"]))
+        return answers
+
+
+def _arrays(kind: Kind, records: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    return {column: [record[column] for record in records] for column in COLUMNS[kind]}
+
+
+_writers: dict[asyncio.AbstractEventLoop, GroupedJournalWrites] = {}
+
+
+def writer() -> GroupedJournalWrites:
+    """The running loop's writer."""
+    loop = asyncio.get_running_loop()
+    found = _writers.get(loop)
+    if found is None:
+        for old in [other for other in _writers if other.is_closed()]:
+            del _writers[old]
+        found = _writers[loop] = GroupedJournalWrites()
+    return found

@@ -1,0 +1,78 @@
+"""The run journal's group commit: concurrent jobs share transactions, each write returns durable,
+and one record the database refuses fails only its own write."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from automate_core.execution.grouped import GroupedJournalWrites
+from automate_core.execution.journal import RunJournal, StepRecord
+from automate_core.ingest.ingestor import emit
+from automate_core.models import ExecutionRun, StepRun, Workflow
+
+pytestmark = pytest.mark.usefixtures("live_db")
+
+
+def step(output: object) -> StepRecord:
+    at = datetime.now(UTC)
+    return StepRecord(0, "s", "log", "write", "succeeded", {"in": 1}, output, "", at, at)
+
+
+journal_workflow: list[int] = []
+
+
+@pytest.fixture(autouse=True)
+async def one_workflow(live_db: None, workflow: Callable[..., Any]) -> None:
+    await workflow({"name": "s", "connector": "log", "action": "info"})
+    journal_workflow[:] = [(await Workflow.objects.aget()).pk]
+
+
+async def start(journal: RunJournal, event_id: int) -> int:
+    return await journal.start_run(
+        workflow_id=journal_workflow[0], workflow_name="wf", event_id=event_id, job_id=None, attempt=1, trace_id="t"
+    )
+
+
+async def test_concurrent_runs_share_commits_and_are_all_durable(monkeypatch: pytest.MonkeyPatch) -> None:
+    writes = GroupedJournalWrites(flushers=1)
+    monkeypatch.setattr("automate_core.execution.journal.writer", lambda: writes)
+    event_id = (await sync_to_async(emit)("shop", "order.created", {})).event_id
+    journal = RunJournal()
+
+    async def one_run(i: int) -> int:
+        run_id = await start(journal, event_id)
+        assert await journal.record_step(run_id, step({"i": i})) == "running"
+        assert await journal.finish_run(run_id, "succeeded") == "succeeded"
+        return run_id
+
+    run_ids = await asyncio.gather(*(one_run(i) for i in range(50)))
+    assert len(set(run_ids)) == 50
+    assert writes.flushes < 50  # 150 writes; with one flusher they gather behind each other
+    assert await ExecutionRun.objects.filter(status="succeeded").acount() == 50
+    outputs = sorted([s.output["i"] async for s in StepRun.objects.filter(run_id__in=run_ids)])
+    assert outputs == list(range(50))  # each step went to its own run
+
+
+async def test_a_record_the_database_refuses_fails_only_its_own_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    writes = GroupedJournalWrites(flushers=1)
+    monkeypatch.setattr("automate_core.execution.journal.writer", lambda: writes)
+    event_id = (await sync_to_async(emit)("shop", "order.created", {})).event_id
+    journal = RunJournal()
+    runs = [await start(journal, event_id) for _ in range(3)]
+    results = await asyncio.gather(
+        journal.record_step(runs[0], step("fine")),
+        journal.record_step(runs[1], step("nul \x00 is not storable in jsonb")),
+        journal.record_step(runs[2], step("fine too")),
+        return_exceptions=True,
+    )
+    assert results[0] == results[2] == "running"
+    assert isinstance(results[1], Exception)
+    assert [s.run_id async for s in StepRun.objects.order_by("run_id")] == [runs[0], runs[2]]
