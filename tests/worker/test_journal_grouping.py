@@ -35,7 +35,12 @@ async def one_workflow(live_db: None, workflow: Callable[..., Any]) -> None:
 
 async def start(journal: RunJournal, event_id: int) -> int:
     return await journal.start_run(
-        workflow_id=journal_workflow[0], workflow_name="wf", event_id=event_id, job_id=None, attempt=1, trace_id="t"
+        workflow_id=journal_workflow[0],
+        workflow_name="wf",
+        event_id=event_id,
+        job_id=None,
+        attempt=1,
+        trace_id="t",
     )
 
 
