@@ -60,7 +60,7 @@ async def test_concurrent_runs_share_commits_and_are_all_durable(monkeypatch: py
     assert len(set(run_ids)) == 50
     assert writes.flushes < 50  # 150 writes; with one flusher they gather behind each other
     assert await ExecutionRun.objects.filter(status="succeeded").acount() == 50
-    outputs = sorted([s.output["i"] async for s in StepRun.objects.filter(run_id__in=run_ids)])
+    outputs = sorted([(s.output or {})["i"] async for s in StepRun.objects.filter(run_id__in=run_ids)])
     assert outputs == list(range(50))  # each step went to its own run
 
 
