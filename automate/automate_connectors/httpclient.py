@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import functools
+import ssl
 import time
 import typing
 from typing import Any
@@ -66,13 +68,20 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
         await self._backend.sleep(seconds)
 
 
+@functools.cache
+def ssl_context() -> ssl.SSLContext:
+    """The process's one TLS context (certifi's CAs, no SSLKEYLOGFILE). Building one loads the CA
+    bundle, several milliseconds of CPU: built per call, it was most of a worker's time."""
+    return httpx.create_ssl_context(trust_env=False)
+
+
 class GuardedTransport(httpx.AsyncHTTPTransport):
     """``httpx.AsyncHTTPTransport`` whose connection pool uses :class:`GuardedNetworkBackend`."""
 
     def __init__(self, policy: Policy | None = None) -> None:
-        super().__init__(trust_env=False)
+        super().__init__(verify=ssl_context(), trust_env=False)
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=ssl_context(),
             network_backend=GuardedNetworkBackend(policy or Policy.from_settings()),
         )
 

@@ -25,6 +25,7 @@ class Behaviour:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 256  # the default 5 drops a burst of new connections (the client reads a reset)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hung up (a step timeout) is expected here; anything else is printed."""

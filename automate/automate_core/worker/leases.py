@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from automate_core.exceptions import DatabaseUnavailable
@@ -42,6 +42,7 @@ class LeaseKeeper:
         running: dict[int, Running],
         settled_later: Callable[[], list[ClaimedJob]],
         on_lost: Callable[[list[int]], None],
+        unsent: Callable[[], Collection[int]] = tuple,
     ) -> None:
         self.store = store
         self.owner = owner
@@ -49,6 +50,7 @@ class LeaseKeeper:
         self.running = running
         self.settled_later = settled_later
         self.on_lost = on_lost
+        self.unsent = unsent
 
     async def run(self) -> None:
         interval = self.lease_seconds / 3
@@ -76,7 +78,11 @@ class LeaseKeeper:
             entry = self.running.get(job_id)
             if entry is not None:
                 entry.deadline = sent + self.lease_seconds
-        lost = [j.id for j in jobs if j.id not in held]
+        # Not found is lost only for a claim still ours now: running, or its settlement not yet
+        # sent. One whose settlement was sent meanwhile may have committed before the heartbeat
+        # ran (a completed job is no longer 'running'): that is the settler's business, not a loss.
+        unsent = set(self.unsent())
+        lost = [j.id for j in jobs if j.id not in held and (j.id in self.running or j.id in unsent)]
         if lost:
             logger.warning("lost the lease of %d jobs (another worker took them): %s", len(lost), lost[:20])
             self.lose(lost)

@@ -97,6 +97,7 @@ class WorkerPool:
             self.running,
             self.settler.held,
             self.settler.drop,
+            unsent=self.settler.pending.keys,
         )
         self.notified = asyncio.Event()  # NOTIFY, poll timer or rescue: the queue may have work
         self.listener = Listener(self.notified)
