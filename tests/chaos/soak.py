@@ -144,26 +144,33 @@ async def soak(platform: Platform, url: str, *, minutes: float, rate: float) -> 
     return result
 
 
-async def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.chaos.soak", description=__doc__)
-    parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--rate", type=float, default=200.0, help="webhooks per second")
-    parser.add_argument("--workers", type=int, default=1)
-    args = parser.parse_args(argv)
-    root = Path(tempfile.mkdtemp(prefix="automate-soak-"))
+async def run_soak(
+    *, minutes: float, rate: float, workers: int = 1, prefix: str = "automate-soak-"
+) -> SoakResult:
+    """A soak on a cluster of its own: its PostgreSQL, one web process, ``workers`` workers, a sink."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     cluster = Cluster(root / "pg")
     sink = Sink()
     platform = Platform(cluster.url(), sink.url, root, concurrency=32)
     try:
         platform.setup()
         platform.start_web()
-        for _ in range(args.workers):
+        for _ in range(workers):
             platform.start_worker()
-        result = await soak(platform, cluster.url(), minutes=args.minutes, rate=args.rate)
+        return await soak(platform, cluster.url(), minutes=minutes, rate=rate)
     finally:
         platform.stop()
         sink.close()
         cluster.close()
+
+
+async def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.chaos.soak", description=__doc__)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=200.0, help="webhooks per second")
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args(argv)
+    result = await run_soak(minutes=args.minutes, rate=args.rate, workers=args.workers)
     print(json.dumps(result.summary(), indent=2))
     return 0 if result.failed == 0 else 1
 

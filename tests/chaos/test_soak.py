@@ -8,15 +8,10 @@ memory nor file descriptors climb once warmed up (slopes over the second half, p
 from __future__ import annotations
 
 import asyncio
-import tempfile
-from pathlib import Path
 
 import pytest
 
-from tests.chaos.cluster import Cluster
-from tests.chaos.platform import Platform
-from tests.chaos.sink import Sink
-from tests.chaos.soak import soak
+from tests.chaos.soak import run_soak
 
 pytestmark = pytest.mark.chaos
 
@@ -24,19 +19,7 @@ RATE = 80.0  # webhooks/s: well inside what web + worker + PostgreSQL sustain on
 
 
 def test_one_minute_soak_stays_flat() -> None:
-    root = Path(tempfile.mkdtemp(prefix="automate-soak-ci-"))
-    cluster = Cluster(root / "pg")
-    sink = Sink()
-    platform = Platform(cluster.url(), sink.url, root, concurrency=32)
-    try:
-        platform.setup()
-        platform.start_web()
-        platform.start_worker()
-        result = asyncio.run(soak(platform, cluster.url(), minutes=1.0, rate=RATE))
-    finally:
-        platform.stop()
-        sink.close()
-        cluster.close()
+    result = asyncio.run(run_soak(minutes=1.0, rate=RATE, prefix="automate-soak-ci-"))
     summary = result.summary()
     assert result.failed == 0 and result.accepted == result.sent >= 0.9 * RATE * 60, summary
     assert len(result.samples) >= 10, summary

@@ -120,7 +120,9 @@ class GroupedJournalWrites:
         async with pool.connection() as conn, conn.transaction():
             for kind, indexes in by_kind.items():
                 records = [batch[i][1] for i in indexes]
-                cur = await conn.execute(STATEMENTS[kind], _arrays(kind, records))
+                # planned afresh each time (not prepared): a flush is one statement per hundred
+                # jobs, and a plan cached while the run table was small would stay a seq scan
+                cur = await conn.execute(STATEMENTS[kind], _arrays(kind, records), prepare=False)
                 rows = await cur.fetchall()
                 if kind == "start":  # (n, id): n counts the input from 1
                     ids = {int(n): int(run_id) for n, run_id in rows}

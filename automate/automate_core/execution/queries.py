@@ -92,7 +92,7 @@ RETURNING r.id, r.status
 # A run's status now (after an abandon found it no longer running).
 RUN_STATUS: LiteralString = "SELECT status FROM automate_run WHERE id = %(run_id)s"
 
-# On a job's retry: the latest run of each workflow this job already ran (automate_run_job).
+# On a job's retry: the latest run of each workflow this job already ran (the index of automate_run.job_id).
 PREVIOUS_RUNS: LiteralString = """
 SELECT DISTINCT ON (workflow_id) id, workflow_id, version_id, status, mode, parent_id
 FROM automate_run

@@ -2,6 +2,15 @@
 
 A run is pinned to the workflow version it ran. Replays and manual runs are new runs linked to the
 run they came from (``parent``) with their ``mode``; the original is never changed.
+
+Run records are the hottest writes of the platform (a run and its steps for every job), written
+only by the platform's own code. Their references carry no foreign-key constraint in the database
+(``db_constraint=False``): each constraint cost a lookup in the referenced table for every row, in
+plans cached while that table was small (a sequential scan that stayed one as the table grew, so a
+drain slowed down as it went: docs/benchmarks/outbox.md). Integrity is kept by the code that
+writes them: a run is inserted for an event and job the worker holds, a step for the run it
+returned; retention deletes steps, runs, jobs and events in that order; the ORM cascades and
+nulls references when the admin deletes an event or a workflow.
 """
 
 from __future__ import annotations
@@ -31,18 +40,36 @@ class RunMode(models.TextChoices):
 
 class ExecutionRun(models.Model):
     workflow = models.ForeignKey(
-        "automate_core.Workflow", null=True, on_delete=models.SET_NULL, related_name="runs"
+        "automate_core.Workflow",
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="runs",
+        db_constraint=False,
     )
     workflow_name = models.CharField(max_length=200)
     version = models.ForeignKey(
-        "automate_core.WorkflowVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+        "automate_core.WorkflowVersion",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runs",
+        db_constraint=False,
     )
-    event = models.ForeignKey("automate_core.Event", on_delete=models.CASCADE, related_name="runs")
-    job = models.ForeignKey("automate_core.OutboxJob", null=True, blank=True, on_delete=models.SET_NULL)
+    # indexed by automate_run_event_wf (event first), not by a second index of its own
+    event = models.ForeignKey(
+        "automate_core.Event",
+        on_delete=models.CASCADE,
+        related_name="runs",
+        db_constraint=False,
+        db_index=False,
+    )
+    job = models.ForeignKey(
+        "automate_core.OutboxJob", null=True, blank=True, on_delete=models.SET_NULL, db_constraint=False
+    )
     attempt = models.IntegerField(default=1)
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.RUNNING)
     error = models.TextField(blank=True, default="")
-    trace_id = models.CharField(max_length=32, db_index=True)
+    trace_id = models.CharField(max_length=32)  # indexed by automate_run_trace (exact match only)
     mode = models.CharField(max_length=16, choices=RunMode.choices, default=RunMode.EVENT, blank=True)
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays"
@@ -58,7 +85,7 @@ class ExecutionRun(models.Model):
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["event", "workflow"], name="automate_run_event_wf"),
-            models.Index(fields=["job"], name="automate_run_job"),
+            models.Index(fields=["trace_id"], name="automate_run_trace"),
         ]
 
     def __str__(self) -> str:
@@ -66,7 +93,7 @@ class ExecutionRun(models.Model):
 
 
 class StepRun(models.Model):
-    run = models.ForeignKey(ExecutionRun, on_delete=models.CASCADE, related_name="steps")
+    run = models.ForeignKey(ExecutionRun, on_delete=models.CASCADE, related_name="steps", db_constraint=False)
     position = models.IntegerField()
     name = models.CharField(max_length=100)
     connector = models.CharField(max_length=100)
