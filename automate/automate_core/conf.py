@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping
 from typing import Any, get_type_hints
 
+from django.core.signals import setting_changed
 from psycopg.conninfo import conninfo_to_dict
 
 
@@ -139,17 +140,34 @@ class Defaults:
     INGEST_FLUSHERS: int = 2
 
 
+_cache: dict[str, Any] = {}
+
+
 class _Settings(Defaults):
-    """Reads ``AUTOMATE_<NAME>`` from Django settings, falling back to :class:`Defaults`."""
+    """Reads ``AUTOMATE_<NAME>`` from Django settings, falling back to :class:`Defaults`.
+
+    Values are cached (the hot paths read settings per job and per step; a setting the project
+    does not set cost an AttributeError each time) and the cache is cleared whenever Django
+    reports a changed setting (``override_settings``, the tests' ``settings`` fixture)."""
 
     def __getattribute__(self, name: str) -> Any:
         if name.isupper():
+            try:
+                return _cache[name]
+            except KeyError:
+                pass
             from django.conf import settings as django_settings
 
-            default = getattr(Defaults, name)
-            return getattr(django_settings, f"AUTOMATE_{name}", default)
+            value = _cache[name] = getattr(django_settings, f"AUTOMATE_{name}", getattr(Defaults, name))
+            return value
         return super().__getattribute__(name)
 
+
+def _clear_cache(**_: Any) -> None:
+    _cache.clear()
+
+
+setting_changed.connect(_clear_cache)
 
 settings = _Settings()
 

@@ -5,7 +5,8 @@ three run records: its run starts, its step is recorded, its run ends. Written o
 one commit each, that is three commits per job, and the commits, not Python, bound the worker.
 Here every write is handed to a flusher instead and awaited: the flusher takes whatever is
 pending (of every job, of all three kinds), writes it with one array statement per kind
-(``queries.START_RUNS``, ``RECORD_STEPS``, ``FINISH_RUNS``) in one transaction, and answers each
+(``queries.START_RUNS``, ``RECORD_STEPS``, ``FINISH_RUNS``; the records go as one JSON document,
+dumped in C, rather than as a dozen arrays dumped element by element) in one transaction, and answers each
 waiting write once that transaction has committed. So a write returns only when it is durable,
 exactly as before, but a hundred jobs share a commit. While one flush is in flight the next
 writes gather for the next; ``AUTOMATE_JOURNAL_FLUSHERS`` flushes may be in flight at once.
@@ -18,8 +19,10 @@ the psycopg error, as a single write would: the dispatcher hands such a job back
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Literal, LiteralString
 
 import psycopg
@@ -32,7 +35,7 @@ logger = logging.getLogger("automate.execution")
 
 Kind = Literal["start", "step", "finish"]
 
-#: The array parameters of each kind's statement, in the order the records give them.
+#: The fields of each kind's records, as its statement reads them.
 COLUMNS: dict[Kind, tuple[str, ...]] = {
     "start": (
         "workflow_id", "workflow_name", "version_id", "event_id", "job_id", "claim", "attempt",
@@ -122,7 +125,7 @@ class GroupedJournalWrites:
                 records = [batch[i][1] for i in indexes]
                 # planned afresh each time (not prepared): a flush is one statement per hundred
                 # jobs, and a plan cached while the run table was small would stay a seq scan
-                cur = await conn.execute(STATEMENTS[kind], _arrays(kind, records), prepare=False)
+                cur = await conn.execute(STATEMENTS[kind], {"rows": _document(kind, records)}, prepare=False)
                 rows = await cur.fetchall()
                 if kind == "start":  # (n, id): n counts the input from 1
                     ids = {int(n): int(run_id) for n, run_id in rows}
@@ -135,8 +138,20 @@ class GroupedJournalWrites:
         return answers
 
 
-def _arrays(kind: Kind, records: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
-    return {column: [record[column] for record in records] for column in COLUMNS[kind]}
+def _document(kind: Kind, records: Sequence[dict[str, Any]]) -> str:
+    """The records as the statement's JSON document; ``n`` numbers them from 1 (the start of a run
+    answers with it)."""
+    columns = COLUMNS[kind]
+    return json.dumps(
+        [{"n": n, **{c: record[c] for c in columns}} for n, record in enumerate(records, start=1)],
+        default=_plain,
+    )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not a run-record value")
 
 
 _writers: dict[asyncio.AbstractEventLoop, GroupedJournalWrites] = {}

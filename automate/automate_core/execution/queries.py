@@ -5,23 +5,22 @@ from __future__ import annotations
 from typing import LiteralString
 
 # The run journal's writes are group-committed (``execution.grouped``): each statement takes the
-# records of many concurrent jobs as arrays, one element per record, and one transaction carries
-# the statements of a flush. Every record says which claim writes it (``job_id``, ``claim`` = the
-# job's ``attempts``; NULL for runs without a job), and the claim fences it: the job must still be
-# running at that attempt. A worker whose lease was taken over (frozen, cut off, slow) finds
-# ``attempts`` moved on and cannot start a run or end one ``succeeded``.
+# records of many concurrent jobs as one JSON document (an array of objects, one per record, read
+# with ``jsonb_to_recordset``), and one transaction carries the statements of a flush. Every
+# record says which claim writes it (``job_id``, ``claim`` = the job's ``attempts``; NULL for runs
+# without a job), and the claim fences it: the job must still be running at that attempt. A worker
+# whose lease was taken over (frozen, cut off, slow) finds ``attempts`` moved on and cannot start
+# a run or end one ``succeeded``.
 
-# New runs, each only while its job's claim holds. The ids are drawn first so that each input
-# element (``n``) learns its run's id; an element missing from the result was fenced off.
+# New runs, each only while its job's claim holds. The ids are drawn first so that each record
+# (``n``, its place in the document) learns its run's id; a record missing from the result was
+# fenced off.
 START_RUNS: LiteralString = """
 WITH src AS (
     SELECT nextval('automate_run_id_seq') AS id, u.*
-    FROM unnest(%(workflow_id)s::bigint[], %(workflow_name)s::text[], %(version_id)s::bigint[],
-                %(event_id)s::bigint[], %(job_id)s::bigint[], %(claim)s::int[], %(attempt)s::int[],
-                %(trace_id)s::text[], %(mode)s::text[], %(parent_id)s::bigint[])
-         WITH ORDINALITY
-         AS u(workflow_id, workflow_name, version_id, event_id, job_id, claim, attempt, trace_id,
-              mode, parent_id, n)
+    FROM jsonb_to_recordset(%(rows)s::jsonb)
+         AS u(n int, workflow_id bigint, workflow_name text, version_id bigint, event_id bigint,
+              job_id bigint, claim int, attempt int, trace_id text, mode text, parent_id bigint)
     WHERE u.claim IS NULL OR EXISTS (
         SELECT 1 FROM automate_outbox_job AS j
         WHERE j.id = u.job_id AND j.attempts = u.claim AND j.status = 'running'
@@ -56,11 +55,12 @@ RECORD_STEPS: LiteralString = """
 INSERT INTO automate_step_run
     (run_id, position, name, connector, action, status, attempt, input, output, error,
      started_at, finished_at, duration_ms)
-SELECT * FROM unnest(%(run_id)s::bigint[], %(position)s::int[], %(name)s::text[],
-                     %(connector)s::text[], %(action)s::text[], %(status)s::text[],
-                     %(attempt)s::int[], %(input)s::jsonb[], %(output)s::jsonb[], %(error)s::text[],
-                     %(started_at)s::timestamptz[], %(finished_at)s::timestamptz[],
-                     %(duration_ms)s::float8[])
+SELECT run_id, position, name, connector, action, status, attempt, input::jsonb, output::jsonb,
+       error, started_at, finished_at, duration_ms
+FROM jsonb_to_recordset(%(rows)s::jsonb)
+     AS u(run_id bigint, position int, name text, connector text, action text, status text,
+          attempt int, input text, output text, error text, started_at timestamptz,
+          finished_at timestamptz, duration_ms float8)
 RETURNING run_id, (SELECT r.status FROM automate_run AS r WHERE r.id = run_id)
 """
 
@@ -82,8 +82,8 @@ FROM (
                SELECT 1 FROM automate_outbox_job AS j
                WHERE j.id = u.job_id AND j.attempts = u.claim AND j.status = 'running'
            ) AS held
-    FROM unnest(%(run_id)s::bigint[], %(status)s::text[], %(error)s::text[], %(job_id)s::bigint[],
-                %(claim)s::int[]) AS u(run_id, status, error, job_id, claim)
+    FROM jsonb_to_recordset(%(rows)s::jsonb)
+         AS u(run_id bigint, status text, error text, job_id bigint, claim int)
 ) AS f
 WHERE r.id = f.run_id AND r.status = 'running'
 RETURNING r.id, r.status

@@ -167,14 +167,23 @@ def _syntax(exc: TemplateSyntaxError) -> TemplateError:
     return TemplateError(f"Template syntax error on line {exc.lineno}: {exc.message}")
 
 
+def _flat(compiled: Any) -> Any:
+    """A compiled template or expression whose globals are a plain dict: Jinja2 merges them into
+    every render's context, and merging its ChainMap of template and environment globals cost
+    more than the render of a short template. The environment's globals never change after start."""
+    template = getattr(compiled, "_template", compiled)
+    template.globals = dict(template.globals)
+    return compiled
+
+
 @lru_cache(maxsize=4096)
 def _compile(source: str) -> tuple[str, Any]:
     """("expr", compiled expression) or ("template", compiled template)."""
     try:
         single = _SINGLE_EXPRESSION.match(source)
         if single:
-            return "expr", env.compile_expression(single.group(1), undefined_to_none=False)
-        return "template", env.from_string(source)
+            return "expr", _flat(env.compile_expression(single.group(1), undefined_to_none=False))
+        return "template", _flat(env.from_string(source))
     except TemplateSyntaxError as exc:
         raise _syntax(exc) from exc
 
@@ -185,7 +194,7 @@ def _compile_condition(source: str) -> Any:
     if single:  # "{{ x > 1 }}" is accepted as "x > 1"
         source = single.group(1)
     try:
-        return env.compile_expression(source, undefined_to_none=False)
+        return _flat(env.compile_expression(source, undefined_to_none=False))
     except TemplateSyntaxError as exc:
         raise _syntax(exc) from exc
 
