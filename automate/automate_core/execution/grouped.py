@@ -120,12 +120,22 @@ class GroupedJournalWrites:
             by_kind.setdefault(kind, []).append(index)
         answers: list[Any] = [None] * len(batch)
         pool = await db.get_pool()
-        async with pool.connection() as conn, conn.transaction():
-            for kind, indexes in by_kind.items():
-                records = [batch[i][1] for i in indexes]
-                # planned afresh each time (not prepared): a flush is one statement per hundred
-                # jobs, and a plan cached while the run table was small would stay a seq scan
-                cur = await conn.execute(STATEMENTS[kind], {"rows": _document(kind, records)}, prepare=False)
+        async with pool.connection() as conn:
+            # one round trip: BEGIN, a statement per kind and COMMIT go out as a pipeline, and
+            # the results are read once it is synced (leaving the block)
+            async with conn.pipeline(), conn.transaction():
+                cursors = [
+                    # planned afresh each time (not prepared): a flush is one statement per
+                    # hundred jobs, and a plan cached while the run table was small would
+                    # stay a sequential scan as it grew
+                    (kind, indexes, await conn.execute(
+                        STATEMENTS[kind],
+                        {"rows": _document(kind, [batch[i][1] for i in indexes])},
+                        prepare=False,
+                    ))
+                    for kind, indexes in by_kind.items()
+                ]  # fmt: skip
+            for kind, indexes, cur in cursors:
                 rows = await cur.fetchall()
                 if kind == "start":  # (n, id): n counts the input from 1
                     ids = {int(n): int(run_id) for n, run_id in rows}
