@@ -98,6 +98,9 @@ class Defaults:
     #: Token budgets: ``{"global": N, "workflow": N, "run": N, "workflows": {name: N},
     #: "period": "month"|"day"|"total"}``; a missing limit is unlimited.
     LLM_BUDGETS: dict[str, Any] = {}
+    #: Seconds after which a token reservation whose call never settled (its worker died mid-call)
+    #: is charged its estimate and closed; workers check every RETENTION_INTERVAL.
+    LLM_STALE_RESERVATION_SECONDS: float = 3600.0
     #: Connections in each process's async psycopg pool.
     DB_POOL_MIN_SIZE: int = 1
     DB_POOL_MAX_SIZE: int = 16

@@ -12,8 +12,7 @@ Modes (several per invocation, so the result reads as a ratio measured side by s
 * ``engine``: ``automate worker`` processes: rules, templates, connector, ExecutionRun + StepRun.
 * ``noop``: the same worker machinery with a dispatcher that completes jobs without running them.
 * ``sql``: the raw-SQL baseline: claim + complete loops with the outbox's own statements.
-* ``batched``: a prototype (``prototype``), the engine with its run records written in batches,
-  in the settlement's transaction: what the engine/journal follow-up would buy.
+
 
 ``--rate R`` feeds events at R/s while the workers run (latency is then meaningful) instead of
 draining a backlog; ``--history H`` keeps H completed jobs in the table, to show that claim
@@ -358,7 +357,7 @@ class Harness:
         problems = []
         if result.completed != result.jobs:
             problems.append(f"{result.completed} of {result.jobs} jobs completed")
-        engine = result.mode in ("engine", "batched")
+        engine = result.mode == "engine"
         if engine and (result.runs_recorded, result.steps_recorded) != (result.jobs,) * 2:
             problems.append(f"{result.runs_recorded} runs and {result.steps_recorded} step runs recorded")
         if problems:

@@ -9,9 +9,6 @@
     own ``CLAIM_BATCH`` and completing them at once with ``COMPLETE``. No engine, no pool, no
     tasks: what this database allows our statements from Python, the ceiling for the ratio.
 
-``python -m benchmarks.outbox.procs batched ...``
-    The engine with the prototype journal of ``prototype``: what the follow-up would buy.
-
 The engine mode is the real ``automate worker`` command. All stop on SIGTERM.
 """
 
@@ -80,40 +77,15 @@ async def run_noop(concurrency: int, batch: int) -> None:
         await db.close_pool()
 
 
-async def run_batched(concurrency: int, batch: int) -> None:
-    """The engine with the prototype journal (``prototype``): run records written with completions."""
-    from automate_core import db
-    from automate_core.execution.engine import ExecutionEngine
-    from automate_core.worker.dispatch import Dispatcher
-    from automate_core.worker.pool import WorkerOptions, WorkerPool
-    from benchmarks.outbox.prototype import BatchJournal, BatchSettler
-
-    journal = BatchJournal()
-    pool = WorkerPool(
-        WorkerOptions.from_settings(concurrency=concurrency, batch_size=batch, maintenance=False),
-        dispatcher=Dispatcher(engine=ExecutionEngine(journal=journal)),
-    )
-    settler = BatchSettler(
-        pool.store, pool.worker_id, linger=pool.options.settle_linger, on_flushed=pool.slot_freed.set
-    )
-    settler.journal = journal
-    pool.settler, pool.leases.settled_later, pool.leases.on_lost = settler, settler.held, settler.drop
-    pool.install_signal_handlers()
-    try:
-        await pool.run()
-    finally:
-        await db.close_pool()
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("mode", choices=["noop", "sql", "batched"])
+    parser.add_argument("mode", choices=["noop", "sql"])
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=100)
     args = parser.parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchmarks.outbox.settings")
     django.setup()
-    runner = {"sql": run_sql, "noop": run_noop, "batched": run_batched}[args.mode]
+    runner = {"sql": run_sql, "noop": run_noop}[args.mode]
     asyncio.run(runner(args.concurrency, args.batch_size))
     return 0
 

@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
 
 from automate_connectors.llm import LLMConnector
 from automate_core.exceptions import (
@@ -247,3 +248,19 @@ async def test_stale_reservations_are_charged_their_estimate(settings: Any) -> N
     assert await budgets.release_stale(older_than=3600) == 0  # still fresh
     assert await budgets.release_stale(older_than=0) == 1
     assert await budgets.usage("global", "", "") == (300, 0)
+
+
+@pytest.mark.usefixtures("live_db")
+async def test_workers_close_stale_reservations_on_their_own(settings: Any) -> None:
+    """A reservation left by a worker that died mid-call is charged by any running worker."""
+    from automate_core.worker.pool import WorkerOptions, WorkerPool
+    from tests.helpers import eventually
+    from tests.worker.conftest import running
+
+    settings.AUTOMATE_LLM_BUDGETS = {"global": 1000, "period": "total"}
+    settings.AUTOMATE_LLM_STALE_RESERVATION_SECONDS = 0.0
+    settings.AUTOMATE_RETENTION_INTERVAL = 0.1
+    await budgets.reserve(provider="echo", model="", workflow="wf", run_id=None, tokens=300)
+    options = WorkerOptions.from_settings(poll_interval=0.1, rescue_interval=0.2, shutdown_timeout=2.0)
+    async with running(WorkerPool(options)):
+        await eventually(lambda: async_to_sync(budgets.usage)("global", "", "") == (300, 0), within=10)

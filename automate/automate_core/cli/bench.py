@@ -29,8 +29,7 @@ def add_arguments(parser: ArgumentParser) -> None:
     parser.add_argument(
         "--modes",
         default="engine,sql",
-        help="Comma-separated: engine (automate worker), noop (worker without engine), sql (raw SQL), "
-        "batched (prototype: run records written with completions).",
+        help="Comma-separated: engine (automate worker), noop (worker without engine), sql (raw SQL).",
     )
     parser.add_argument("-r", "--repeat", type=int, default=1, help="Runs per mode (medians are reported).")
     parser.add_argument("--history", type=int, default=0, help="Completed jobs kept in the table.")
@@ -63,11 +62,9 @@ def run(options: dict[str, Any], out: TextIO) -> int:
     if not base and not options["database_url"]:
         raise ConfigurationError("Set DATABASE_URL (the benchmark uses <its database>_bench next to it).")
     modes = [m.strip() for m in options["modes"].split(",") if m.strip()]
-    unknown = set(modes) - {"engine", "noop", "sql", "batched"}
+    unknown = set(modes) - {"engine", "noop", "sql"}
     if unknown:
-        raise ConfigurationError(
-            f"Unknown mode(s) {', '.join(sorted(unknown))}: use engine, noop, sql, batched."
-        )
+        raise ConfigurationError(f"Unknown mode(s) {', '.join(sorted(unknown))}: use engine, noop, sql.")
     config = harness.BenchConfig(
         jobs=options["jobs"],
         workers=options["workers"],

@@ -7,6 +7,9 @@
   ``LEASE_SECONDS + RESCUE_INTERVAL`` after its last heartbeat.
 * **Retention** (``automate_core.outbox.retention``): every ``RETENTION_INTERVAL``, one worker at
   a time prunes what the policy says, in small batches.
+* **Stale token reservations** (LLM budgets): every ``RETENTION_INTERVAL``, reservations older than
+  ``LLM_STALE_RESERVATION_SECONDS`` whose call never settled (its worker died mid-call) are charged
+  their estimate and closed, so a budget does not stay held by calls that will never report.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import logging
 import random
 from collections.abc import Callable
 
+from automate_core.conf import settings
 from automate_core.exceptions import DatabaseUnavailable
 from automate_core.observability import metrics
 from automate_core.outbox.retention import Pruner
@@ -54,4 +58,18 @@ async def retention_loop(pruner: Pruner, interval: float) -> None:
             logger.warning("retention pass failed: %s", exc)
         except Exception:  # e.g. a new table referencing events that the pass does not know
             logger.exception("retention pass failed; retrying next interval")
+        await asyncio.sleep(interval * random.uniform(0.9, 1.1))
+
+
+async def stale_reservations_loop(interval: float) -> None:
+    from automate_governance import budgets
+
+    await asyncio.sleep(interval * random.uniform(0.1, 1.0))
+    while True:
+        try:
+            closed = await budgets.release_stale(float(settings.LLM_STALE_RESERVATION_SECONDS))
+            if closed:
+                logger.warning("charged %d LLM token reservations whose calls never settled", closed)
+        except Exception:  # the database away, or budgets unused: try again next interval
+            logger.debug("closing stale token reservations failed", exc_info=True)
         await asyncio.sleep(interval * random.uniform(0.9, 1.1))

@@ -154,6 +154,10 @@ class WorkerPool:
                     maintenance.retention_loop(self.pruner, float(settings.RETENTION_INTERVAL)),
                     name="automate-retention",
                 ),
+                asyncio.create_task(
+                    maintenance.stale_reservations_loop(float(settings.RETENTION_INTERVAL)),
+                    name="automate-budgets",
+                ),
             ]
         try:
             await self._claim_loop()
