@@ -21,7 +21,8 @@ from django.core.mail import EmailMultiAlternatives
 from django.core.mail.message import make_msgid
 from django.core.validators import validate_email
 
-from automate_connectors.adapters.base import ConnectorAdapter, ConnectorError, UnknownActionError
+from automate_connectors.adapters.base import ConnectorAdapter, ConnectorError
+from automate_connectors.calls import check_call
 
 _PARAMS = {"to", "subject", "body", "html", "from_email", "cc", "bcc", "reply_to", "headers", "mailer"}
 
@@ -54,11 +55,7 @@ class EmailConnector(ConnectorAdapter):
     supports_dry_run = True
 
     def execute(self, action: str, params: dict, context: dict) -> Any:
-        if action != "send":
-            raise UnknownActionError(f"email has no action {action!r}; use send.")
-        unknown = set(params) - _PARAMS
-        if unknown:
-            raise ConnectorError(f"email: unknown params {sorted(unknown)}.", retryable=False)
+        check_call("email", action, "send", params, _PARAMS)
         to = _addresses(params, "to", required=True)
         subject, body = params.get("subject"), params.get("body", "")
         if not isinstance(subject, str) or not subject or "\n" in subject:

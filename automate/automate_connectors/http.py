@@ -21,6 +21,7 @@ import httpx
 
 from automate_connectors import httpclient
 from automate_connectors.adapters.base import ConnectorAdapter, ConnectorConfigError, ConnectorError
+from automate_connectors.calls import check_params
 from automate_core.exceptions import UnknownActionError
 
 _METHODS = ("get", "post", "put", "patch", "delete")
@@ -59,9 +60,7 @@ class HttpConnector(ConnectorAdapter):
 
     async def execute(self, action: str, params: dict, context: dict) -> Any:
         method = self._method(action, params)
-        unknown = set(params) - _PARAMS
-        if unknown:
-            raise ConnectorError(f"http: unknown params {sorted(unknown)}.", retryable=False)
+        check_params("http", params, _PARAMS)
         url = check_url(params.get("url"))
         bodies = [k for k in ("json", "data", "content") if params.get(k) is not None]
         if len(bodies) > 1:

@@ -22,8 +22,8 @@ from automate_connectors.adapters.base import (
     ConnectorAdapter,
     ConnectorConfigError,
     ConnectorError,
-    UnknownActionError,
 )
+from automate_connectors.calls import check_call
 from automate_core.conf import settings
 from automate_core.exceptions import BudgetExceededError, LLMError, LLMTimeoutError, PluginError
 from automate_core.observability import metrics
@@ -64,11 +64,7 @@ class LLMConnector(ConnectorAdapter):
     supports_dry_run = True
 
     async def execute(self, action: str, params: dict, context: dict) -> Any:
-        if action != "chat":
-            raise UnknownActionError(f"llm has no action {action!r}; use chat.")
-        unknown = set(params) - _PARAMS
-        if unknown:
-            raise ConnectorError(f"llm: unknown params {sorted(unknown)}.", retryable=False)
+        check_call("llm", action, "chat", params, _PARAMS)
         code = str(params.get("provider") or "echo")
         try:
             provider = registry.llm_providers().get(code)

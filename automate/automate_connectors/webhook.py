@@ -23,7 +23,8 @@ from typing import Any, ClassVar
 import httpx
 
 from automate_connectors import httpclient
-from automate_connectors.adapters.base import ConnectorAdapter, ConnectorError, UnknownActionError
+from automate_connectors.adapters.base import ConnectorAdapter, ConnectorError
+from automate_connectors.calls import check_call
 from automate_connectors.http import check_url
 
 _PARAMS = {"url", "payload", "secret", "id", "headers", "timeout"}
@@ -73,11 +74,7 @@ class WebhookConnector(ConnectorAdapter):
     supports_dry_run = True
 
     async def execute(self, action: str, params: dict, context: dict) -> Any:
-        if action != "send":
-            raise UnknownActionError(f"webhook has no action {action!r}; use send.")
-        unknown = set(params) - _PARAMS
-        if unknown:
-            raise ConnectorError(f"webhook: unknown params {sorted(unknown)}.", retryable=False)
+        check_call("webhook", action, "send", params, _PARAMS)
         url = check_url(params.get("url"), "webhook")
         secret = params.get("secret")
         if not isinstance(secret, str) or not secret:
