@@ -104,6 +104,18 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
     raise AssertionError(f"{url} did not come up in {timeout}s")
 
 
+def post_order(port: int) -> str:
+    """Send a signed ``order.created`` webhook to the ``shop`` source; its trace id once accepted."""
+    body = json.dumps({"type": "order.created", "id": "A-17"}).encode()
+    response = httpx.post(
+        f"http://127.0.0.1:{port}/hooks/shop/",
+        content=body,
+        headers={"content-type": "application/json", "x-automate-signature": sign(body)},
+    )
+    assert response.status_code == 202, response.text
+    return str(response.json()["trace_id"])
+
+
 def test_signed_webhook_reaches_the_http_connector(
     load: Any, receiver: tuple[str, Received], platform_env: dict[str, str]
 ) -> None:
@@ -121,14 +133,7 @@ def test_signed_webhook_reaches_the_http_connector(
     worker = start(["worker", "--poll-interval", "0.2"], platform_env)
     try:
         wait_http(f"http://127.0.0.1:{port}/admin/login/")
-        body = json.dumps({"type": "order.created", "id": "A-17"}).encode()
-        response = httpx.post(
-            f"http://127.0.0.1:{port}/hooks/shop/",
-            content=body,
-            headers={"content-type": "application/json", "x-automate-signature": sign(body)},
-        )
-        assert response.status_code == 202, response.text
-        trace_id = response.json()["trace_id"]
+        trace_id = post_order(port)
         assert received.arrived.wait(20), "the connector's request never arrived"
         assert received.requests[0]["path"] == "/orders"
         assert received.requests[0]["body"] == {"order": "A-17", "trace": trace_id}

@@ -18,8 +18,16 @@ import pytest
 
 from automate_core.cli import serve
 from automate_core.models import ExecutionRun, OutboxJob
-from tests.acceptance.test_platform import AUTOMATE, free_port, platform_env, start, stop, wait_http
-from tests.conftest import SECRET, sign
+from tests.acceptance.test_platform import (
+    AUTOMATE,
+    free_port,
+    platform_env,
+    post_order,
+    start,
+    stop,
+    wait_http,
+)
+from tests.conftest import SECRET
 
 __all__ = ["platform_env"]  # the fixture, imported for these tests
 
@@ -157,14 +165,7 @@ def test_one_grep_follows_one_event_through_web_and_worker_logs(
     worker = start(["worker", "--poll-interval", "0.2"], env)
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz")
-        body = json.dumps({"type": "order.created", "id": "A-17"}).encode()
-        response = httpx.post(
-            f"http://127.0.0.1:{port}/hooks/shop/",
-            content=body,
-            headers={"content-type": "application/json", "x-automate-signature": sign(body)},
-        )
-        assert response.status_code == 202, response.text
-        trace_id = response.json()["trace_id"]
+        trace_id = post_order(port)
         deadline = time.monotonic() + 20
         while not OutboxJob.objects.filter(status="dead").exists():
             assert time.monotonic() < deadline, "the job did not end dead"

@@ -207,7 +207,7 @@ class WorkflowRunner:
             run_id, status, error, job_id=job.id if job else None, claim=job.attempts if job else None
         )
         if written is not None and written != status:
-            raise LeaseExpired(f"Job {job.id if job else '?'} was taken over while run {run_id} was ending.")
+            raise LeaseExpired(f"The job of run {run_id} was taken over while the run was ending.")
 
     async def _finish(
         self,

@@ -19,6 +19,8 @@ import logging
 import random
 from collections.abc import Callable
 
+import psycopg
+
 from automate_core.conf import settings
 from automate_core.exceptions import DatabaseUnavailable
 from automate_core.observability import metrics
@@ -70,6 +72,8 @@ async def stale_reservations_loop(interval: float) -> None:
             closed = await budgets.release_stale(float(settings.LLM_STALE_RESERVATION_SECONDS))
             if closed:
                 logger.warning("charged %d LLM token reservations whose calls never settled", closed)
-        except Exception:  # the database away, or budgets unused: try again next interval
-            logger.debug("closing stale token reservations failed", exc_info=True)
+        except (DatabaseUnavailable, psycopg.OperationalError) as exc:
+            logger.warning("closing stale token reservations failed: %s", exc)
+        except Exception:
+            logger.exception("closing stale token reservations failed; retrying next interval")
         await asyncio.sleep(interval * random.uniform(0.9, 1.1))
