@@ -93,7 +93,9 @@ class WaitPattern(models.Model):
     class Meta:
         db_table = "automate_wait_pattern"
         constraints = [
-            models.UniqueConstraint(fields=["source", "event_type", "path"], name="automate_wait_pattern_unique"),
+            models.UniqueConstraint(
+                fields=["source", "event_type", "path"], name="automate_wait_pattern_unique"
+            ),
         ]
 
     def __str__(self) -> str:
