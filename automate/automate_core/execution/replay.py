@@ -113,7 +113,7 @@ def replay(run_id: int, mode: str, *, payload: Any = None, bulk: BulkReplay | No
     if mode not in REPLAY_MODES:
         raise WorkflowError(f"Unknown replay mode {mode!r}; use one of: {', '.join(REPLAY_MODES)}.")
     what = f"run #{run_id}"
-    if original.status in (RunStatus.QUEUED, RunStatus.RUNNING):
+    if original.status in (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING):
         raise WorkflowError(f"{what} is still {original.status}; wait for it to end, or cancel it first.")
     if mode != RunMode.EDITED and payload is not None:
         raise WorkflowError("A payload is only given with the 'edited' mode.")

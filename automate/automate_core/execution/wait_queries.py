@@ -184,26 +184,28 @@ FROM automate_run_wait WHERE status = 'open'
 # job that carries it out; written in the transaction that parks the caller (OPEN_WAIT), so
 # either both exist or neither does.
 QUEUE_CHILD_RUN: LiteralString = """
-WITH child AS (
+WITH ids AS (
+    SELECT nextval(pg_get_serial_sequence('automate_run', 'id')) AS run_id,
+           nextval(pg_get_serial_sequence('automate_outbox_job', 'id')) AS job_id
+), child AS (
     INSERT INTO automate_run
-        (workflow_id, workflow_name, version_id, event_id, job_id, attempt, status, error,
+        (id, workflow_id, workflow_name, version_id, event_id, job_id, attempt, status, error,
          trace_id, mode, parent_id, input, started_at)
-    SELECT w.id, w.name, w.current_version_id, %(event_id)s, NULL, 0, 'queued', '',
+    SELECT ids.run_id, w.id, w.name, w.current_version_id, %(event_id)s, ids.job_id, 0, 'queued', '',
            %(trace_id)s, 'call', %(parent_id)s, %(input)s::jsonb, now()
-    FROM automate_workflow AS w
+    FROM automate_workflow AS w, ids
     WHERE w.name = %(workflow)s AND w.current_version_id IS NOT NULL
-    RETURNING id, (SELECT (v.definition -> 'retry' ->> 'max_attempts')::int
-                   FROM automate_workflow_version AS v WHERE v.id = version_id) AS max_attempts
+    RETURNING id, job_id, version_id
 ), job AS (
     INSERT INTO automate_outbox_job
-        (event_id, kind, status, attempts, releases, max_attempts, available_at, lease_owner,
+        (id, event_id, kind, status, attempts, releases, max_attempts, available_at, lease_owner,
          last_error, payload, created_at, updated_at)
-    SELECT %(event_id)s, 'event', 'ready', 0, 0, coalesce(child.max_attempts, 5), now(), '', '',
-           jsonb_build_object('run', child.id), now(), now()
+    SELECT child.job_id, %(event_id)s, 'event', 'ready', 0, 0,
+           coalesce((SELECT (v.definition -> 'retry' ->> 'max_attempts')::int
+                     FROM automate_workflow_version AS v WHERE v.id = child.version_id), 5),
+           now(), '', '', jsonb_build_object('run', child.id), now(), now()
     FROM child
     RETURNING id
 )
-UPDATE automate_run SET job_id = (SELECT id FROM job)
-WHERE id = (SELECT id FROM child)
-RETURNING id
+SELECT child.id FROM child JOIN job ON job.id = child.job_id
 """
