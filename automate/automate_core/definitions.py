@@ -184,7 +184,7 @@ def normalize_step(
     _check_keys(where, spec, allowed, {"name", kind})
     if name is None:
         _check_name(where, spec["name"])
-    context = load if load is not None else LoadContext(step=lambda *a, **k: {}, depth=depth)
+    context = load if load is not None else LoadContext(depth=depth)
 
     def child(child_where: str, child_spec: Any, *, name: str | None = None, durable: bool = True) -> Any:
         return normalize_step(

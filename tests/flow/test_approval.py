@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -20,7 +21,7 @@ from tests.workflows.conftest import Probe, aload, drain, workflow
 pytestmark = pytest.mark.usefixtures("live_db")
 
 
-def refund(**approval: object) -> dict[str, object]:
+def refund(**approval: object) -> dict[str, Any]:
     spec = {"prompt": "Refund {{ event.payload.amount }} EUR?", "timeout": "1d", **approval}
     return workflow(
         "refund",
@@ -72,7 +73,9 @@ async def test_unanswered_the_timeout_applies_its_default(probe: type[Probe]) ->
     run = await parked()
     await fast_forward(run.pk)
     await drain(lambda: ExecutionRun.objects.filter(pk=run.pk, status="succeeded").exists())
-    output = (await StepRun.objects.filter(run_id=run.pk, name="approve", status="succeeded").aget()).output
+    output: Any = (
+        await StepRun.objects.filter(run_id=run.pk, name="approve", status="succeeded").aget()
+    ).output
     assert output["approved"] is True and output["timed_out"] is True
     with pytest.raises(ApprovalError, match="expired"):
         await sync_to_async(approvals.answer)(run.pk, "approve", False, by="late")
@@ -137,4 +140,5 @@ async def test_the_console_lists_pending_approvals_and_records_who_answered(admi
     )
     assert response.status_code == 302
     wait = await RunWait.objects.aget(run_id=run.pk)
-    assert wait.status == "resolved" and wait.resolved_by == "admin" and wait.result["approved"] is False
+    assert wait.status == "resolved" and wait.resolved_by == "admin"
+    assert wait.result is not None and wait.result["approved"] is False

@@ -28,7 +28,8 @@ async def kill_mid_step(store: OutboxStore, probe: type[Probe]) -> ClaimedJob:
     doomed.cancel()  # the process is gone: nothing more is written for this attempt
     await asyncio.gather(doomed, return_exceptions=True)
     async with asyncio.timeout(10):
-        while not await store.rescue_expired():  # the lease runs out, then the rescue finds it
+        # the lease runs out in the database: poll it, as the worker's rescuer does
+        while not await store.rescue_expired():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
     [retry] = await store.claim_batch(1, "heir", lease=30)
     return retry
@@ -36,10 +37,23 @@ async def kill_mid_step(store: OutboxStore, probe: type[Probe]) -> ClaimedJob:
 
 async def test_a_worker_killed_mid_fan_out_leaves_only_the_missing_items(probe: type[Probe]) -> None:
     probe.release, probe.entered = asyncio.Event(), asyncio.Event()
-    items = {"name": "reserve", "for_each": "{{ event.payload['items'] }}", "concurrency": 1,
-             "step": {"connector": "probe", "action": "slow", "condition": "item == 'c'", "params": {"i": "{{ item }}"}}}  # fmt: skip
-    before = {"name": "warm", "for_each": "{{ event.payload['items'] }}", "concurrency": 1,
-              "step": {"connector": "probe", "action": "echo", "params": {"i": "{{ item }}"}}}  # fmt: skip
+    items = {
+        "name": "reserve",
+        "for_each": "{{ event.payload['items'] }}",
+        "concurrency": 1,
+        "step": {
+            "connector": "probe",
+            "action": "slow",
+            "condition": "item == 'c'",
+            "params": {"i": "{{ item }}"},
+        },
+    }
+    before = {
+        "name": "warm",
+        "for_each": "{{ event.payload['items'] }}",
+        "concurrency": 1,
+        "step": {"connector": "probe", "action": "echo", "params": {"i": "{{ item }}"}},
+    }
     await aload(workflow("w", before, items, step("after"), max_attempts=3))
     await sync_to_async(emit)("shop", "order.created", {"items": ["a", "b", "c"]})
     store = OutboxStore()
@@ -58,8 +72,16 @@ async def test_a_worker_killed_mid_fan_out_leaves_only_the_missing_items(probe: 
 
 async def test_a_worker_killed_after_a_wake_does_not_wait_again(probe: type[Probe]) -> None:
     probe.release, probe.entered = asyncio.Event(), asyncio.Event()
-    await aload(workflow("w", step("before"), {"name": "nap", "sleep": {"for": "1h"}}, step("work", "slow"),
-                         step("after"), max_attempts=3))  # fmt: skip
+    await aload(
+        workflow(
+            "w",
+            step("before"),
+            {"name": "nap", "sleep": {"for": "1h"}},
+            step("work", "slow"),
+            step("after"),
+            max_attempts=3,
+        )
+    )
     result = await sync_to_async(emit)("shop", "order.created", {})
     await drain(lambda: ExecutionRun.objects.filter(status="waiting").exists())
     run = await ExecutionRun.objects.aget(event_id=result.event_id)

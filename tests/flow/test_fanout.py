@@ -3,6 +3,8 @@ concurrency, a failed item failing the step, and a resume that runs only what di
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import override_settings
@@ -15,18 +17,28 @@ from tests.workflows.conftest import Probe, aload, drain, workflow
 pytestmark = pytest.mark.usefixtures("live_db")
 
 
-def reserve(inner: dict[str, object], concurrency: int = 5, **extra: object) -> dict[str, object]:
-    return {"name": "reserve", "for_each": "{{ event.payload['items'] }}", "concurrency": concurrency,
-            "step": inner, **extra}  # fmt: skip
+def reserve(inner: dict[str, Any], concurrency: int = 5, **extra: object) -> dict[str, Any]:
+    return {
+        "name": "reserve",
+        "for_each": "{{ event.payload['items'] }}",
+        "concurrency": concurrency,
+        "step": inner,
+        **extra,
+    }
 
 
-async def output_of(run: ExecutionRun, name: str) -> object:
-    return (await StepRun.objects.filter(run=run, name=name).order_by("-id").afirst()).output  # type: ignore[union-attr]
+async def output_of(run: ExecutionRun, name: str) -> Any:
+    record = await StepRun.objects.filter(run=run, name=name).order_by("-id").afirst()
+    assert record is not None
+    return record.output
 
 
 async def test_for_each_runs_each_item_in_order_under_its_cap(probe: type[Probe]) -> None:
-    inner = {"connector": "probe", "action": "hold", "params": {"key": "k", "seconds": 0.05, "sku": "{{ item.sku }}",
-                                                                "i": "{{ item_index }}"}}  # fmt: skip
+    inner = {
+        "connector": "probe",
+        "action": "hold",
+        "params": {"key": "k", "seconds": 0.05, "sku": "{{ item.sku }}", "i": "{{ item_index }}"},
+    }
     await aload(
         workflow(
             "w",
@@ -42,7 +54,7 @@ async def test_for_each_runs_each_item_in_order_under_its_cap(probe: type[Probe]
     assert sorted(n for n, _s in names if n.startswith("reserve[")) == [f"reserve[{i}]" for i in range(5)]
     assert ("reserve", "succeeded") in names and names[-1] == ("after", "succeeded")
     outputs = await output_of(run, "reserve")
-    assert [o["echo"]["sku"] for o in outputs] == ["s0", "s1", "s2", "s3", "s4"]  # type: ignore[index, union-attr]
+    assert [o["echo"]["sku"] for o in outputs] == ["s0", "s1", "s2", "s3", "s4"]
     assert probe.peak["k"] == 2  # at most two at once
     assert probe.calls[-1][1] == {"n": 5}
     assert sorted(c["item"] for a, _p, c in probe.calls if a == "hold") == [0, 1, 2, 3, 4]
@@ -96,19 +108,36 @@ async def test_parallel_branches_join_in_order_and_a_failed_branch_fails_the_ste
         {"connector": "probe", "action": "echo", "params": {"to": "email"}},
     ]
     await aload(
-        workflow("ok", {"name": "notify", "parallel": branches},
-                 step("record", params={"both": "{{ steps.notify.output | map(attribute='echo') | map(attribute='to') | join(',') }}"})),
-        workflow("bad", {"name": "notify", "parallel": [branches[0], {"connector": "probe", "action": "fatal"}]},
-                 max_attempts=1, trigger={"source": "shop", "event_type": "refund.*"}),
-    )  # fmt: skip
+        workflow(
+            "ok",
+            {"name": "notify", "parallel": branches},
+            step(
+                "record",
+                params={
+                    "both": "{{ steps.notify.output | map(attribute='echo') | map(attribute='to') "
+                    "| join(',') }}"
+                },
+            ),
+        ),
+        workflow(
+            "bad",
+            {"name": "notify", "parallel": [branches[0], {"connector": "probe", "action": "fatal"}]},
+            max_attempts=1,
+            trigger={"source": "shop", "event_type": "refund.*"},
+        ),
+    )
     ok = await sync_to_async(emit)("shop", "order.created", {})
     bad = await sync_to_async(emit)("shop", "refund.created", {})
     await drain(lambda: ExecutionRun.objects.exclude(status__in=["running", "queued"]).count() == 2)
     good = await ExecutionRun.objects.aget(event_id=ok.event_id)
     assert good.status == "succeeded"
     # the timeline lists the construct above its branches (steps are numbered in pre-order)
-    assert await arecords(good.pk) == [("notify", "succeeded"), ("notify[0]", "succeeded"),
-                                      ("notify[1]", "succeeded"), ("record", "succeeded")]  # fmt: skip
+    assert await arecords(good.pk) == [
+        ("notify", "succeeded"),
+        ("notify[0]", "succeeded"),
+        ("notify[1]", "succeeded"),
+        ("record", "succeeded"),
+    ]
     assert {"both": "slack,email"} in [p for _a, p, _c in probe.calls]
     failed = await ExecutionRun.objects.aget(event_id=bad.event_id)
     assert failed.status == "failed" and "1 of 2 failed (notify[1])" in failed.error

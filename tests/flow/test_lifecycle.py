@@ -4,6 +4,7 @@ test mode says what would wait, a replay waits again, and operators see them."""
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -18,10 +19,10 @@ from tests.workflows.conftest import Probe, aload, drain, workflow
 
 pytestmark = pytest.mark.usefixtures("live_db")
 
-NAP = {"name": "nap", "sleep": {"for": "3d"}}
+NAP: dict[str, Any] = {"name": "nap", "sleep": {"for": "3d"}}
 
 
-async def parked(*steps: dict[str, object]) -> ExecutionRun:
+async def parked(*steps: dict[str, Any]) -> ExecutionRun:
     await aload(workflow("w", *steps))
     result = await sync_to_async(emit)("shop", "order.created", {"n": 1})
     await drain(lambda: ExecutionRun.objects.filter(status="waiting").exists())

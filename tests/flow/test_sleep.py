@@ -30,6 +30,7 @@ async def test_a_sleeping_run_holds_nothing_and_wakes_once(probe: type[Probe]) -
     assert wait.deadline is not None and wait.deadline > datetime.now(UTC) + timedelta(days=2, hours=23)
     # the event's job is done: the sleeping run holds no job, no lease, no slot
     assert not await OutboxJob.objects.filter(status="running").aexists()
+    assert wait.job_id is not None
     wake = await OutboxJob.objects.aget(pk=wait.job_id)
     assert wake.status == "ready" and wake.available_at == wait.deadline and wake.payload == {"wake": wait.pk}
     assert [a for a, _p, _c in probe.calls] == ["echo"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from asgiref.sync import sync_to_async
 
@@ -13,7 +15,7 @@ from tests.workflows.conftest import Probe, aload, drain, workflow
 pytestmark = pytest.mark.usefixtures("live_db")
 
 
-def route() -> dict[str, object]:
+def route() -> dict[str, Any]:
     return {
         "name": "route",
         "switch": {
@@ -61,13 +63,16 @@ async def test_a_case_that_sleeps_resumes_inside_the_case(probe: type[Probe]) ->
     await fast_forward(run.pk)
     await drain(lambda: ExecutionRun.objects.filter(status="succeeded").exists())
     assert await arecords(run.pk) == [
-        ("route", "succeeded"), ("hold", "waiting"), ("hold", "succeeded"),
-        ("refund_paypal", "succeeded"), ("done", "succeeded"),
-    ]  # fmt: skip
+        ("route", "succeeded"),
+        ("hold", "waiting"),
+        ("hold", "succeeded"),
+        ("refund_paypal", "succeeded"),
+        ("done", "succeeded"),
+    ]
     assert [p for _a, p, _c in probe.calls] == [{"via": "paypal"}, {}]
 
 
-def notify_customer() -> dict[str, object]:
+def notify_customer() -> dict[str, Any]:
     return workflow(
         "notify_customer",
         step("send", params={"to": "{{ input.customer }}", "text": "{{ input.text }}"}),
@@ -78,10 +83,15 @@ def notify_customer() -> dict[str, object]:
 async def test_call_runs_the_child_with_its_input_and_returns_its_output(probe: type[Probe]) -> None:
     caller = workflow(
         "ship",
-        {"name": "customer", "call": {"workflow": "notify_customer",
-                                      "input": {"customer": "{{ event.payload.email }}", "text": "shipped"}}},
+        {
+            "name": "customer",
+            "call": {
+                "workflow": "notify_customer",
+                "input": {"customer": "{{ event.payload.email }}", "text": "shipped"},
+            },
+        },
         step("after", params={"sent": "{{ steps.customer.output.output.echo.to }}"}),
-    )  # fmt: skip
+    )
     await aload(notify_customer(), caller)
     result = await sync_to_async(emit)("shop", "order.created", {"email": "a@example.com"})
     await drain(lambda: ExecutionRun.objects.filter(workflow_name="ship", status="succeeded").exists())
@@ -93,7 +103,9 @@ async def test_call_runs_the_child_with_its_input_and_returns_its_output(probe: 
         {"to": "a@example.com", "text": "shipped"},
         {"sent": "a@example.com"},
     ]
-    output = (await StepRun.objects.filter(run=parent, name="customer", status="succeeded").aget()).output
+    output: Any = (
+        await StepRun.objects.filter(run=parent, name="customer", status="succeeded").aget()
+    ).output
     assert output["run_id"] == child.pk and output["status"] == "succeeded"
 
 

@@ -19,8 +19,12 @@ pytestmark = pytest.mark.usefixtures("live_db")
 
 
 def shipped(**wait: Any) -> dict[str, Any]:
-    spec = {"source": "shop", "event_type": "shipment.created",
-            "match": "event.payload.order == run.event.payload.order", **wait}  # fmt: skip
+    spec = {
+        "source": "shop",
+        "event_type": "shipment.created",
+        "match": "event.payload.order == run.event.payload.order",
+        **wait,
+    }
     return workflow(
         "ship",
         {"name": "shipped", "wait_for_event": spec},
@@ -59,10 +63,14 @@ async def test_the_matching_event_wakes_the_run_and_others_do_not(probe: type[Pr
     await drain(lambda: ExecutionRun.objects.filter(event_id=paid.event_id, status="succeeded").exists())
     run = await run_of(paid.event_id)
     assert await arecords(run.pk) == [
-        ("shipped", "waiting"), ("shipped", "succeeded"), ("alert", "skipped"), ("record", "succeeded"),
-    ]  # fmt: skip
+        ("shipped", "waiting"),
+        ("shipped", "succeeded"),
+        ("alert", "skipped"),
+        ("record", "succeeded"),
+    ]
     wait = await RunWait.objects.aget(run_id=run.pk)
-    assert wait.status == "resolved" and wait.result["event_id"] == match.event_id
+    assert wait.status == "resolved" and wait.result is not None
+    assert wait.result["event_id"] == match.event_id
     assert probe.calls[-1][1] == {"shipment": "TRK-1"}
 
 
@@ -104,9 +112,8 @@ async def test_an_event_and_the_timeout_racing_give_exactly_one_outcome() -> Non
     outcomes = []
     for order in range(8):  # eight races: the row lock decides each, one way or the other
         paid = await sync_to_async(emit)("shop", "order.paid", {"order": 100 + order})
-        await drain(
-            lambda e=paid.event_id: ExecutionRun.objects.filter(event_id=e, status="waiting").exists()
-        )
+        parked = ExecutionRun.objects.filter(event_id=paid.event_id, status="waiting")
+        await drain(parked.exists)
         run = await run_of(paid.event_id)
         await fast_forward(run.pk)
         wait = await RunWait.objects.aget(run_id=run.pk)
@@ -144,9 +151,14 @@ async def test_matching_one_event_against_many_open_waits_is_an_index_lookup() -
             cur.execute("ANALYZE automate_run_wait")
             cur.execute(
                 "EXPLAIN " + wait_queries.MATCH_EVENT,
-                {"paths": ["order"], "event_id": 1, "source": "shop", "event_type": "shipment.created",
-                 "payload": '{"order": 77}'},
-            )  # fmt: skip
+                {
+                    "paths": ["order"],
+                    "event_id": 1,
+                    "source": "shop",
+                    "event_type": "shipment.created",
+                    "payload": '{"order": 77}',
+                },
+            )
             return "\n".join(r[0] for r in cur.fetchall())
 
     text = await sync_to_async(plan)()

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, LiteralString
 
-import psycopg
-
 from automate_core import db
 from automate_core.execution import wait_queries as q
 from automate_core.execution.journal import to_json
@@ -65,6 +63,10 @@ class Opening:
     on_timeout: str = ""
     child_run_id: int | None = None
     call: tuple[str, Any] | None = None  # call: (workflow name, rendered input)
+
+
+class _NotParked(Exception):
+    """The caller no longer runs under its claim: undo the child run."""
 
 
 def new_token() -> tuple[str, str]:
@@ -134,6 +136,16 @@ class WaitStore:
         """Queue the called run and park the caller on it, in one transaction; None when the
         caller no longer runs under this claim (nothing is queued then)."""
         pool = await db.get_pool()
+        try:
+            return await self._open_call(pool, run_id, step_name, job, opening, max_attempts, workflow,
+                                         event_id, trace_id, input)  # fmt: skip
+        except _NotParked:  # the transaction rolled back: nothing was queued
+            return None
+
+    async def _open_call(
+        self, pool: Any, run_id: int, step_name: str, job: ClaimedJob | None, opening: Opening,
+        max_attempts: int, workflow: str, event_id: int, trace_id: str, input: Any,
+    ) -> int:  # fmt: skip
         async with pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 q.QUEUE_CHILD_RUN,
@@ -152,10 +164,9 @@ class WaitStore:
             params = self._open_params(run_id, step_name, job, opening, max_attempts)
             params["child_run_id"] = child
             cur = await conn.execute(q.OPEN_WAIT, params)
-            if await cur.fetchone() is not None:
-                return child
-            raise psycopg.Rollback()  # the caller was not parked: queue nothing
-        return None
+            if await cur.fetchone() is None:
+                raise _NotParked
+            return child
 
     async def get(self, wait_id: int) -> Wait | None:
         rows = await self._rows(q.GET_WAIT, {"wait_id": wait_id})

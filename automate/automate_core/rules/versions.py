@@ -166,11 +166,11 @@ def exported_step(spec: dict[str, Any]) -> dict[str, Any]:
     """A normalised step as the file writes it (constructs in their own keys)."""
     kind = spec.get("kind", "action")
     if kind == "action":
-        step = {"name": spec["name"], "connector": spec["connector"], "action": spec["action"]}
+        action = {"name": spec["name"], "connector": spec["connector"], "action": spec["action"]}
         for key, default in STEP_DEFAULTS.items():
             if spec.get(key, default) != default:
-                step[key] = spec[key]
-        return step
+                action[key] = spec[key]
+        return action
     p = spec["params"]
     inner = _exported_inner
     step: dict[str, Any] = {"name": spec["name"]}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -21,13 +20,23 @@ class DefinitionProblem(WorkflowError):
     """A construct's settings in a workflow file are invalid (``definitions`` names the place)."""
 
 
+class StepNormalizer(Protocol):
+    def __call__(
+        self, where: str, spec: Any, *, name: str | None = None, durable: bool = True
+    ) -> dict[str, Any]: ...
+
+
+def _unset(where: str, spec: Any, *, name: str | None = None, durable: bool = True) -> dict[str, Any]:
+    raise AssertionError("LoadContext.step is set by the loader")
+
+
 @dataclass
 class LoadContext:
     """What a construct's ``normalize`` needs from the loader: its nested steps are normalised
     by ``step`` (which checks names, depth and kinds), and ``calls`` collects call targets."""
 
-    step: Callable[[str, Any, int], dict[str, Any]]
-    depth: int
+    step: StepNormalizer = _unset
+    depth: int = 0
     calls: list[tuple[str, str]] = field(default_factory=list)  # (where, workflow name)
     wait_patterns: list[tuple[str, str, str]] = field(default_factory=list)
 
