@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F as models_f
 
 from automate_core.exceptions import AutomateError, PluginError, TemplateError
 from automate_core.execution import templating
@@ -26,6 +25,7 @@ from automate_core.models import Schedule, WebhookSource, Workflow
 from automate_core.models.workflow import NAME_VALIDATOR
 from automate_core.plugins import registry
 from automate_core.rules import versions
+from automate_core.rules.flow import CallGraphError, check_calls, iter_steps
 
 
 class DefinitionError(AutomateError):
@@ -298,71 +298,6 @@ def normalize_workflow(where: str, item: Any) -> dict[str, Any]:
     }
 
 
-def iter_steps(steps: list[dict[str, Any]]) -> Any:
-    """Every normalised step, a construct's inner steps included, in order."""
-    for step in steps:
-        yield step
-        kind, params = step.get("kind", "action"), step.get("params") or {}
-        if kind == "switch":
-            for case in [*params["cases"].values(), params.get("default") or []]:
-                yield from iter_steps(case)
-        elif kind == "for_each":
-            yield from iter_steps([params["step"]])
-        elif kind == "parallel":
-            yield from iter_steps(params["branches"])
-        elif kind == "approval" and params.get("notify"):
-            yield from iter_steps([params["notify"]])
-
-
-def calls_of(definition: dict[str, Any]) -> list[str]:
-    """The workflows a definition's ``call`` steps call."""
-    return [s["params"]["workflow"] for s in iter_steps(definition["steps"]) if s.get("kind") == "call"]
-
-
-def check_calls(defined: dict[str, tuple[str, dict[str, Any]]]) -> None:
-    """Calls name existing workflows, form no cycle and chain at most FLOW_MAX_CALL_DEPTH deep.
-
-    ``defined`` maps the file's workflows to (their place, definition); the others come from the
-    database's current versions."""
-    from automate_core.conf import settings
-    from automate_core.models import WorkflowVersion
-
-    graph = {name: calls_of(d) for name, (_, d) in defined.items()}
-    wanted = {c for calls in graph.values() for c in calls} - set(graph)
-    for _ in range(int(settings.FLOW_MAX_CALL_DEPTH) + 1):  # follow calls into stored workflows
-        if not wanted:
-            break
-        stored = WorkflowVersion.objects.filter(
-            workflow__name__in=wanted, workflow__current_version_id=models_f("id")
-        ).values_list("workflow__name", "definition")
-        found = {name: calls_of(d) for name, d in stored}
-        for name in wanted - set(found):
-            where = next(w for w, d in defined.values() if name in calls_of(d)) if defined else "file"
-            raise DefinitionError(
-                f"{where}: calls workflow {name!r}, which does not exist (load it first, or in the "
-                f"same file)."
-            )
-        graph.update(found)
-        wanted = {c for calls in found.values() for c in calls} - set(graph)
-
-    most = int(settings.FLOW_MAX_CALL_DEPTH)
-
-    def visit(name: str, path: list[str]) -> None:
-        if name in path:
-            cycle = " -> ".join([*path[path.index(name) :], name])
-            raise DefinitionError(f"{defined[path[0]][0]}: calls form a cycle: {cycle}.")
-        if len(path) > most:
-            raise DefinitionError(
-                f"{defined[path[0]][0]}: calls chain {len(path)} deep ({' -> '.join(path)}); the most is "
-                f"{most} (AUTOMATE_FLOW_MAX_CALL_DEPTH)."
-            )
-        for callee in graph.get(name, []):
-            visit(callee, [*path, name])
-
-    for name in defined:
-        visit(name, [])
-
-
 def validate_schedule(where: str, cron: str, timezone: str) -> None:
     from croniter import croniter
 
@@ -396,7 +331,10 @@ def _load_sources(items: list[Any], counts: dict[str, int]) -> None:
 
 def _load_workflows(items: list[Any], counts: dict[str, int], author: str) -> None:
     definitions = [normalize_workflow(f"workflows[{i}]", item) for i, item in enumerate(items)]
-    check_calls({d["name"]: (f"workflows[{i}]", d) for i, d in enumerate(definitions)})
+    try:
+        check_calls({d["name"]: (f"workflows[{i}]", d) for i, d in enumerate(definitions)})
+    except CallGraphError as exc:
+        raise DefinitionError(str(exc)) from exc
     for i, (item, definition) in enumerate(zip(items, definitions, strict=True)):
         where = f"workflows[{i}]"
         workflow = Workflow.objects.filter(name=definition["name"]).first() or Workflow(

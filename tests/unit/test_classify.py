@@ -11,7 +11,7 @@ from automate_core.exceptions import (
     SecretsBackendUnavailable,
     TemplateError,
 )
-from automate_core.execution.runner import classify
+from automate_core.execution.actions import classify
 
 
 @pytest.mark.parametrize(

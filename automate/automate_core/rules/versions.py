@@ -87,8 +87,8 @@ def snapshot(workflow: Workflow, *, author: str = "", comment: str = "") -> Work
 
 def register_wait_patterns(definition: dict[str, Any]) -> None:
     """Remember what this version's ``wait_for_event`` steps correlate on (``models.flow``)."""
-    from automate_core.definitions import iter_steps
     from automate_core.models import WaitPattern
+    from automate_core.rules.flow import iter_steps
 
     for step in iter_steps(definition["steps"]):
         if step.get("kind") == "wait_for_event":

@@ -17,7 +17,7 @@ async def join(
     """Run ``children`` (spec, record name, item scope), at most ``limit`` at once; the step's
     output is their outputs in order. A failed child fails the step (after all have ended)
     unless the child step has ``continue_on_error`` (its output is then null)."""
-    from automate_core.execution.runner import StepFailed, check_output_size, now
+    from automate_core.execution.actions import StepFailed, check_output_size, now
 
     started = now()
     gate = asyncio.Semaphore(max(1, limit))

@@ -48,8 +48,8 @@ class ForEach:
         }
 
     async def run(self, walk: Walk, step: StepSpec) -> dict[str, Any]:
+        from automate_core.execution.actions import StepFailed
         from automate_core.execution.constructs.fanout import join
-        from automate_core.execution.runner import StepFailed
 
         items = walk.render(step.config["items"])
         error = ""

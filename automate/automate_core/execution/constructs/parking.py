@@ -23,7 +23,8 @@ Opener = Callable[["Walk", "StepSpec"], Awaitable[tuple[Opening | None, str, Any
 
 
 async def park(walk: Walk, step: StepSpec, construct: Durable, opening: Opener) -> dict[str, Any]:
-    from automate_core.execution.runner import StepFailed, Suspended
+    from automate_core.execution.actions import StepFailed
+    from automate_core.execution.runner import Suspended
 
     earlier = walk.waits.get(step.name)
     if earlier is not None and earlier.final:  # woken: its outcome was recorded as it woke

@@ -39,7 +39,7 @@ class Sleep:
         return {"until": check_template(f"{where}.until", spec["until"])}
 
     def deadline(self, walk: Walk, step: StepSpec) -> datetime:
-        from automate_core.execution.runner import StepFailed
+        from automate_core.execution.actions import StepFailed
 
         config = step.config
         if "for" in config:

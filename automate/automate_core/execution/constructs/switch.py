@@ -55,7 +55,7 @@ class Switch:
 
     async def run(self, walk: Walk, step: StepSpec) -> dict[str, Any]:
         from automate_core.exceptions import TemplateError
-        from automate_core.execution.runner import StepFailed
+        from automate_core.execution.actions import StepFailed
 
         try:
             value = walk.render(step.config["on"])

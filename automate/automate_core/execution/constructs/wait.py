@@ -112,7 +112,7 @@ class WaitForEvent:
         return await parking.park(walk, step, self, self.opening)
 
     async def opening(self, walk: Walk, step: StepSpec) -> tuple[Opening | None, str, Any]:
-        from automate_core.execution.runner import StepFailed
+        from automate_core.execution.actions import StepFailed
         from automate_core.execution.waits import Opening, waits
 
         c = step.config
