@@ -142,6 +142,11 @@ async def test_a_bad_construct_is_refused_with_its_place(
     assert not await Workflow.objects.aexists()  # nothing half written
 
 
+async def test_switch_on_written_in_yaml_is_read_as_the_key_not_as_true() -> None:
+    text = "workflows:\n- name: w\n  steps:\n  - name: r\n    switch:\n      on: '{{ 1 }}'\n      cases: {'1': [{name: a, connector: probe, action: echo}]}\n"
+    assert await sync_to_async(definitions.load)(yaml.safe_load(text))
+
+
 async def test_a_name_used_twice_anywhere_is_refused() -> None:
     twice = {"name": "route", "switch": {"on": "x", "cases": {"x": [step("a")]}}}
     with pytest.raises(definitions.DefinitionError, match="the step name 'a' is used twice"):

@@ -33,7 +33,10 @@ class Switch:
 
     def normalize(self, where: str, step: dict[str, Any], load: LoadContext) -> dict[str, Any]:
         where = f"{where}.switch"
-        spec = check_keys(where, step["switch"], {"on", "cases", "default"}, {"on", "cases"})
+        spec = step["switch"]
+        if isinstance(spec, dict) and True in spec and "on" not in spec:  # YAML 1.1 reads `on:` as true
+            spec = {("on" if k is True else k): v for k, v in spec.items()}
+        spec = check_keys(where, spec, {"on", "cases", "default"}, {"on", "cases"})
         if not isinstance(spec["cases"], dict) or not spec["cases"]:
             raise DefinitionProblem(f"{where}.cases: a mapping of values to lists of steps.")
 
