@@ -143,7 +143,10 @@ async def test_a_bad_construct_is_refused_with_its_place(
 
 
 async def test_switch_on_written_in_yaml_is_read_as_the_key_not_as_true() -> None:
-    text = "workflows:\n- name: w\n  steps:\n  - name: r\n    switch:\n      on: '{{ 1 }}'\n      cases: {'1': [{name: a, connector: probe, action: echo}]}\n"
+    text = (
+        "workflows:\n- name: w\n  steps:\n  - name: r\n    switch:\n      on: '{{ 1 }}'\n"
+        "      cases: {'1': [{name: a, connector: probe, action: echo}]}\n"
+    )
     assert await sync_to_async(definitions.load)(yaml.safe_load(text))
 
 
