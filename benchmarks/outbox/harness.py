@@ -105,6 +105,18 @@ def bench_url(base: str, *, history: bool = False) -> str:
     return make_conninfo("", **params)
 
 
+def django_url(url: str) -> str:
+    """A libpq conninfo (or URL) as the ``postgresql://`` URL that ``DATABASE_URL`` takes."""
+    p = conninfo_to_dict(url)
+    auth = str(p.get("user", "")) + (f":{p['password']}" if p.get("password") else "")
+    host = str(p.get("host", ""))
+    if host.startswith("/"):
+        port = f"&port={p['port']}" if p.get("port") else ""
+        return f"postgresql://{auth}@/{p['dbname']}?host={host}{port}"
+    port = f":{p['port']}" if p.get("port") else ""
+    return f"postgresql://{auth}@{host}{port}/{p['dbname']}"
+
+
 def admin_url(base: str, name: str) -> str:
     """Where to create the database ``name``: ``base``, or its server's ``postgres`` database when
     ``base`` is that database itself (``--database-url``), which may not exist yet."""
@@ -133,14 +145,7 @@ class Harness:
         }
 
     def url_for_django(self) -> str:
-        p = conninfo_to_dict(self.url)
-        auth = str(p.get("user", "")) + (f":{p['password']}" if p.get("password") else "")
-        host = str(p.get("host", ""))
-        if host.startswith("/"):
-            port = f"&port={p['port']}" if p.get("port") else ""
-            return f"postgresql://{auth}@/{p['dbname']}?host={host}{port}"
-        port = f":{p['port']}" if p.get("port") else ""
-        return f"postgresql://{auth}@{host}{port}/{p['dbname']}"
+        return django_url(self.url)
 
     def connect(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.url, autocommit=True, application_name="automate-bench-harness")

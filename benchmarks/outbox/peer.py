@@ -28,7 +28,9 @@ def command(harness: Harness) -> list[str]:
 def run(harness: Harness, index: int) -> RunResult:
     """One drain of the peer's no-op jobs on the harness's database."""
     c = harness.config
-    harness.say(f"  {c.peer} run {index + 1}/{c.repeat}: {c.peer_tasks} x {c.peer_batch_size}, {c.jobs:,} jobs")
+    harness.say(
+        f"  {c.peer} run {index + 1}/{c.repeat}: {c.peer_tasks} x {c.peer_batch_size}, {c.jobs:,} jobs"
+    )
     timeout = c.timeout or max(120.0, c.jobs / 200)
     done = subprocess.run(
         command(harness), env=harness.env, capture_output=True, text=True, timeout=timeout, check=False

@@ -172,7 +172,7 @@ def main(argv: list[str]) -> int:
     from psycopg.conninfo import conninfo_to_dict
 
     if "bench" not in str(conninfo_to_dict(args.database_url).get("dbname", "")):
-        print("This empties pgqueuer's queue and log: the database's name must contain 'bench'.", file=sys.stderr)
+        print("This empties pgqueuer's queue: the database's name must contain 'bench'.", file=sys.stderr)
         return 2
     try:
         import asyncpg  # noqa: F401

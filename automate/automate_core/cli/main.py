@@ -27,7 +27,8 @@ def _secret_key() -> None:
 
 def _brings_its_database(args: list[str]) -> bool:
     """``automate bench ... --database-url URL`` names its own database: no embedded one for it."""
-    return args[:1] == ["bench"] and any(a == "--database-url" or a.startswith("--database-url=") for a in args)
+    given = any(a == "--database-url" or a.startswith("--database-url=") for a in args)
+    return args[:1] == ["bench"] and given
 
 
 def main(argv: list[str] | None = None) -> None:
