@@ -91,6 +91,9 @@ def add_e2e_arguments(parser: ArgumentParser) -> None:
         "--drain-timeout", type=float, default=60.0, help="Most seconds to wait for runs after sending."
     )
     parser.add_argument("--connections", type=int, default=64, help="Most connections the sender opens.")
+    parser.add_argument(
+        "--seed", type=int, default=100_000, help="Completed events and jobs kept in the tables (analysed)."
+    )
     add_database_argument(parser)
     parser.add_argument("--out", default=None, help="Directory for the JSON result.")
 
@@ -178,6 +181,7 @@ def run_e2e(options: dict[str, Any], out: TextIO) -> int:
         warmup=options["warmup"],
         drain_timeout=options["drain_timeout"],
         connections=options["connections"],
+        seed=options["seed"],
         database_url=options["database_url"] or bench_url(base),
         out_dir=Path(options["out"]) if options["out"] else e2e.HERE / "results",
     )
