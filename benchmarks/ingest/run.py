@@ -117,7 +117,7 @@ VALUES ('bench', 'bench', 'standard_webhooks', 'env:BENCH_HOOK', '', '{}', true,
 SEED = """
 WITH e AS (
     INSERT INTO automate_event (source, event_type, payload, headers, trace_id, received_at)
-    SELECT 'seed', 'seed', '{}', '{}', md5(g::text), now() FROM generate_series(1, 100000) g
+    SELECT 'seed', 'seed', '{}', '{}', md5(g::text), now() FROM generate_series(1, %(n)s) g
     RETURNING id
 )
 INSERT INTO automate_outbox_job (event_id, kind, status, attempts, max_attempts, available_at,
@@ -130,7 +130,7 @@ WHERE e.id = ANY(%s)
 """
 
 
-def prepare_database(url: str) -> None:
+def prepare_database(url: str, seed: int = 100_000) -> None:
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -143,7 +143,7 @@ def prepare_database(url: str) -> None:
         conn.execute(CREATE_SOURCE)
         # a table that is not empty and analysed, as in production (a fresh, unanalysed table
         # gets plans that scan it sequentially and degrade as it grows)
-        conn.execute(SEED)
+        conn.execute(SEED, {"n": seed})
         conn.execute("VACUUM ANALYZE automate_event")
         conn.execute("VACUUM ANALYZE automate_outbox_job")
 
@@ -253,7 +253,8 @@ def one_run(
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CHECKPOINT")
     with server(variant, url, port) as proc:
-        wrk(port, warm, work / "warm.out", args.warmup, args.connections).wait()
+        if args.warmup > 0:
+            wrk(port, warm, work / "warm.out", args.warmup, args.connections).wait()
         srv = psutil.Process(proc.pid)
         cpu_before = (cpu_seconds(srv), cpu_seconds(pg_root))
         load = wrk(port, pool, out, args.duration, args.connections)
@@ -351,6 +352,9 @@ def main() -> int:
         "--database-url", default="", help="use this database instead of a throwaway PostgreSQL"
     )
     parser.add_argument("--json", default="", help="write every run's figures here")
+    parser.add_argument(
+        "--seed", type=int, default=100_000, help="completed events and jobs written (and analysed) first"
+    )
     args = parser.parse_args()
     names = [n.strip() for n in args.variants.split(",") if n.strip()]
     unknown = set(names) - set(VARIANTS)
@@ -362,15 +366,17 @@ def main() -> int:
         parser.error("wrk is not installed (apt-get install -y wrk)")
     work = Path(tempfile.mkdtemp(prefix="automate-bench-"))
     pg = None
+    sys.path.insert(0, str(ROOT))
     try:
-        url = args.database_url
+        from benchmarks.outbox.harness import django_url
+
+        url = django_url(args.database_url) if args.database_url else ""  # a conninfo or a URL
         if not url:
-            sys.path.insert(0, str(ROOT))
             from tests.ingest.throwaway_pg import ThrowawayPostgres
 
             pg = ThrowawayPostgres(work)
             url = pg.url
-        prepare_database(url)
+        prepare_database(url, args.seed)
         results = []
         for run in range(1, args.runs + 1):
             for name in names if run % 2 else names[::-1]:
