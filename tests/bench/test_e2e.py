@@ -109,5 +109,3 @@ def test_report_of_a_sender_short_of_cpu_blames_the_sender() -> None:
     out = StringIO()
     harness.report(result_with(sent), out)
     assert "it ran out of CPU (no request waited for a connection)" in out.getvalue()
-
-
