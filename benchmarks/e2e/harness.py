@@ -167,7 +167,7 @@ class E2E:
                 for proc in procs:
                     if proc.poll() is None:
                         proc.send_signal(signal.SIGTERM)
-                for proc, log in zip(procs, logs, strict=True):
+                for name, proc, log in zip(("serve", "worker"), procs, logs, strict=True):
                     try:
                         proc.wait(30)
                     except subprocess.TimeoutExpired:
@@ -176,7 +176,7 @@ class E2E:
                     if proc.returncode not in (0, -signal.SIGTERM):
                         log.seek(0)
                         tail = log.read().decode(errors="replace")[-3000:]
-                        self.say(f"{' '.join(proc.args[1:2])} exited with {proc.returncode}:\n{tail}")  # type: ignore[index]
+                        self.say(f"automate {name} exited with {proc.returncode}:\n{tail}")
 
     async def probe(self, procs: list[subprocess.Popen[bytes]]) -> None:
         """One webhook through the whole path (serve accepts it, the worker runs it), within 60 s."""

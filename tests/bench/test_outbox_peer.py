@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tests.bench.conftest import AUTOMATE, ROOT, harness_env
 
@@ -20,9 +21,10 @@ def bench(args: list[str], home: Path) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def report_of(home: Path) -> dict:  # type: ignore[type-arg]
+def report_of(home: Path) -> dict[str, Any]:
     (path,) = (home / "out").glob("outbox-*.json")
-    return json.loads(path.read_text())  # type: ignore[no-any-return]
+    report: dict[str, Any] = json.loads(path.read_text())
+    return report
 
 
 def test_peer_drain_alternates_with_ours_and_prints_pair_ratios(bench_url: str, tmp_path: Path) -> None:
