@@ -49,6 +49,7 @@ class Sent:
     errors: Counter[str] = field(default_factory=Counter)
     waited_for_connection: int = 0  # requests that found every connection busy (the server's pace)
     lags: list[float] = field(default_factory=list)  # seconds each request left after its time
+    started_at: float = 0.0  # when request 0 was due: the schedule's start
     first_at: float = 0.0
     last_at: float = 0.0
     cpu_seconds: float = 0.0
@@ -56,11 +57,13 @@ class Sent:
 
     @property
     def seconds(self) -> float:
-        return max(self.last_at - self.first_at, 1e-9)
+        """From the schedule's start to the last request sent."""
+        return max(self.last_at - self.started_at, 1e-9)
 
     @property
     def achieved_rate(self) -> float:
-        """Requests sent per second, first to last (``scheduled - 1`` intervals at the target)."""
+        """Requests sent per second over the schedule: ``sent - 1`` intervals from the start to the
+        last send (at most the target rate: no request leaves before its time)."""
         return (self.sent - 1) / self.seconds if self.sent > 1 else 0.0
 
     def lag_ms(self, q: float) -> float:
@@ -151,7 +154,7 @@ async def send(
 
     loop = asyncio.get_running_loop()
     cpu = time.process_time()
-    start = loop.time()
+    start = sent.started_at = loop.time()
     for i in range(count):
         due = start + i / rate
         now = loop.time()

@@ -72,7 +72,7 @@ async def test_sender_signs_every_webhook_and_never_runs_ahead_of_its_schedule()
         sent = await sender.send("127.0.0.1", port, "/hooks/x/", 200.0, 100, body_of, connections=8)
     assert sent.statuses == {202: 100} and not sent.errors and sent.sent == 100
     # open loop: request i leaves at i / rate or later, never earlier, however fast the answers
-    assert sent.seconds >= 99 / 200 - 0.002 and sent.achieved_rate <= 200 * 1.005
+    assert sent.seconds >= 99 / 200 and sent.achieved_rate <= 200
     assert len(sent.lags) == 100 and min(sent.lags) >= 0
     # what it says about itself follows from its figures (whether it kept up depends on the machine)
     assert sent.kept_rate() == (sent.achieved_rate >= 0.98 * 200 and sent.lag_ms(0.99) <= 100)
@@ -107,7 +107,7 @@ def result_with(sent: sender.Sent) -> harness.E2EResult:
 
 def test_report_of_a_sender_short_of_cpu_blames_the_sender() -> None:
     sent = sender.Sent(target_rate=1000.0, scheduled=100, sent=100, answered=100)
-    sent.first_at, sent.last_at = 0.0, 1.0  # 99/s, no request waited for a connection
+    sent.started_at, sent.last_at = 0.0, 1.0  # 99/s, no request waited for a connection
     sent.lags = [0.5] * 100
     out = StringIO()
     harness.report(result_with(sent), out)
