@@ -157,8 +157,7 @@ async def send(
     start = sent.started_at = loop.time()
     for i in range(count):
         due = start + i / rate
-        now = loop.time()
-        if due > now:
+        while (now := loop.time()) < due:  # a timer may fire a clock tick early: never send early
             await asyncio.sleep(due - now)
         conn: Connection | None = None
         if not idle.empty():
