@@ -35,7 +35,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from benchmarks.e2e import sender
-from benchmarks.outbox.harness import admin_url, django_url
+from benchmarks.outbox.harness import admin_url, django_url, migrate_and_load
 from benchmarks.outbox.queries import PENDING
 
 HERE = Path(__file__).resolve().parent
@@ -128,19 +128,13 @@ class E2E:
         self.err.write(message + "\n")
         self.err.flush()
 
-    def automate(self, *args: str) -> None:
-        done = subprocess.run([AUTOMATE, *args], env=self.env, capture_output=True, text=True, check=False)
-        if done.returncode:
-            raise SystemExit(f"automate {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
-
     def prepare(self, base_url: str) -> None:
         name = str(conninfo_to_dict(self.url)["dbname"])
         with psycopg.connect(admin_url(base_url, name), autocommit=True) as conn:
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
                 self.say(f"created database {name}")
-        self.automate("migrate")
-        self.automate("load", str(HERE / "workflow.yaml"))
+        migrate_and_load(self.env, HERE / "workflow.yaml")
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(RESET)
             if self.config.seed:

@@ -117,6 +117,23 @@ def django_url(url: str) -> str:
     return f"postgresql://{auth}@{host}{port}/{p['dbname']}"
 
 
+MIGRATE_AND_LOAD = """
+import sys, django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", interactive=False, verbosity=0)
+call_command("automate", "load", sys.argv[1])
+"""
+
+
+def migrate_and_load(env: dict[str, str], workflow: Path) -> None:
+    """``automate migrate`` then ``automate load WORKFLOW``, in one process (one Django start-up)."""
+    command = [sys.executable, "-c", MIGRATE_AND_LOAD, str(workflow)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise SystemExit(f"migrating and loading {workflow.name} failed:\n{done.stdout}{done.stderr}")
+
+
 def admin_url(base: str, name: str) -> str:
     """Where to create the database ``name``: ``base``, or its server's ``postgres`` database when
     ``base`` is that database itself (``--database-url``), which may not exist yet."""
@@ -159,15 +176,9 @@ class Harness:
             if not exists:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
                 self.say(f"created database {name}")
-        self.automate("migrate")
-        self.automate("load", str(HERE / "workflow.yaml"))
+        migrate_and_load(self.env, HERE / "workflow.yaml")
         if self.config.history:
             self.ensure_history(self.config.history)
-
-    def automate(self, *args: str) -> None:
-        done = subprocess.run([AUTOMATE, *args], env=self.env, capture_output=True, text=True, check=False)
-        if done.returncode:
-            raise SystemExit(f"automate {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
 
     def ensure_history(self, n: int) -> None:
         with self.connect() as conn:
