@@ -16,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import json
+import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -133,7 +134,7 @@ async def send(
     opened = 0
     inflight: set[asyncio.Task[None]] = set()
     authority = f"{host}:{port}"
-    tag = tag or str(int(time.time()))
+    tag = tag or secrets.token_hex(8)  # ids never repeat between two sends (a repeat is a redelivery)
 
     async def exchange(conn: Connection | None, request: bytes) -> None:
         try:
