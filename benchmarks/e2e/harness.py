@@ -34,8 +34,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from benchmarks.databases import admin_url, django_url, migrate_and_load
 from benchmarks.e2e import sender
-from benchmarks.outbox.harness import admin_url, django_url, migrate_and_load
 from benchmarks.outbox.queries import PENDING
 
 HERE = Path(__file__).resolve().parent

@@ -368,7 +368,7 @@ def main() -> int:
     pg = None
     sys.path.insert(0, str(ROOT))
     try:
-        from benchmarks.outbox.harness import django_url
+        from benchmarks.databases import django_url
 
         url = django_url(args.database_url) if args.database_url else ""  # a conninfo or a URL
         if not url:

@@ -13,7 +13,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from benchmarks.outbox.harness import django_url
+from benchmarks.databases import django_url
 from tests.conftest import database_url
 
 AUTOMATE = str(Path(sys.executable).with_name("automate"))

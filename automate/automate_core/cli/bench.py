@@ -125,6 +125,7 @@ def run(options: dict[str, Any], out: TextIO) -> int:
 
 
 def run_outbox(options: dict[str, Any], out: TextIO) -> int:
+    from benchmarks.databases import bench_url
     from benchmarks.outbox import harness
 
     base = base_url(options)
@@ -151,7 +152,7 @@ def run_outbox(options: dict[str, Any], out: TextIO) -> int:
         history=options["history"],
         rate=options["rate"],
         database_url=options["database_url"]
-        or harness.bench_url(base, history=options["history"] > 0 and not options["compare_history"]),
+        or bench_url(base, history=options["history"] > 0 and not options["compare_history"]),
         out_dir=Path(options["out"]) if options["out"] else harness.HERE / "results",
         chart=not options["no_chart"],
         pool_size=options["pool_size"],
@@ -169,8 +170,8 @@ def run_outbox(options: dict[str, Any], out: TextIO) -> int:
 
 
 def run_e2e(options: dict[str, Any], out: TextIO) -> int:
+    from benchmarks.databases import bench_url
     from benchmarks.e2e import harness as e2e
-    from benchmarks.outbox.harness import bench_url
 
     base = base_url(options)
     if options["rate"] <= 0 or options["duration"] <= 0:
