@@ -43,6 +43,10 @@ ROOT = HERE.parents[1]
 AUTOMATE = str(Path(sys.executable).with_name("automate"))
 SOURCE = "e2e-bench"
 
+PLATFORMS = {
+    "deployed": "automate serve + automate worker",
+    "up": "automate up (web and worker in one process)",
+}
 RESET = "TRUNCATE automate_step_run, automate_run, automate_outbox_job, automate_event"
 SEED = """
 WITH e AS (
@@ -81,6 +85,7 @@ class E2EConfig:
     database_url: str = ""
     out_dir: Path = HERE / "results"
     seed: int = 100_000
+    platform: str = "deployed"  # "deployed": automate serve + automate worker; "up": automate up
 
 
 @dataclass
@@ -143,10 +148,15 @@ class E2E:
 
     @contextlib.contextmanager
     def platform(self) -> Any:
-        """``automate serve`` and ``automate worker`` at their defaults; stopped with SIGTERM."""
+        """``automate serve`` and ``automate worker`` at their defaults (or ``automate up``, web and
+        worker in one process); stopped with SIGTERM."""
+        port = str(self.port)
+        if self.config.platform == "up":
+            commands = [[AUTOMATE, "up", "--port", port, "--no-demo"]]
+        else:
+            commands = [[AUTOMATE, "serve", "--port", port], [AUTOMATE, "worker"]]
         with contextlib.ExitStack() as stack:
-            logs = [stack.enter_context(tempfile.TemporaryFile()) for _ in range(2)]
-            commands = [[AUTOMATE, "serve", "--port", str(self.port)], [AUTOMATE, "worker"]]
+            logs = [stack.enter_context(tempfile.TemporaryFile()) for _ in commands]
             procs = [
                 subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
                 for cmd, log in zip(commands, logs, strict=True)
@@ -157,7 +167,7 @@ class E2E:
                 for proc in procs:
                     if proc.poll() is None:
                         proc.send_signal(signal.SIGTERM)
-                for name, proc, log in zip(("serve", "worker"), procs, logs, strict=True):
+                for command, proc, log in zip(commands, procs, logs, strict=True):
                     try:
                         proc.wait(30)
                     except subprocess.TimeoutExpired:
@@ -166,7 +176,7 @@ class E2E:
                     if proc.returncode not in (0, -signal.SIGTERM):
                         log.seek(0)
                         tail = log.read().decode(errors="replace")[-3000:]
-                        self.say(f"automate {name} exited with {proc.returncode}:\n{tail}")
+                        self.say(f"automate {command[1]} exited with {proc.returncode}:\n{tail}")
 
     async def probe(self, procs: list[subprocess.Popen[bytes]]) -> None:
         """One webhook through the whole path (serve accepts it, the worker runs it), within 60 s."""
@@ -204,12 +214,14 @@ class E2E:
         return body_of
 
     async def sample(self, stop: asyncio.Event) -> None:
-        """The outbox's depth once a second until ``stop``."""
+        """The outbox's depth once a second until ``stop``, and once more then (the end state)."""
         async with await psycopg.AsyncConnection.connect(self.url, autocommit=True) as conn:
             tick = time.monotonic()
-            while not stop.is_set():
+            while True:
                 row = await (await conn.execute(PENDING)).fetchone()
                 self.depth.append(int(row[0]) if row else 0)
+                if stop.is_set():
+                    return
                 tick += 1.0
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), max(0.0, tick - time.monotonic()))
@@ -278,7 +290,7 @@ def report(result: E2EResult, out: TextIO) -> None:
     c, s = result.config, result.sender
     out.write(
         f"e2e: {c['rate']:,.0f} signed webhooks/s for {c['duration']:g} s (+{c['warmup']:g} s warm-up), "
-        "automate serve + automate worker at their defaults\n"
+        f"{PLATFORMS[c['platform']]} at the defaults\n"
     )
     statuses = ", ".join(f"{k}: {v:,}" for k, v in s["statuses"].items()) or "none"
     out.write(
@@ -309,7 +321,7 @@ def report(result: E2EResult, out: TextIO) -> None:
     depth = result.depth
     out.write(f"queue depth each second: {' '.join(str(d) for d in depth)}\n")
     if depth:
-        out.write(f"queue depth: max {max(depth):,}, last sample {depth[-1]:,}\n")
+        out.write(f"queue depth: max {max(depth):,}, at the end {depth[-1]:,}\n")
 
 
 def main(config: E2EConfig, base_url: str, out: TextIO, err: TextIO = sys.stderr) -> int:

@@ -36,7 +36,8 @@ def test_e2e_reports_latency_depth_and_the_senders_rate(bench_url: str, tmp_path
     p = re.search(r"^webhook-to-run-finished .*, 200 runs: p50 ([\d.,]+) ms, p99 ([\d.,]+) ms", out, re.M)
     assert p, out
     depth = re.search(r"^queue depth each second: ([\d ]+)$", out, re.M)
-    assert depth and len(depth.group(1).split()) >= 2, out  # one sample a second over ~2.5 s
+    assert depth and len(depth.group(1).split()) >= 3, out  # one a second over ~2.5 s, and the end
+    assert result["depth"][-1] == 0 and "at the end 0\n" in out  # every job done when it stopped
     assert "embedded PostgreSQL" not in done.stderr
 
 

@@ -92,6 +92,12 @@ def add_e2e_arguments(parser: ArgumentParser) -> None:
     )
     parser.add_argument("--connections", type=int, default=64, help="Most connections the sender opens.")
     parser.add_argument(
+        "--platform",
+        choices=["deployed", "up"],
+        default="deployed",
+        help="deployed: automate serve + automate worker (default); up: automate up, one process.",
+    )
+    parser.add_argument(
         "--seed", type=int, default=100_000, help="Completed events and jobs kept in the tables (analysed)."
     )
     add_database_argument(parser)
@@ -183,6 +189,7 @@ def run_e2e(options: dict[str, Any], out: TextIO) -> int:
         drain_timeout=options["drain_timeout"],
         connections=options["connections"],
         seed=options["seed"],
+        platform=options["platform"],
         database_url=options["database_url"] or bench_url(base),
         out_dir=Path(options["out"]) if options["out"] else e2e.HERE / "results",
     )
