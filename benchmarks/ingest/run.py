@@ -5,9 +5,11 @@ One command (``python benchmarks/ingest/run.py``) does everything: starts a thro
 run and variant starts uvicorn, warms up, drives ``POST /hooks/bench/`` with pre-signed ~1 KB JSON
 bodies (distinct ``webhook-id`` each) from wrk at a fixed concurrency, checks that every event
 answered 202 is in the database with its job, and stops the server. Variants run interleaved
-(run 1 of each, then run 2, ...) so that machine noise spreads over all of them. It prints the
-medians (min-max) of accepted/s, p50 and p99, the ratio to the bare baseline of the same session,
-and the CPU each side used, and writes the raw figures to ``--json``.
+(run 1 of each, then run 2 of each in the reverse order, ...) so that neither machine noise nor
+the order leans on one of them. It prints the medians (min-max) of accepted/s, p50 and p99, the
+CPU each side used, and each variant's ratios to the one-statement bare baseline (``bare1``,
+``bare_one.py``) for accepted/s and p99, run by run (a pair is one run of each, side by side)
+and their medians; the raw figures go to ``--json``.
 """
 
 from __future__ import annotations
@@ -54,7 +56,12 @@ class Variant:
 VARIANTS = {
     v.name: v
     for v in [
-        Variant("bare", "bare ASGI + psycopg pool, one INSERT_EVENT per request (baseline)", app="bare:app"),
+        Variant(
+            "bare1",
+            "one-statement bare baseline: plain ASGI + psycopg pool, event and job in one statement",
+            app="bare_one:app",
+        ),
+        Variant("bare", "bare ASGI + psycopg pool running the platform's INSERT_EVENT", app="bare:app"),
         Variant("bare-2w", "the baseline with 2 uvicorn workers", app="bare:app", workers=2),
         Variant(
             "django",
@@ -70,7 +77,8 @@ VARIANTS = {
         Variant("group-2w", "platform, lean lane, group commit, 2 uvicorn workers", workers=2),
     ]
 }
-DEFAULT = ["bare", "single", "group", "group-2w"]
+DEFAULT = ["bare1", "group"]
+BASELINE = "bare1"
 
 
 def free_port() -> int:
@@ -109,7 +117,7 @@ VALUES ('bench', 'bench', 'standard_webhooks', 'env:BENCH_HOOK', '', '{}', true,
 SEED = """
 WITH e AS (
     INSERT INTO automate_event (source, event_type, payload, headers, trace_id, received_at)
-    SELECT 'seed', 'seed', '{}', '{}', md5(g::text), now() FROM generate_series(1, 100000) g
+    SELECT 'seed', 'seed', '{}', '{}', md5(g::text), now() FROM generate_series(1, %(n)s) g
     RETURNING id
 )
 INSERT INTO automate_outbox_job (event_id, kind, status, attempts, max_attempts, available_at,
@@ -122,7 +130,7 @@ WHERE e.id = ANY(%s)
 """
 
 
-def prepare_database(url: str) -> None:
+def prepare_database(url: str, seed: int = 100_000) -> None:
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -135,7 +143,7 @@ def prepare_database(url: str) -> None:
         conn.execute(CREATE_SOURCE)
         # a table that is not empty and analysed, as in production (a fresh, unanalysed table
         # gets plans that scan it sequentially and degrade as it grows)
-        conn.execute(SEED)
+        conn.execute(SEED, {"n": seed})
         conn.execute("VACUUM ANALYZE automate_event")
         conn.execute("VACUUM ANALYZE automate_outbox_job")
 
@@ -245,7 +253,8 @@ def one_run(
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CHECKPOINT")
     with server(variant, url, port) as proc:
-        wrk(port, warm, work / "warm.out", args.warmup, args.connections).wait()
+        if args.warmup > 0:
+            wrk(port, warm, work / "warm.out", args.warmup, args.connections).wait()
         srv = psutil.Process(proc.pid)
         cpu_before = (cpu_seconds(srv), cpu_seconds(pg_root))
         load = wrk(port, pool, out, args.duration, args.connections)
@@ -289,28 +298,42 @@ def med(values: list[float], fmt: str) -> str:
     return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
 
 
+def pair_ratios(results: list[dict[str, Any]], name: str, key: str) -> list[float]:
+    """``name``'s ``key`` over the baseline's, run by run (each run ran both, side by side)."""
+    base = {r["run"]: r[key] for r in results if r["variant"] == BASELINE}
+    return [r[key] / base[r["run"]] for r in results if r["variant"] == name and base.get(r["run"])]
+
+
 def report(results: list[dict[str, Any]], names: list[str], args: argparse.Namespace) -> str:
-    base = [r["accepted_per_s"] for r in results if r["variant"] == "bare"]
-    base_median = statistics.median(base) if base else None
     lines = [
         f"c={args.connections}, {args.duration:g} s per run, {args.runs} runs, median (min-max)",
         "",
-        "| variant | accepted/s | p50 ms | p99 ms | vs bare | missing | CPU % server / postgres / wrk |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        f"| variant | accepted/s | p50 ms | p99 ms | accepted/s vs {BASELINE} | p99 vs {BASELINE} | missing "
+        "| CPU % server / postgres / wrk |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    ratios = []
     for name in names:
         rs = [r for r in results if r["variant"] == name]
         rate = [r["accepted_per_s"] for r in rs]
-        ratio = f"{statistics.median(rate) / base_median:.2f}x" if base_median else "-"
         cpu = " / ".join(
             f"{statistics.median([r[k] for r in rs]):.0f}" for k in ("cpu_server", "cpu_postgres", "cpu_wrk")
         )
+        by_rate, by_p99 = pair_ratios(results, name, "accepted_per_s"), pair_ratios(results, name, "p99_ms")
+        rate_ratio = f"{statistics.median(by_rate):.2f}x" if by_rate and name != BASELINE else "-"
+        p99_ratio = f"{statistics.median(by_p99):.2f}x" if by_p99 and name != BASELINE else "-"
         lines.append(
             f"| {name}: {VARIANTS[name].what} | {med(rate, ',.0f')} | "
             f"{med([r['p50_ms'] for r in rs], '.1f')} | {med([r['p99_ms'] for r in rs], '.1f')} | "
-            f"{ratio} | {sum(r['missing'] for r in rs)} | {cpu} |"
+            f"{rate_ratio} | {p99_ratio} | {sum(r['missing'] for r in rs)} | {cpu} |"
         )
-    return "\n".join(lines)
+        if name != BASELINE and by_rate:
+            ratios.append(
+                f"{name}/{BASELINE}: accepted/s {statistics.median(by_rate):.2f}x "
+                f"(pairs {', '.join(f'{x:.2f}' for x in by_rate)}); p99 {statistics.median(by_p99):.2f}x "
+                f"(pairs {', '.join(f'{x:.2f}' for x in by_p99)}; above 1 is a worse tail)"
+            )
+    return "\n".join([*lines, "", *ratios])
 
 
 def main() -> int:
@@ -329,29 +352,34 @@ def main() -> int:
         "--database-url", default="", help="use this database instead of a throwaway PostgreSQL"
     )
     parser.add_argument("--json", default="", help="write every run's figures here")
+    parser.add_argument(
+        "--seed", type=int, default=100_000, help="completed events and jobs written (and analysed) first"
+    )
     args = parser.parse_args()
     names = [n.strip() for n in args.variants.split(",") if n.strip()]
     unknown = set(names) - set(VARIANTS)
     if unknown:
         parser.error(f"unknown variants {sorted(unknown)}")
-    if "bare" not in names:
-        names.insert(0, "bare")
+    if BASELINE not in names:
+        names.insert(0, BASELINE)
     if not shutil.which("wrk"):
         parser.error("wrk is not installed (apt-get install -y wrk)")
     work = Path(tempfile.mkdtemp(prefix="automate-bench-"))
     pg = None
+    sys.path.insert(0, str(ROOT))
     try:
-        url = args.database_url
+        from benchmarks.databases import django_url
+
+        url = django_url(args.database_url) if args.database_url else ""  # a conninfo or a URL
         if not url:
-            sys.path.insert(0, str(ROOT))
             from tests.ingest.throwaway_pg import ThrowawayPostgres
 
             pg = ThrowawayPostgres(work)
             url = pg.url
-        prepare_database(url)
+        prepare_database(url, args.seed)
         results = []
         for run in range(1, args.runs + 1):
-            for name in names:
+            for name in names if run % 2 else names[::-1]:
                 results.append(one_run(VARIANTS[name], url, postmaster(pg), work, args, run))
         print(report(results, names, args))
         if args.json:

@@ -16,7 +16,7 @@ def draw(results: list[Any], path: Path, title: str = "") -> Path | None:
     except ImportError:
         return None
     fig, ax = plt.subplots(figsize=(10, 5), dpi=110)
-    colors = {"engine": "tab:blue", "noop": "tab:green", "sql": "tab:gray"}
+    colors = {"engine": "tab:blue", "noop": "tab:green", "sql": "tab:gray", "pgqueuer": "tab:red"}
     for r in results:
         xs = [t for t, _ in r.series]
         ys = [v for _, v in r.series]

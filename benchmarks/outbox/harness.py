@@ -14,6 +14,10 @@ Modes (several per invocation, so the result reads as a ratio measured side by s
 * ``sql``: the raw-SQL baseline: claim + complete loops with the outbox's own statements.
 
 
+``--compare-peer pgqueuer`` adds pgqueuer's no-op drain (``benchmarks/peers/pgqueuer_drain.py``)
+on the same database, alternated with our modes; the report gives each of our modes' ratio to it,
+pair by pair, and the median of those ratios.
+
 ``--rate R`` feeds events at R/s while the workers run (latency is then meaningful) instead of
 draining a backlog; ``--history H`` keeps H completed jobs in the table, to show that claim
 speed does not depend on history. The benchmark uses its own database (``<name>_bench`` next to
@@ -38,8 +42,9 @@ from typing import Any, TextIO
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
+from benchmarks.databases import admin_url, bench_url, django_url, migrate_and_load
 from benchmarks.outbox import queries
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,6 +70,9 @@ class BenchConfig:
     sql_concurrency: int = 4
     timeout: float = 0.0  # 0: derived from the job count
     compare_history: bool = False  # run each mode on an empty table and on one with `history` jobs
+    peer: str = ""  # "pgqueuer": its no-op drain on the same database, alternated with ours
+    peer_tasks: int = 5  # the peer's dequeue tasks (one connection each)
+    peer_batch_size: int = 100
 
 
 @dataclass
@@ -87,17 +95,6 @@ class RunResult:
     series: list[tuple[float, float]]
 
 
-def bench_url(base: str, *, history: bool = False) -> str:
-    """``<DATABASE_URL's database>_bench``, or ``_bench_history`` for runs with a big history (kept
-    apart so that it is built once and both kinds of runs can alternate)."""
-    params = conninfo_to_dict(base)
-    name = str(params.get("dbname") or "automate")
-    if "bench" not in name:
-        name = f"{name}_bench"
-    params["dbname"] = f"{name}_history" if history and not name.endswith("_history") else name
-    return make_conninfo("", **params)
-
-
 class Harness:
     def __init__(self, config: BenchConfig, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
         self.config = config
@@ -117,14 +114,7 @@ class Harness:
         }
 
     def url_for_django(self) -> str:
-        p = conninfo_to_dict(self.url)
-        auth = str(p.get("user", "")) + (f":{p['password']}" if p.get("password") else "")
-        host = str(p.get("host", ""))
-        if host.startswith("/"):
-            port = f"&port={p['port']}" if p.get("port") else ""
-            return f"postgresql://{auth}@/{p['dbname']}?host={host}{port}"
-        port = f":{p['port']}" if p.get("port") else ""
-        return f"postgresql://{auth}@{host}{port}/{p['dbname']}"
+        return django_url(self.url)
 
     def connect(self) -> psycopg.Connection[Any]:
         return psycopg.connect(self.url, autocommit=True, application_name="automate-bench-harness")
@@ -133,20 +123,14 @@ class Harness:
 
     def prepare(self, base_url: str) -> None:
         name = str(conninfo_to_dict(self.url)["dbname"])
-        with psycopg.connect(base_url, autocommit=True) as conn:
+        with psycopg.connect(admin_url(base_url, name), autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
             if not exists:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
                 self.say(f"created database {name}")
-        self.automate("migrate")
-        self.automate("load", str(HERE / "workflow.yaml"))
+        migrate_and_load(self.env, HERE / "workflow.yaml")
         if self.config.history:
             self.ensure_history(self.config.history)
-
-    def automate(self, *args: str) -> None:
-        done = subprocess.run([AUTOMATE, *args], env=self.env, capture_output=True, text=True, check=False)
-        if done.returncode:
-            raise SystemExit(f"automate {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
 
     def ensure_history(self, n: int) -> None:
         with self.connect() as conn:
@@ -369,13 +353,17 @@ class Harness:
 
 
 def main(config: BenchConfig, base_url: str, out: TextIO, err: TextIO = sys.stderr) -> dict[str, Any]:
-    """Run every repeat of every mode, interleaved, and write the report.
+    """Run every repeat of every contender, interleaved, and write the report.
 
-    With ``compare_history`` each run is done twice in a row, on the empty benchmark database and
-    on the one holding ``history`` completed jobs (labelled ``<mode>+history``): the ratio between
-    the two is measured side by side, not across minutes of a shared machine's drift.
+    The contenders are the modes, each on the empty benchmark database and (``compare_history``)
+    on the one holding ``history`` completed jobs (labelled ``<mode>+history``), and the peer
+    (``config.peer``, on the first database). Each repeat runs every contender once, in turn,
+    and every other repeat runs them in the reverse order (A B, then B A): a ratio between two
+    contenders is taken between runs of the same repeat, side by side, so that neither the drift
+    of a shared machine over minutes nor the order within a repeat (the first run after a reset,
+    the checkpoint, a warm cache) leans on one side.
     """
-    from benchmarks.outbox import report
+    from benchmarks.outbox import peer, report
 
     targets = [("", Harness(replace(config, history=0) if config.compare_history else config, out, err))]
     if config.compare_history:
@@ -383,26 +371,28 @@ def main(config: BenchConfig, base_url: str, out: TextIO, err: TextIO = sys.stde
         targets.append(("+history", Harness(replace(config, database_url=url), out, err)))
     for _label, harness in targets:
         harness.prepare(base_url)
+    contenders = [(mode, label, harness) for mode in config.modes for label, harness in targets]
+    if config.peer:
+        contenders.append((config.peer, "", targets[0][1]))
     results: list[RunResult] = []
     for index in range(config.repeat):
-        for mode in config.modes:  # modes (and databases) interleaved: machine noise hits them alike
-            for label, harness in targets:
-                result = harness.run_once(mode, index)
-                harness.check(result)
-                result.mode += label
-                results.append(result)
-                harness.say(
-                    f"  {result.mode:<6} run {index + 1}: {result.jobs_per_second:>9,.0f} jobs/s  "
-                    f"p50 {result.latency_p50_ms:,.0f} ms  p99 {result.latency_p99_ms:,.0f} ms  "
-                    f"{result.transactions_per_job:.3f} transactions/job"
-                )
+        for mode, label, harness in contenders if index % 2 == 0 else contenders[::-1]:
+            result = peer.run(harness, index) if mode == config.peer else harness.run_once(mode, index)
+            harness.check(result)
+            result.mode += label
+            results.append(result)
+            harness.say(
+                f"  {result.mode:<6} run {index + 1}: {result.jobs_per_second:>9,.0f} jobs/s  "
+                f"p50 {result.latency_p50_ms:,.0f} ms  p99 {result.latency_p99_ms:,.0f} ms  "
+                f"{result.transactions_per_job:.3f} transactions/job"
+            )
     with targets[0][1].connect() as conn:
         machine = report.machine(conn)
     document = {
         "config": {**asdict(config), "out_dir": str(config.out_dir)},
         "machine": machine,
         "finished_at": datetime.now(UTC).isoformat(),
-        "summary": report.summarize(results),
+        "summary": report.summarize(results, peer=config.peer),
         "runs": [asdict(r) for r in results],
     }
     report.save(document, results, config, out, targets[0][1].say)

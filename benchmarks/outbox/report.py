@@ -13,8 +13,16 @@ from typing import Any, TextIO
 import psycopg
 
 
-def summarize(results: list[Any]) -> dict[str, Any]:
-    """Medians (and extremes) per mode, and each mode's ratio to the raw-SQL baseline."""
+def paired(results: list[Any], mode: str, base: str) -> list[float]:
+    """``mode``'s jobs/s over ``base``'s, for each repeat that ran both (side by side, minutes apart
+    at most): the drift of a shared machine between repeats cancels out of each ratio."""
+    bases = {r.run: r.jobs_per_second for r in results if r.mode == base}
+    return [round(r.jobs_per_second / bases[r.run], 3) for r in results if r.mode == mode and r.run in bases]
+
+
+def summarize(results: list[Any], peer: str = "") -> dict[str, Any]:
+    """Medians (and extremes) per mode, and each mode's ratios: to itself without history, to the
+    raw-SQL baseline, and to the peer; each ratio is the median of the ratios of the pairs."""
     modes: dict[str, Any] = {}
     for mode in dict.fromkeys(r.mode for r in results):
         rs = [r for r in results if r.mode == mode]
@@ -31,18 +39,24 @@ def summarize(results: list[Any]) -> dict[str, Any]:
             "latency_p99_ms": med("latency_p99_ms"),
             "transactions_per_job": med("transactions_per_job"),
         }
-    ratios = {}
+    ratios: dict[str, float] = {}
+    pairs: dict[str, list[float]] = {}
     for mode in modes:
-        base = mode.removesuffix("+history")
-        if base != mode and base in modes:  # the same mode with and without history
-            # median of the ratios of runs done back to back: drift between pairs cancels out
-            pairs = {r.run: r.jobs_per_second for r in results if r.mode == base}
-            paired = [r.jobs_per_second / pairs[r.run] for r in results if r.mode == mode and r.run in pairs]
-            ratios[f"{mode}/{base}"] = float(statistics.median(paired))
-        sql = "sql+history" if mode.endswith("+history") else "sql"
-        if mode != sql and sql in modes:
-            ratios[f"{mode}/{sql}"] = modes[mode]["jobs_per_second"] / modes[sql]["jobs_per_second"]
-    return {"modes": modes, "ratios": ratios}
+        if mode == peer:
+            continue
+        bases = []
+        without = mode.removesuffix("+history")
+        if without != mode:  # the same mode with and without history
+            bases.append(without)
+        bases.append("sql+history" if mode.endswith("+history") else "sql")
+        if peer:
+            bases.append(peer)
+        for base in bases:
+            ratio = paired(results, mode, base) if base != mode and base in modes else []
+            if ratio:
+                pairs[f"{mode}/{base}"] = ratio
+                ratios[f"{mode}/{base}"] = float(statistics.median(ratio))
+    return {"modes": modes, "ratios": ratios, "pairs": pairs}
 
 
 def machine(conn: psycopg.Connection[Any]) -> dict[str, Any]:
@@ -85,4 +99,5 @@ def save(
             f"{s['transactions_per_job']:.3f} transactions/job\n"
         )
     for name, value in summary["ratios"].items():
-        out.write(f"{name}: {value:.3f}\n")
+        each = ", ".join(f"{r:.3f}" for r in summary["pairs"][name])
+        out.write(f"{name}: {value:.3f} (median of {len(summary['pairs'][name])} pairs: {each})\n")

@@ -25,6 +25,12 @@ def _secret_key() -> None:
     os.environ["SECRET_KEY"] = path.read_text().strip()
 
 
+def _brings_its_database(args: list[str]) -> bool:
+    """``automate bench ... --database-url URL`` names its own database: no embedded one for it."""
+    given = any(a == "--database-url" or a.startswith("--database-url=") for a in args)
+    return args[:1] == ["bench"] and given
+
+
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "asgi.settings")
@@ -32,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         os.environ.setdefault("DEBUG", "1")  # local use over plain HTTP; production runs serve/worker
     if os.environ["DJANGO_SETTINGS_MODULE"] == "asgi.settings":
         _secret_key()
-    if not args or args[0] not in _NEEDS_NO_DB:
+    if (not args or args[0] not in _NEEDS_NO_DB) and not _brings_its_database(args):
         embedded.ensure_database_url()
     from django.core.management import execute_from_command_line
 
