@@ -309,7 +309,7 @@ def test_dashboard_counts_the_last_hour_per_minute(admin_client: Client) -> None
     page = text(admin_client.get(DASHBOARD))
     assert "Events received per minute (total 8," in page
     assert "2 runs succeeded" in page and "1 runs failed" in page and "33.3 % failure rate" in page
-    assert "1 dead (all time)" in page
+    assert "1 dead letters (not resolved) 1 dead jobs in all" in page
 
 
 def test_dashboard_is_for_staff_only_and_linked_from_the_index(admin_client: Client) -> None:
