@@ -156,7 +156,9 @@ def admin() -> Client:
 
 def card_value(page: str, css: str) -> int:
     """The number on the card with this class."""
-    match = re.search(rf'class="automate-card {css}[^"]*"[^>]*>\s*<div class="value">(?:<a [^>]*>)?(\d+)', page)
+    match = re.search(
+        rf'class="automate-card {css}[^"]*"[^>]*>\s*<div class="value">(?:<a [^>]*>)?(\d+)', page
+    )
     assert match, f"no {css} card on the page"
     return int(match.group(1))
 
@@ -216,7 +218,9 @@ async def test_the_card_the_list_the_cli_and_the_gauge_agree(settings: Any) -> N
 @pytest.mark.django_db
 def test_resolved_dead_jobs_are_listed_only_when_asked_and_say_how(admin_client: Client) -> None:
     case = every_case()
-    everything = {row["id"]: row for row in json.loads(cli("--json", "--include-resolved", "--limit", "1000"))}
+    everything = {
+        row["id"]: row for row in json.loads(cli("--json", "--include-resolved", "--limit", "1000"))
+    }
     assert set(everything) == case.open | case.resolved
     assert {pk for pk, row in everything.items() if row["dead_letter"]} == case.open
     text = cli("--include-resolved", "--limit", "1000")
