@@ -227,8 +227,14 @@ class OutboxJobAdmin(BigTableAdmin):
     def replay_dead(self, request: HttpRequest, queryset: QuerySet[OutboxJob]) -> None:
         selection = queryset.filter(status=JobStatus.DEAD)
         skipped = queryset.count() - selection.count()
+        resolved = selection.filter(replays=None).count() - dead_letters.dead_letters(selection).count()
         created = replay.replay(selection)
         note = f" {skipped} selected jobs are not dead and were left alone." if skipped else ""
+        if resolved:
+            note += (
+                f" {resolved} of them had been resolved already (their event was run again "
+                "successfully): their workflows run once more."
+            )
         self.message_user(
             request, f"{len(created)} dead jobs queued again as new jobs.{note}", messages.SUCCESS
         )
