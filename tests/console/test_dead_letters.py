@@ -200,7 +200,7 @@ async def test_the_card_the_list_the_cli_and_the_gauge_agree(settings: Any) -> N
 
     from asgi.asgi import application
 
-    transport = httpx.ASGITransport(app=application, client=("127.0.0.1", 40000))  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=application, client=("127.0.0.1", 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         page = (await client.get("/metrics")).text
     gauge = re.search(r"^automate_dead_letters (\S+)$", page, re.M)

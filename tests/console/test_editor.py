@@ -17,8 +17,8 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from automate_core import definitions
-from automate_core.admin import editor
 from automate_core.models import Event, ExecutionRun, StepRun, Workflow, WorkflowVersion
+from automate_core.rules import versions
 from tests.console.test_pages import WORKFLOWS, text
 
 pytestmark = pytest.mark.django_db
@@ -64,6 +64,14 @@ def make(url: str = "http://127.0.0.1:9", *, enabled: bool = True) -> Workflow:
     return Workflow.objects.get(name="orders")
 
 
+def published(wf: Workflow) -> dict[str, Any]:
+    """The definition of the workflow's current version."""
+    wf.refresh_from_db()
+    assert wf.current_version is not None
+    definition: dict[str, Any] = wf.current_version.definition
+    return definition
+
+
 def url_of(wf: Workflow) -> str:
     return f"{WORKFLOWS}{wf.pk}/yaml/"
 
@@ -96,7 +104,7 @@ def test_the_editor_shows_the_workflow_as_the_yaml_of_the_file_format(admin_clie
     wf = make()
     page = admin_client.get(url_of(wf)).content.decode()
     shown = textarea(page)
-    assert yaml.safe_load(shown) == {"workflows": [editor.versions.exported(wf.current_version.definition)]}  # type: ignore[union-attr]
+    assert yaml.safe_load(shown) == {"workflows": [versions.exported(published(wf))]}
     assert (
         'message: order "{{ event.payload.id }}"' in shown
         or "message: 'order \"{{ event.payload.id }}\"'" in shown
@@ -199,17 +207,15 @@ def test_save_needs_a_check_of_the_same_text_on_the_same_version(admin_client: C
     assert "changed since the last check" in text(page) and WorkflowVersion.objects.count() == 1
     # checked, then someone else published a version meanwhile: their change is in the new diff
     checked = token(admin_client.post(url_of(wf), {"text": edited, "_action": "check"}).content.decode())
-    definitions.load(
-        {"workflows": [{**editor.versions.exported(wf.current_version.definition), "description": "theirs"}]}
-    )  # type: ignore[union-attr]
+    definitions.load({"workflows": [{**versions.exported(published(wf)), "description": "theirs"}]})
     page = admin_client.post(url_of(wf), {"text": edited, "_action": "save", "checked": checked})
     assert "changed since the last check" in text(page)
     assert "-  description: theirs" in html.unescape(page.content.decode())
     assert WorkflowVersion.objects.count() == 2  # theirs only
     # and a text equal to the current version publishes nothing
     current = textarea(admin_client.get(url_of(wf)).content.decode())
-    page = admin_client.post(url_of(wf), {"text": current, "_action": "check"}).content.decode()
-    assert "No changes from the current version" in text_of(page) and 'value="save"' not in page
+    unchanged = admin_client.post(url_of(wf), {"text": current, "_action": "check"}).content.decode()
+    assert "No changes from the current version" in text_of(unchanged) and 'value="save"' not in unchanged
 
 
 def test_a_disabled_workflow_stays_disabled_through_the_editor(admin_client: Client) -> None:
