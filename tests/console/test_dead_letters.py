@@ -261,3 +261,20 @@ def test_the_definition_reads_indexes_only() -> None:
     plan = explain(dead_letters.DEAD_LETTERS_COUNT)
     assert scans_of_big_tables(plan) == []
     assert {"automate_outbox_dead", "automate_outbox_replayed_once"} <= indexes(plan)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("query", [{}, {"dead_letters": "open"}, {"dead_letters": "resolved"}])
+def test_the_outbox_list_and_its_dead_letter_filters_read_indexes_only(query: dict[str, str]) -> None:
+    from django.contrib.admin.sites import site
+    from django.test import RequestFactory
+
+    every_case()
+    request = RequestFactory().get(JOBS, query)
+    request.user = get_user_model().objects.create_superuser("planner", "p@example.com", "pw")
+    changelist = site._registry[OutboxJob].get_changelist_instance(request)
+    page = changelist.get_queryset(request)[:50]  # the page the list shows, with its marks
+    sql, params = page.query.sql_with_params()
+    plan = explain(sql, params)
+    assert scans_of_big_tables(plan) == [], query
+    assert "automate_outbox_dead" in indexes(plan)
