@@ -303,3 +303,17 @@ def test_the_step_form_shows_params_as_indented_json(admin_client: Client) -> No
     page = html.unescape(admin_client.get(f"{WORKFLOWS}{wf.pk}/change/").content.decode())
     assert '{\n  "message": "order \\"{{ event.payload.id }}\\""\n}' in page  # one key a line
     assert '<datalist id="id_steps-0-connector-choices"><option value="email">' in page
+
+
+def test_a_version_published_between_the_check_and_the_save_is_not_overwritten() -> None:
+    """The last guard: the save itself locks the workflow and compares its current version."""
+    from automate_core.admin import editor
+
+    wf = make()
+    edited = editor.current_text(wf).replace("order.*", "order.paid")
+    assert editor.check(edited, wf, author="me").text == edited  # checked against v1
+    definitions.load({"workflows": [{**versions.exported(published(wf)), "description": "theirs"}]})
+    with pytest.raises(editor.EditorError, match="was changed meanwhile"):
+        editor.save(edited, wf, author="me")  # wf still says v1: the row says v2
+    wf.refresh_from_db()
+    assert wf.description == "theirs" and wf.current_version.number == 2  # type: ignore[union-attr]

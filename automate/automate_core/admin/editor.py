@@ -130,6 +130,14 @@ def save(text: str, workflow: Workflow | None, *, author: str) -> WorkflowVersio
     """Load the text for real (one transaction, as ``automate load``); returns the current version."""
     data = parse(text, workflow)
     with transaction.atomic():
+        if workflow is not None:  # the version the text was checked against is still the current one
+            now = (
+                Workflow.objects.select_for_update().filter(pk=workflow.pk).values_list("current_version_id")
+            )
+            if list(now) != [(workflow.current_version_id,)]:
+                raise EditorError(
+                    f"{workflow.name} was changed meanwhile (a new version was published): check again."
+                )
         definitions.load(data, author=author)
         loaded = Workflow.objects.select_related("current_version").get(name=data["workflows"][0]["name"])
         assert loaded.current_version is not None
@@ -287,13 +295,17 @@ def editor_view(
                 elif not changes:
                     model_admin.message_user(request, "No changes: nothing was published.", messages.INFO)
                 else:
-                    version = save(text, workflow, author=author)
-                    model_admin.message_user(
-                        request, f"Published {draft.name} v{version.number}.", messages.SUCCESS
-                    )
-                    return HttpResponseRedirect(
-                        reverse("admin:automate_core_workflow_yaml", args=[version.workflow_id])
-                    )
+                    try:
+                        version = save(text, workflow, author=author)
+                    except ERRORS as exc:
+                        form.add_error("text", str(exc))
+                    else:
+                        model_admin.message_user(
+                            request, f"Published {draft.name} v{version.number}.", messages.SUCCESS
+                        )
+                        return HttpResponseRedirect(
+                            reverse("admin:automate_core_workflow_yaml", args=[version.workflow_id])
+                        )
             elif action == "dry_run":
                 dry_step = form.cleaned_data.get("step") or draft.definition["steps"][-1]["name"]
                 event_id = form.cleaned_data.get("event")
