@@ -68,7 +68,10 @@ def test_every_console_page_is_branded_django_automate(admin_client: Client) -> 
         title = re.search(r"<title>(.*?)</title>", page, re.S)
         assert title and title.group(1).strip().endswith("| Django Automate"), (url, title)
         assert not [brand for brand in DJANGO_BRANDS if brand in page], url
-    assert "<h1>Django Automate console</h1>" in admin_client.get("/admin/").content.decode()
+    index = admin_client.get("/admin/").content.decode()
+    assert "<h1>Django Automate console</h1>" in index
+    for start in (DASHBOARD, f"{JOBS}?dead_letters=open", f"{WORKFLOWS}yaml/"):  # where to begin
+        assert f'href="{start}"' in index, start
     login = Client().get("/admin/login/").content.decode()
     assert "Django Automate" in login and not [b for b in DJANGO_BRANDS if b in login]
     assert BRANDING["site_header"] == "Django Automate"
