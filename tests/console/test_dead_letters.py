@@ -20,7 +20,7 @@ from django.test import Client
 from automate_core import definitions
 from automate_core.models import Event, ExecutionRun, OutboxJob, Workflow
 from automate_core.observability import dead_letters, exposition
-from tests.console.test_plans import explain, indexes, scans_of_big_tables
+from tests.console.test_plans import BIG, explain, indexes, nodes, scans_of_big_tables
 
 JOBS = "/admin/automate_core/outboxjob/"
 DASHBOARD = "/admin/automate/dashboard/"
@@ -255,12 +255,28 @@ def test_nothing_left_says_why_when_dead_jobs_were_resolved(db: None) -> None:
     assert "--include-resolved" in out
 
 
+# Partial indexes holding only dead jobs and only replays: reading one whole is bounded by them.
+SMALL_PARTIAL = {"automate_outbox_dead", "automate_outbox_replayed_once"}
+
+
+def unbounded_reads(plan: list[dict[str, Any]], allowed: frozenset[str] = frozenset()) -> list[str]:
+    """Scans of a big table that no condition bounds: a sequential scan, or an index read whole
+    (what a hashed subquery over every run looks like with sequential scans disabled)."""
+    return [
+        f"{node['Node Type']} {node.get('Index Name', node['Relation Name'])}"
+        for node in plan
+        if node.get("Relation Name") in BIG
+        and node.get("Index Name") not in SMALL_PARTIAL | allowed
+        and "Index Cond" not in node
+    ]
+
+
 @pytest.mark.django_db
 def test_the_definition_reads_indexes_only() -> None:
     every_case()
     plan = explain(dead_letters.DEAD_LETTERS_COUNT)
-    assert scans_of_big_tables(plan) == []
-    assert {"automate_outbox_dead", "automate_outbox_replayed_once"} <= indexes(plan)
+    assert scans_of_big_tables(plan) == [] and unbounded_reads(plan) == []
+    assert indexes(plan) >= SMALL_PARTIAL
 
 
 @pytest.mark.django_db
@@ -276,5 +292,59 @@ def test_the_outbox_list_and_its_dead_letter_filters_read_indexes_only(query: di
     page = changelist.get_queryset(request)[:50]  # the page the list shows, with its marks
     sql, params = page.query.sql_with_params()
     plan = explain(sql, params)
-    assert scans_of_big_tables(plan) == [], query
+    assert plan[0]["Node Type"] == "Limit"  # the page: 50 rows, newest first by the primary key
+    pages = frozenset({"automate_outbox_job_pkey"})
+    assert scans_of_big_tables(plan) == [] and unbounded_reads(plan, pages) == [], query
     assert "automate_outbox_dead" in indexes(plan)
+
+
+def rows_read(plan: list[dict[str, Any]], table: str) -> int:
+    """Rows a plan run with EXPLAIN ANALYZE read from ``table`` (kept or filtered out, all loops)."""
+    return int(
+        sum(
+            (node.get("Actual Rows", 0) + node.get("Rows Removed by Filter", 0)) * node.get("Actual Loops", 1)
+            for node in plan
+            if node.get("Relation Name") == table
+        )
+    )
+
+
+@pytest.mark.django_db
+def test_the_count_reads_the_dead_jobs_runs_not_the_history() -> None:
+    """2,000 dead jobs among 50,000 runs of history: the count reads about the dead jobs' runs."""
+    from django.db import connection
+
+    billing, _ = workflows()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO automate_event (source, event_type, payload, headers, trace_id)"
+            " SELECT 'shop', 'order.created', '{}', '{}', 'history' FROM generate_series(1, 50000)"
+        )
+        cursor.execute(
+            "INSERT INTO automate_run (event_id, workflow_id, workflow_name, attempt, mode, status, error,"
+            " trace_id) SELECT id, %s, 'billing', 1, '', 'succeeded', '', 'history' FROM automate_event",
+            [billing.pk],
+        )
+        cursor.execute(  # 2,000 of those events: a dead job with a failed run, 500 of them resumed
+            "WITH dead AS (INSERT INTO automate_outbox_job (event_id, kind, status, attempts, max_attempts,"
+            " last_error, lease_owner, payload) SELECT id, 'event', 'dead', 5, 5, 'boom', '', NULL"
+            " FROM automate_event ORDER BY id LIMIT 2000 RETURNING id, event_id)"
+            " INSERT INTO automate_run (event_id, job_id, workflow_id, workflow_name, attempt, mode, status,"
+            " error, trace_id) SELECT event_id, id, %s, 'billing', 5, '', 'failed', 'boom', 'dead' FROM dead",
+            [billing.pk],
+        )
+        cursor.execute(
+            "INSERT INTO automate_run (event_id, workflow_id, workflow_name, attempt, mode, status, error,"
+            " trace_id, parent_id) SELECT event_id, workflow_id, 'billing', 1, 'resume', 'succeeded', '',"
+            " 'resumed', id FROM automate_run WHERE status = 'failed' ORDER BY id LIMIT 500"
+        )
+        cursor.execute("ANALYZE automate_run")
+        cursor.execute("ANALYZE automate_outbox_job")
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + dead_letters.DEAD_LETTERS_COUNT)
+        raw = cursor.fetchone()[0]
+    plan = nodes(json.loads(raw) if isinstance(raw, str) else raw)
+    assert dead_letters.count() == 1500
+    runs = ExecutionRun.objects.count()
+    assert runs == 52500
+    # per dead job: its failed run, the runs of its event and workflow, the replays of its run
+    assert rows_read(plan, "automate_run") <= 3 * 2000 + 2 * 500, rows_read(plan, "automate_run")

@@ -33,22 +33,23 @@ if TYPE_CHECKING:  # the SQL is read at scrape time by code that must not need D
 # The outcomes of a run that need nothing done.
 _WELL = "('succeeded', 'skipped')"
 
+# Resolved by its runs: among the job's runs that did not end well there is at least one, and each
+# was followed by a success (bool_and over no rows is NULL: not resolved). Written as a scalar
+# subquery so that it stays correlated, evaluated per dead job through the run's job index: as
+# "NOT EXISTS (...) OR EXISTS (...)" the planner hashed both subqueries, reading every run of the
+# history (385 ms with 500,000 runs; this form reads only the dead jobs' runs, see the tests).
 DEAD_LETTER = f"""
 j.status = 'dead'
 AND NOT EXISTS (SELECT 1 FROM automate_outbox_job r WHERE r.replay_of_id = j.id)
-AND (
-    NOT EXISTS (SELECT 1 FROM automate_run f WHERE f.job_id = j.id AND f.status NOT IN {_WELL})
-    OR EXISTS (
-        SELECT 1 FROM automate_run f
-         WHERE f.job_id = j.id AND f.status NOT IN {_WELL}
-           AND NOT EXISTS (
-               SELECT 1 FROM automate_run s
-                WHERE s.event_id = f.event_id AND s.workflow_id = f.workflow_id
-                  AND s.id > f.id AND s.status = 'succeeded')
-           AND NOT EXISTS (
-               SELECT 1 FROM automate_run s WHERE s.parent_id = f.id AND s.status = 'succeeded')
-    )
-)
+AND NOT coalesce((
+    SELECT bool_and(
+               EXISTS (SELECT 1 FROM automate_run s
+                        WHERE s.event_id = f.event_id AND s.workflow_id = f.workflow_id
+                          AND s.id > f.id AND s.status = 'succeeded')
+               OR EXISTS (SELECT 1 FROM automate_run s WHERE s.parent_id = f.id AND s.status = 'succeeded'))
+      FROM automate_run f
+     WHERE f.job_id = j.id AND f.status NOT IN {_WELL}
+), false)
 """
 
 #: The ids of the dead letters.
