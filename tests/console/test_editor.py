@@ -317,3 +317,36 @@ def test_a_version_published_between_the_check_and_the_save_is_not_overwritten()
         editor.save(edited, wf, author="me")  # wf still says v1: the row says v2
     wf.refresh_from_db()
     assert wf.description == "theirs" and wf.current_version.number == 2  # type: ignore[union-attr]
+
+
+def test_a_dry_run_on_a_past_run_reuses_its_outputs_before_the_step(
+    admin_client: Client, receiver: tuple[str, list[str]]
+) -> None:
+    url, hits = receiver
+    wf = make(url)
+    event = Event.objects.create(
+        source="shop", event_type="order.created", payload={"id": 7}, trace_id="p" * 32
+    )
+    past = ExecutionRun.objects.create(
+        workflow=wf, workflow_name=wf.name, event=event, status="failed", trace_id="p" * 32
+    )
+    StepRun.objects.create(
+        run=past, position=0, name="say", connector="log", action="info", status="succeeded",
+        input={"message": "then"}, output={"marker": "from-the-past"}, error="", duration_ms=1.0,
+        started_at=past.started_at, finished_at=past.started_at,
+    )  # fmt: skip
+    shown = textarea(admin_client.get(url_of(wf)).content.decode())
+    edited = shown.replace('note: a "quoted" word', "note: '{{ steps.say.output.marker }}'")
+    assert edited != shown
+    page = admin_client.post(
+        url_of(wf), {"text": edited, "_action": "dry_run", "step": "notify", "run": past.pk}
+    )
+    body = html.unescape(page.content.decode())
+    assert "Dry run of orders up to notify : succeeded" in text_of(page.content.decode()), errors(body)
+    assert '"note": "from-the-past"' in body and '"order": 7' in body  # its event, its outputs
+    assert hits == [] and ExecutionRun.objects.count() == 1 and StepRun.objects.count() == 1
+    assert f"<code>#{past.pk}</code> · <code>#{event.pk}</code> shop/order.created" in body  # offered
+    missing = admin_client.post(
+        url_of(wf), {"text": edited, "_action": "dry_run", "step": "notify", "run": 999999}
+    )
+    assert "No run #999999." in text(missing)

@@ -32,7 +32,7 @@ from automate_core import definitions
 from automate_core.exceptions import AutomateError, PluginError, WorkflowError
 from automate_core.execution.journal import MemoryJournal, MemoryRun
 from automate_core.execution.runner import Plan, WorkflowRunner
-from automate_core.models import Event, ExecutionRun, Workflow, WorkflowVersion
+from automate_core.models import Event, ExecutionRun, StepRun, Workflow, WorkflowVersion
 from automate_core.outbox.store import ClaimedEvent
 from automate_core.plugins import registry
 from automate_core.rules import versions
@@ -171,14 +171,37 @@ def token(text: str, workflow: Workflow | None) -> str:
 # -- dry run ---------------------------------------------------------------------------------------
 
 
-def dry_run(draft: Draft, workflow: Workflow | None, *, step: str, event_id: int) -> MemoryRun:
-    """Run the draft up to ``step`` on stored event ``event_id`` in test mode (nothing sent/written)."""
+def dry_run(
+    draft: Draft,
+    workflow: Workflow | None,
+    *,
+    step: str,
+    event_id: int | None = None,
+    run_id: int | None = None,
+) -> MemoryRun:
+    """Run the draft up to ``step`` in test mode (nothing sent, nothing written), on stored event
+    ``event_id``, or on the event of past run ``run_id`` with the outputs that run recorded for the
+    steps before ``step`` reused (the step gets exactly the input it had then)."""
     names = [s["name"] for s in draft.definition["steps"]]
     if step not in names:
         raise WorkflowError(f"{draft.name} has no step {step!r}; its steps: {', '.join(names)}.")
-    event = Event.objects.filter(pk=event_id).first()
-    if event is None:
-        raise WorkflowError(f"No event #{event_id}.")
+    reuse: dict[str, tuple[str, Any]] = {}
+    if run_id is not None:
+        past = ExecutionRun.objects.select_related("event").filter(pk=run_id).first()
+        if past is None:
+            raise WorkflowError(f"No run #{run_id}.")
+        event = past.event
+        before = names[: names.index(step)]
+        for record in StepRun.objects.filter(run=past, name__in=before).order_by("position", "id"):
+            if record.status in ("succeeded", "skipped", "reused"):
+                reuse[record.name] = ("skipped" if record.status == "skipped" else "succeeded", record.output)
+    else:
+        found = Event.objects.filter(pk=event_id).first() if event_id is not None else None
+        if found is None:
+            raise WorkflowError(
+                f"No event #{event_id}." if event_id else "Name a stored event or a past run."
+            )
+        event = found
     number = workflow.current_version.number if workflow and workflow.current_version else 0
     spec = spec_from_definition(workflow.pk if workflow else 0, draft.name, None, number, draft.definition)
     claimed = ClaimedEvent(
@@ -193,23 +216,24 @@ def dry_run(draft: Draft, workflow: Workflow | None, *, step: str, event_id: int
 
     async def go() -> MemoryRun:
         journal = MemoryJournal()
-        outcome = await WorkflowRunner(journal, dry_run=True).run(Plan(spec), claimed, None, until=step)
+        plan = Plan(spec, reuse=reuse)
+        outcome = await WorkflowRunner(journal, dry_run=True).run(plan, claimed, None, until=step)
         return journal.runs[outcome.run_id]
 
     return async_to_sync(go)()
 
 
-def recent_events(workflow: Workflow | None, limit: int = 8) -> list[tuple[int, str]]:
-    """Events this workflow ran on lately (id, "source/type"), to pick one for a dry run."""
+def recent_events(workflow: Workflow | None, limit: int = 8) -> list[tuple[int, int, str]]:
+    """Its latest runs (run id, event id, "source/type"), one per event, to pick one for a dry run."""
     if workflow is None:
         return []
     runs = ExecutionRun.objects.filter(workflow=workflow).order_by("-started_at").select_related("event")
-    seen: dict[int, str] = {}
+    seen: dict[int, tuple[int, int, str]] = {}
     for r in runs[: limit * 3]:
-        seen.setdefault(r.event_id, f"{r.event.source}/{r.event.event_type}")
+        seen.setdefault(r.event_id, (r.pk, r.event_id, f"{r.event.source}/{r.event.event_type}"))
         if len(seen) == limit:
             break
-    return list(seen.items())
+    return list(seen.values())
 
 
 def connector_reference() -> list[tuple[str, str]]:
@@ -239,6 +263,7 @@ class EditorForm(forms.Form):
     checked = forms.CharField(widget=forms.HiddenInput, required=False)
     step = forms.CharField(required=False, label="Step")
     event = forms.IntegerField(required=False, min_value=1, label="Stored event id")
+    run = forms.IntegerField(required=False, min_value=1, label="or a past run id")
 
 
 def step_names(text: str) -> list[str]:
@@ -308,12 +333,14 @@ def editor_view(
                         )
             elif action == "dry_run":
                 dry_step = form.cleaned_data.get("step") or draft.definition["steps"][-1]["name"]
-                event_id = form.cleaned_data.get("event")
-                if not event_id:
-                    form.add_error("event", "Give the id of a stored event to run the step on.")
+                event_id, run_id = form.cleaned_data.get("event"), form.cleaned_data.get("run")
+                if not event_id and not run_id:
+                    form.add_error(
+                        "event", "Give the id of a stored event (or of a past run) to run the step on."
+                    )
                 else:
                     try:
-                        result = dry_run(draft, workflow, step=dry_step, event_id=event_id)
+                        result = dry_run(draft, workflow, step=dry_step, event_id=event_id, run_id=run_id)
                     except ERRORS as exc:
                         form.add_error(None, str(exc))
     name = workflow.name if workflow else "a new workflow"
