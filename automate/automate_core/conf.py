@@ -64,6 +64,15 @@ class Defaults:
     TEMPLATE_MAX_OUTPUT: int = 1024 * 1024
     #: Largest step output accepted (its JSON, in bytes); a larger one fails the step.
     STEP_OUTPUT_MAX_BYTES: int = 1024 * 1024
+    #: Durable flow (docs/workflows.md): most items one ``for_each`` step takes (more fail the
+    #: step), most branches of one ``parallel`` step, deepest nesting of ``switch``/``for_each``/
+    #: ``parallel`` steps inside one another, and longest chain of ``call`` steps.
+    FLOW_MAX_ITEMS: int = 1000
+    FLOW_MAX_BRANCHES: int = 20
+    FLOW_MAX_DEPTH: int = 4
+    FLOW_MAX_CALL_DEPTH: int = 8
+    #: The platform's public address, for links sent to people (approval links).
+    PUBLIC_URL: str = "http://127.0.0.1:8000"
     #: Seconds a job waits before it tries again when a workflow's concurrency limit is full.
     CONCURRENCY_SNOOZE_SECONDS: float = 1.0
     #: Workers fire due cron schedules (``automate worker``, ``automate up``).

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F as models_f
 
 from automate_core.exceptions import AutomateError, PluginError, TemplateError
 from automate_core.execution import templating
@@ -133,13 +134,93 @@ def validate_concurrency_key(where: str, key: str) -> None:
         raise DefinitionError(f"{where}: {exc}") from exc
 
 
-def normalize_step(where: str, spec: Any) -> dict[str, Any]:
-    _check_keys(where, spec, _STEP_KEYS, {"name", "connector", "action"})
-    name = spec["name"]
+def _kind(where: str, spec: Any) -> str:
+    """``action`` for a connector call, else the one construct key the step has."""
+    from automate_core.execution import constructs
+
+    if not isinstance(spec, dict):
+        raise DefinitionError(f"{where}: expected a mapping, got {type(spec).__name__}.")
+    kinds = [k for k in constructs.CONSTRUCTS if k in spec]
+    if len(kinds) > 1 or (kinds and "connector" in spec):
+        both = kinds + (["connector"] if "connector" in spec else [])
+        raise DefinitionError(f"{where}: a step is one thing; it has {', '.join(both)}.")
+    if kinds:
+        return kinds[0]
+    if "connector" not in spec:
+        raise DefinitionError(
+            f"{where}: a step needs a connector (with an action), or one of: "
+            f"{', '.join(constructs.CONSTRUCTS)}."
+        )
+    return "action"
+
+
+def normalize_step(
+    where: str, spec: Any, *, depth: int = 0, name: str | None = None, durable: bool = True,
+    load: Any = None,
+) -> dict[str, Any]:  # fmt: skip
+    """A file's step as a normalised definition, validated. ``name`` names a construct's inner
+    step (``reserve[]``); ``durable`` is False where a run cannot park (inside for_each/parallel)."""
+    from automate_core.conf import settings
+    from automate_core.execution import constructs
+    from automate_core.execution.constructs.base import DefinitionProblem, LoadContext
+
+    kind = _kind(where, spec)
+    if depth > int(settings.FLOW_MAX_DEPTH):
+        raise DefinitionError(
+            f"{where}: steps nest {depth} deep; the most is {settings.FLOW_MAX_DEPTH} "
+            f"(AUTOMATE_FLOW_MAX_DEPTH)."
+        )
+    if name is not None:
+        spec = {**spec, "name": name}
+    if kind == "action":
+        return _normalize_action(where, spec, named=name is None)
+    construct = constructs.get(kind)
+    if not durable and construct.durable:
+        raise DefinitionError(
+            f"{where}: a {kind} step cannot stand inside for_each or parallel (a run parks only "
+            f"at the top level or in a switch case)."
+        )
+    allowed = {"name", "condition", "continue_on_error", kind} | set(construct.extra_keys)
+    _check_keys(where, spec, allowed, {"name", kind})
+    if name is None:
+        _check_name(where, spec["name"])
+    context = load if load is not None else LoadContext(depth=depth)
+
+    def child(child_where: str, child_spec: Any, *, name: str | None = None, durable: bool = True) -> Any:
+        return normalize_step(
+            child_where, child_spec, depth=depth + 1, name=name, durable=durable, load=context
+        )
+
+    context.step = child
+    try:
+        params = construct.normalize(where, spec, context)
+    except DefinitionProblem as exc:
+        raise DefinitionError(str(exc)) from exc
+    return {
+        "name": spec["name"],
+        "kind": kind,
+        "connector": "",
+        "action": "",
+        "params": params,
+        "condition": validate_condition(f"{where}.condition", spec.get("condition") or ""),
+        "timeout": None,
+        "retry": {"max_attempts": 1, "backoff_seconds": 1.0},
+        "continue_on_error": bool(spec.get("continue_on_error", False)),
+    }
+
+
+def _check_name(where: str, name: Any) -> None:
     try:
         NAME_VALIDATOR(name)
     except ValidationError as exc:
         raise DefinitionError(f"{where}.name: {name!r}: {' '.join(exc.messages)}") from exc
+
+
+def _normalize_action(where: str, spec: Any, *, named: bool = True) -> dict[str, Any]:
+    _check_keys(where, spec, _STEP_KEYS, {"name", "connector", "action"})
+    name = spec["name"]
+    if named:
+        _check_name(where, name)
     retry = spec.get("retry") or {}
     _check_keys(f"{where}.retry", retry, _STEP_RETRY_KEYS, set())
     timeout = spec.get("timeout")
@@ -188,9 +269,10 @@ def normalize_workflow(where: str, item: Any) -> dict[str, Any]:
     normalized, names = [], set()
     for j, spec in enumerate(steps):
         step = normalize_step(f"{where}.steps[{j}]", spec)
-        if step["name"] in names:
-            raise DefinitionError(f"{where}.steps[{j}].name: {step['name']!r} is used twice.")
-        names.add(step["name"])
+        for inner in iter_steps([step]):  # names are unique at every depth: steps.<name> finds one
+            if inner["name"] in names:
+                raise DefinitionError(f"{where}.steps[{j}]: the step name {inner['name']!r} is used twice.")
+            names.add(inner["name"])
         normalized.append(step)
 
     def seconds(name: str) -> float | None:
@@ -214,6 +296,71 @@ def normalize_workflow(where: str, item: Any) -> dict[str, Any]:
         "concurrency": {"limit": limit, "key": key},
         "steps": normalized,
     }
+
+
+def iter_steps(steps: list[dict[str, Any]]) -> Any:
+    """Every normalised step, a construct's inner steps included, in order."""
+    for step in steps:
+        yield step
+        kind, params = step.get("kind", "action"), step.get("params") or {}
+        if kind == "switch":
+            for case in [*params["cases"].values(), params.get("default") or []]:
+                yield from iter_steps(case)
+        elif kind == "for_each":
+            yield from iter_steps([params["step"]])
+        elif kind == "parallel":
+            yield from iter_steps(params["branches"])
+        elif kind == "approval" and params.get("notify"):
+            yield from iter_steps([params["notify"]])
+
+
+def calls_of(definition: dict[str, Any]) -> list[str]:
+    """The workflows a definition's ``call`` steps call."""
+    return [s["params"]["workflow"] for s in iter_steps(definition["steps"]) if s.get("kind") == "call"]
+
+
+def check_calls(defined: dict[str, tuple[str, dict[str, Any]]]) -> None:
+    """Calls name existing workflows, form no cycle and chain at most FLOW_MAX_CALL_DEPTH deep.
+
+    ``defined`` maps the file's workflows to (their place, definition); the others come from the
+    database's current versions."""
+    from automate_core.conf import settings
+    from automate_core.models import WorkflowVersion
+
+    graph = {name: calls_of(d) for name, (_, d) in defined.items()}
+    wanted = {c for calls in graph.values() for c in calls} - set(graph)
+    for _ in range(int(settings.FLOW_MAX_CALL_DEPTH) + 1):  # follow calls into stored workflows
+        if not wanted:
+            break
+        stored = WorkflowVersion.objects.filter(
+            workflow__name__in=wanted, workflow__current_version_id=models_f("id")
+        ).values_list("workflow__name", "definition")
+        found = {name: calls_of(d) for name, d in stored}
+        for name in wanted - set(found):
+            where = next(w for w, d in defined.values() if name in calls_of(d)) if defined else "file"
+            raise DefinitionError(
+                f"{where}: calls workflow {name!r}, which does not exist (load it first, or in the "
+                f"same file)."
+            )
+        graph.update(found)
+        wanted = {c for calls in found.values() for c in calls} - set(graph)
+
+    most = int(settings.FLOW_MAX_CALL_DEPTH)
+
+    def visit(name: str, path: list[str]) -> None:
+        if name in path:
+            cycle = " -> ".join([*path[path.index(name) :], name])
+            raise DefinitionError(f"{defined[path[0]][0]}: calls form a cycle: {cycle}.")
+        if len(path) > most:
+            raise DefinitionError(
+                f"{defined[path[0]][0]}: calls chain {len(path)} deep ({' -> '.join(path)}); the most is "
+                f"{most} (AUTOMATE_FLOW_MAX_CALL_DEPTH)."
+            )
+        for callee in graph.get(name, []):
+            visit(callee, [*path, name])
+
+    for name in defined:
+        visit(name, [])
 
 
 def validate_schedule(where: str, cron: str, timezone: str) -> None:
@@ -248,9 +395,10 @@ def _load_sources(items: list[Any], counts: dict[str, int]) -> None:
 
 
 def _load_workflows(items: list[Any], counts: dict[str, int], author: str) -> None:
-    for i, item in enumerate(items):
+    definitions = [normalize_workflow(f"workflows[{i}]", item) for i, item in enumerate(items)]
+    check_calls({d["name"]: (f"workflows[{i}]", d) for i, d in enumerate(definitions)})
+    for i, (item, definition) in enumerate(zip(items, definitions, strict=True)):
         where = f"workflows[{i}]"
-        definition = normalize_workflow(where, item)
         workflow = Workflow.objects.filter(name=definition["name"]).first() or Workflow(
             name=definition["name"]
         )

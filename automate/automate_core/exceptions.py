@@ -17,6 +17,8 @@ something the user can act on. Messages never contain a secret's value (a secret
     ├── TemplateError                 a step's template failed to compile or render
     ├── StepOutputTooLarge            a step returned more than AUTOMATE_STEP_OUTPUT_MAX_BYTES
     ├── WorkflowError                 a request about workflows or runs cannot be carried out
+    │   ├── FlowLimitExceeded         a for_each, parallel, nesting or call limit was passed
+    │   └── ApprovalError             an approval is unknown, already answered or expired
     ├── ConnectorError                a connector failed; carries ``retryable`` and ``retry_after``
     │   ├── ConnectorConfigError      invalid configuration (not retryable)
     │   ├── UnknownActionError        the connector has no such action (not retryable)
@@ -138,6 +140,14 @@ class StepOutputTooLarge(AutomateError):
 
 class WorkflowError(AutomateError):
     """The request about a workflow or a run cannot be carried out as asked."""
+
+
+class FlowLimitExceeded(WorkflowError):
+    """A flow construct passed one of its limits (AUTOMATE_FLOW_MAX_*)."""
+
+
+class ApprovalError(WorkflowError):
+    """The approval cannot be answered: it is unknown, already answered, expired or cancelled."""
 
 
 class _RemoteFailure(AutomateError):

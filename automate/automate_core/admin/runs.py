@@ -27,7 +27,7 @@ from automate_core.exceptions import AutomateError
 from automate_core.execution import replay
 from automate_core.models import BulkReplay, ExecutionRun, RunMode, RunStatus, StepRun
 
-CANCELLABLE = (RunStatus.QUEUED, RunStatus.RUNNING)
+CANCELLABLE = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING)
 
 
 class ReplayForm(forms.Form):

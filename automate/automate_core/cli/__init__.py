@@ -18,6 +18,8 @@ SUBCOMMANDS = [
     "dead",
     "replay",
     "cancel",
+    "approve",
+    "waits",
     "trigger",
     "test-step",
     "export",

@@ -7,7 +7,8 @@ from argparse import ArgumentParser
 from typing import Any, TextIO
 
 from automate_core.cli._json import compact
-from automate_core.models import ExecutionRun, RunStatus
+from automate_core.cli.waits import describe
+from automate_core.models import ExecutionRun, RunStatus, RunWait
 
 HELP = "Show recent workflow runs and their steps, or one run in detail (automate runs ID)."
 
@@ -100,8 +101,14 @@ def run(options: dict[str, Any], out: TextIO) -> int:
         return 0
     if not selected:
         out.write("No runs yet.\n")
+    waiting = {w.run_id: w for w in RunWait.objects.filter(
+        run_id__in=[r.id for r in selected if r.status == RunStatus.WAITING], status="open")}  # fmt: skip
     for r in selected:
         out.write(_headline(r))
+        if r.id in waiting:
+            w = waiting[r.id]
+            until = w.deadline.isoformat(timespec="seconds") if w.deadline else "no deadline"
+            out.write(f"         waiting at {w.step_name}: {describe(w)} (until {until})\n")
         for s in r.steps.all():
             out.write(f"         {s.position}. {s.name:<16} {s.status:<10} {s.duration_ms:8.1f} ms\n")
         if r.error:

@@ -9,7 +9,12 @@ A job is one of:
   out that queued run (pinned version, mode, parent), unless it was cancelled meanwhile; the run
   turns ``running`` only once its concurrency slot is taken, so a snoozed run stays ``queued``;
 * a **bulk replay job** (``payload = {"bulk_replay": id}``): queues the next chunk of replays
-  and snoozes itself until the filter is exhausted (``execution.replay``).
+  and snoozes itself until the filter is exhausted (``execution.replay``);
+* a **wake job** (``payload = {"wake": id}``) of a waiting run (``execution.wake``): once its
+  wait is over it resumes the run on the same record, exactly once.
+
+An event job also resolves the open ``wait_for_event`` waits it matches (an index lookup, and
+no query at all for events no workflow waits for).
 
 Before anything runs, each workflow with a concurrency limit takes a slot in PostgreSQL; when a
 limit is full nothing runs and the job is snoozed (put back without spending the attempt).
@@ -37,6 +42,8 @@ from automate_core.execution import templating
 from automate_core.execution.concurrency import ConcurrencySlots, Slot
 from automate_core.execution.journal import RunJournal
 from automate_core.execution.runner import Plan, RunOutcome, WorkflowRunner, event_context, now
+from automate_core.execution.waits import waits
+from automate_core.execution.wake import Waker
 from automate_core.outbox.retry import RetryPolicy
 from automate_core.outbox.store import ClaimedEvent, ClaimedJob
 from automate_core.rules.engine import RuleEngine, WorkflowSpec
@@ -81,13 +88,16 @@ def workflow_policy(workflow: WorkflowSpec) -> RetryPolicy:
 
 
 def reusable_prefix(steps: list[Any]) -> dict[str, tuple[str, Any]]:
-    """Outputs of the steps before the first one that did not succeed, by name."""
+    """The last outcome of each recorded step, by name: the walk reuses them in order up to the
+    first step without one (a failed step is reused only past ``continue_on_error``), and a
+    construct's items and branches each by their own name (only those that did not succeed run
+    again)."""
     reuse: dict[str, tuple[str, Any]] = {}
     for step in steps:
-        if step.status not in REUSABLE:
-            break
-        status = "succeeded" if step.status == "reused" else step.status
-        reuse[step.name] = (status, step.output)
+        if step.status in REUSABLE:
+            reuse[step.name] = ("succeeded" if step.status == "reused" else step.status, step.output)
+        elif step.status == "failed":
+            reuse[step.name] = ("failed", None)
     return reuse
 
 
@@ -102,6 +112,7 @@ class ExecutionEngine:
         self.journal = journal or RunJournal()
         self.slots = slots or ConcurrencySlots()
         self.runner = WorkflowRunner(self.journal)
+        self.wake = Waker(self)
 
     async def handle_event(self, job: ClaimedJob) -> JobOutcome:
         directive = job.payload if isinstance(job.payload, dict) else {}
@@ -111,6 +122,10 @@ class ExecutionEngine:
         if event is None:
             return JobOutcome(False, error="The job has no event.")
         await self.rules.refresh(job.generation)
+        if "wake" in directive:
+            return await self.wake.handle(job, event, int(directive["wake"]))
+        if not directive and (paths := self.rules.wait_paths(event.source, event.event_type)):
+            await waits.match_event(paths, event.id, event.source, event.event_type, event.payload)
         if "run" in directive:
             context = {"event": event_context(event)}
             plans = await self._plan_queued(job, int(directive["run"]))
@@ -175,7 +190,7 @@ class ExecutionEngine:
 
     async def _plan_queued(self, job: ClaimedJob, run_id: int) -> list[Plan]:
         queued = await self.journal.queued_run(run_id)
-        if queued is None or queued.status == "cancelled":
+        if queued is None or queued.status in ("cancelled", "waiting"):
             return []
         if queued.status != "queued":  # an earlier attempt of this job started it: resume that
             previous = await self.journal.previous_runs(job.id)
@@ -186,6 +201,8 @@ class ExecutionEngine:
             return []
         spec = await self.rules.version(queued.version_id)
         plan = Plan(spec, run_id=run_id, queued=True, mode=queued.mode, parent_id=queued.parent_id)
+        if queued.mode == "call":
+            plan.input = await self.journal.run_input(run_id)
         if queued.mode == "resume" and queued.parent_id is not None:
             plan.reuse = reusable_prefix(await self.journal.run_steps(queued.parent_id))
         return [plan]
@@ -203,7 +220,7 @@ class ExecutionEngine:
 
     async def _resume_plan(self, earlier: Any) -> Plan | None:
         """The next attempt of a workflow's run: nothing when it succeeded, else resume it."""
-        if earlier.status in ("succeeded", "cancelled", "queued") or earlier.version_id is None:
+        if earlier.status in ("succeeded", "cancelled", "queued", "waiting") or earlier.version_id is None:
             return None
         if earlier.status == "running":  # its worker died mid-run, or ends it right now
             ended = await self.journal.abandon_run(earlier.id)
@@ -211,7 +228,10 @@ class ExecutionEngine:
                 return None
         spec = await self.rules.version(earlier.version_id)
         reuse = reusable_prefix(await self.journal.run_steps(earlier.id))
-        return Plan(spec, mode=earlier.mode, parent_id=earlier.parent_id, reuse=reuse)
+        plan = Plan(spec, mode=earlier.mode, parent_id=earlier.parent_id, reuse=reuse)
+        if earlier.mode == "call":
+            plan.input = await self.journal.run_input(earlier.id)
+        return plan
 
     async def _acquire(
         self, plans: list[Plan], context: dict[str, Any], job: ClaimedJob

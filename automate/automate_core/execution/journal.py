@@ -175,6 +175,10 @@ class RunJournal:
         rows = await self._execute(queries.PREVIOUS_RUNS, {"job_id": job_id})
         return {row[1]: PreviousRun(*row) for row in rows}
 
+    async def run_input(self, run_id: int) -> Any:
+        rows = await self._execute(queries.QUEUED_RUN_INPUT, {"run_id": run_id})
+        return rows[0][0] if rows else None
+
     async def run_steps(self, run_id: int) -> list[RecordedStep]:
         rows = await self._execute(queries.RUN_STEPS, {"run_id": run_id})
         return [RecordedStep(*row) for row in rows]

@@ -100,12 +100,19 @@ WHERE job_id = %(job_id)s AND workflow_id IS NOT NULL
 ORDER BY workflow_id, id DESC
 """
 
-# The last record of each step of a run, in order (to resume after its failed step).
+# The last record of each step of a run, by name (a construct's items and branches are records
+# of their own, ``reserve[3]``, at their step's position), in order (to resume after its failed step).
 RUN_STEPS: LiteralString = """
-SELECT DISTINCT ON (position) position, name, status, output
-FROM automate_step_run WHERE run_id = %(run_id)s
-ORDER BY position, id DESC
+SELECT position, name, status, output FROM (
+    SELECT DISTINCT ON (name) position, name, status, output, id
+    FROM automate_step_run WHERE run_id = %(run_id)s
+    ORDER BY name, id DESC
+) AS latest
+ORDER BY position, id
 """
+
+# A queued run with what a called run needs (its input).
+QUEUED_RUN_INPUT: LiteralString = "SELECT input FROM automate_run WHERE id = %(run_id)s"
 
 # A run whose worker died mid-run is closed when its job's next attempt takes over. A worker that
 # was only frozen finds it so at its next step record, and stops.

@@ -113,7 +113,7 @@ def replay(run_id: int, mode: str, *, payload: Any = None, bulk: BulkReplay | No
     if mode not in REPLAY_MODES:
         raise WorkflowError(f"Unknown replay mode {mode!r}; use one of: {', '.join(REPLAY_MODES)}.")
     what = f"run #{run_id}"
-    if original.status in (RunStatus.QUEUED, RunStatus.RUNNING):
+    if original.status in (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING):
         raise WorkflowError(f"{what} is still {original.status}; wait for it to end, or cancel it first.")
     if mode != RunMode.EDITED and payload is not None:
         raise WorkflowError("A payload is only given with the 'edited' mode.")
@@ -144,16 +144,24 @@ def replay(run_id: int, mode: str, *, payload: Any = None, bulk: BulkReplay | No
 
 
 def cancel(run_id: int) -> str:
-    """Cancel a queued or running run. A running one stops before its next step."""
-    updated = ExecutionRun.objects.filter(pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
-        status=RunStatus.CANCELLED, error="cancelled", finished_at=timezone.now()
-    )
+    """Cancel a queued, running or waiting run. A running one stops before its next step; a
+    waiting one's waits close (its wake job finds it cancelled and does nothing)."""
+    from automate_core.execution.waits import cancel_waits_sync
+
+    with transaction.atomic():
+        updated = ExecutionRun.objects.filter(
+            pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.WAITING]
+        ).update(status=RunStatus.CANCELLED, error="cancelled", finished_at=timezone.now())
+        if updated:
+            cancel_waits_sync(run_id, "cancel")
     if updated:
         return RunStatus.CANCELLED
     run = ExecutionRun.objects.filter(pk=run_id).first()
     if run is None:
         raise WorkflowError(f"No run #{run_id}.")
-    raise WorkflowError(f"Run #{run_id} already ended ({run.status}); only queued or running runs cancel.")
+    raise WorkflowError(
+        f"Run #{run_id} already ended ({run.status}); only queued, running or waiting runs cancel."
+    )
 
 
 # -- bulk replay ---------------------------------------------------------------------------------

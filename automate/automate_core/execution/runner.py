@@ -1,6 +1,12 @@
-"""``WorkflowRunner``: runs one workflow's steps for one event and records them.
+"""``WorkflowRunner``: the interpreter of one workflow run: walks its steps and records them.
 
-For each step, in order: its ``condition`` decides whether it runs (false: recorded as skipped);
+A step is an *action* (a connector call, below) or a flow *construct* (``execution.constructs``:
+sleep, wait_for_event, approval, for_each, parallel, switch, call), which the walk hands to the
+construct's module. A durable construct parks the run (``Suspended``): the run becomes
+``waiting``, its job completes, and the run's wake job resumes it later on the same run record,
+reusing every step recorded so far (docs/architecture.md, the run's state machine).
+
+For each action step, in order: its ``condition`` decides whether it runs (false: recorded as skipped);
 its parameters are rendered (sandboxed Jinja2, ``templating``) with ``secret("NAME")`` resolved
 just before; its connector is called under the step's timeout; a retryable failure is tried
 again up to the step's ``retry.max_attempts`` with backoff (each attempt recorded); an output
@@ -47,6 +53,7 @@ from automate_core.plugins import registry
 from automate_core.rules.engine import StepSpec, WorkflowSpec
 
 MAX_STEP_BACKOFF = 60.0
+REUSABLE = ("succeeded", "skipped", "reused")
 
 
 @dataclass(slots=True)
@@ -61,6 +68,8 @@ class Plan:
     reuse: dict[str, tuple[str, Any]] = field(default_factory=dict)  # step name -> (status, output)
     error: str = ""  # the workflow cannot run at all (its condition or key failed to render)
     key: str = ""  # the rendered concurrency key
+    continuing: bool = False  # run_id is a woken run: go on with it (its records are its own)
+    input: Any = None  # a called run's input (``call`` steps)
 
 
 @dataclass(slots=True)
@@ -73,6 +82,7 @@ class RunOutcome:
     retry_after: float | None = None
     cancelled: bool = False
     superseded: bool = False  # the job's claim was taken over: this worker wrote nothing final
+    waiting: bool = False  # the run parked on a wait; its wake job resumes it
 
 
 class StepFailed(Exception):
@@ -83,6 +93,49 @@ class StepFailed(Exception):
 
 class Cancelled(Exception):
     """The run was cancelled while a step ran; stop before the next one."""
+
+
+class Suspended(Exception):
+    """The run parked on a wait (a durable construct opened it): stop here, hold nothing."""
+
+
+@dataclass
+class Walk:
+    """One pass of the interpreter over a run: what constructs read and call back into."""
+
+    runner: WorkflowRunner
+    plan: Plan
+    run_id: int
+    event: ClaimedEvent
+    job: ClaimedJob | None
+    scope: dict[str, Any]
+    reusing: bool
+    record_reuse: bool  # a new run resuming an earlier one records what it reuses
+    tolerated: list[str] = field(default_factory=list)
+    waits: dict[str, Any] = field(default_factory=dict)  # this run's waits by step (woken runs)
+    depth: int = 0
+
+    @property
+    def dry_run(self) -> bool:
+        return self.runner.dry_run
+
+    async def steps(self, steps: tuple[StepSpec, ...]) -> None:
+        await self.runner.walk(self, steps)
+
+    async def action(self, step: StepSpec, *, name: str | None = None, item: Any = None) -> dict[str, Any]:
+        """Run one action step (a construct's child), recorded under ``name``; StepFailed."""
+        return await self.runner.run_action(self, step, name=name, item=item)
+
+    async def record(
+        self, step: StepSpec, status: str, output: Any = None, error: str = "", *,
+        params: Any = None, started: datetime | None = None, name: str | None = None,
+    ) -> None:  # fmt: skip
+        await self.runner.record(
+            self.run_id, step, status, params, output, error, started or now(), name=name
+        )
+
+    def render(self, value: Any, extra: dict[str, Any] | None = None) -> Any:
+        return templating.render(value, {**self.scope, **extra} if extra else self.scope)
 
 
 def now() -> datetime:
@@ -170,36 +223,120 @@ class WorkflowRunner:
         elif plan.queued and not await self.journal.begin_queued_run(run_id, attempt):
             return RunOutcome(workflow, run_id, True, cancelled=True)  # cancelled while it waited
         if plan.error:
-            return await self._finish(workflow, run_id, job, plan.error, retryable=False)
-        scope: dict[str, Any] = {"event": event_context(event), "steps": {}}
-        reusing, tolerated = bool(plan.reuse), []
+            return await self._finish(workflow, run_id, job, plan, plan.error, retryable=False)
+        scope: dict[str, Any] = {"event": event_context(event), "steps": {}, "run": {"id": run_id}}
+        if plan.input is not None:
+            scope["input"] = plan.input
+        walk = Walk(
+            self, plan, run_id, event, job, scope,
+            reusing=bool(plan.reuse), record_reuse=not plan.continuing,
+        )  # fmt: skip
+        if plan.continuing and workflow.is_flow:
+            from automate_core.execution.waits import waits
+
+            walk.waits = await waits.of_run(run_id)
         try:
-            for step in workflow.steps:
-                if reusing and step.name in plan.reuse:
-                    status, output = plan.reuse[step.name]
-                    await self._record(run_id, step, "reused", None, output, "", now())
-                    scope["steps"][step.name] = {"output": output, "status": status}
-                    continue
-                reusing = False
-                try:
-                    scope["steps"][step.name] = await self._run_step(run_id, workflow, step, scope, job)
-                except StepFailed as failure:
-                    if not step.continue_on_error:
-                        return await self._finish(
-                            workflow, run_id, job, f"step {step.name}: {failure.error}",
-                            retryable=failure.retryable, retry_after=failure.retry_after,
-                        )  # fmt: skip
-                    tolerated.append(step.name)
-                    scope["steps"][step.name] = {"output": None, "status": "failed", "error": failure.error}
-                if step.name == until:
-                    break
+            await self.walk(walk, workflow.steps, until=until)
+        except StepFailed as failure:
+            return await self._finish(
+                workflow, run_id, job, plan, failure.error,
+                retryable=failure.retryable, retry_after=failure.retry_after,
+            )  # fmt: skip
+        except Suspended:
+            metrics.runs_finished.labels(workflow.name, "waiting").inc()
+            return RunOutcome(workflow, run_id, True, waiting=True)
         except Cancelled:
             metrics.runs_finished.labels(workflow.name, "cancelled").inc()
             return RunOutcome(workflow, run_id, True, cancelled=True)
+        tolerated = walk.tolerated
         error = f"continued past failed steps: {', '.join(tolerated)}" if tolerated else ""
         await self._close(run_id, job, "succeeded", error)
         metrics.runs_finished.labels(workflow.name, "succeeded").inc()
+        if plan.mode == "call" and plan.parent_id is not None:
+            await self._answer_caller(plan, run_id, "succeeded", scope, "")
         return RunOutcome(workflow, run_id, True)
+
+    async def walk(self, walk: Walk, steps: tuple[StepSpec, ...], *, until: str | None = None) -> None:
+        """Carry out ``steps`` in order; StepFailed ends the run (unless continue_on_error)."""
+        from automate_core.execution import constructs
+
+        results = walk.scope["steps"]
+        for step in steps:
+            reused = walk.plan.reuse.get(step.name) if walk.reusing else None
+            if reused is not None and (reused[0] != "failed" or step.continue_on_error):
+                status, output = reused
+                if walk.record_reuse:
+                    await self.record(walk.run_id, step, "reused", None, output, "", now())
+                results[step.name] = {"output": output, "status": status}
+                if status == "failed":
+                    walk.tolerated.append(step.name)
+                if step.kind == "switch" and status != "skipped":
+                    await constructs.get("switch").resume(walk, step, output)  # type: ignore[attr-defined]
+                continue
+            walk.reusing = False
+            try:
+                if step.kind == "action":
+                    results[step.name] = await self._run_step(
+                        walk.run_id, walk.plan.workflow, step, walk.scope, walk.job
+                    )
+                elif not await self._condition(walk, step):
+                    results[step.name] = {"output": None, "status": "skipped"}
+                else:
+                    results[step.name] = await constructs.get(step.kind).run(walk, step)
+            except StepFailed as failure:
+                if not step.continue_on_error:
+                    raise StepFailed(
+                        f"step {step.name}: {failure.error}", failure.retryable, failure.retry_after
+                    ) from failure
+                walk.tolerated.append(step.name)
+                results[step.name] = {"output": None, "status": "failed", "error": failure.error}
+            if step.name == until:
+                break
+
+    async def _condition(self, walk: Walk, step: StepSpec) -> bool:
+        """A construct step's condition: false records it skipped."""
+        if not step.condition:
+            return True
+        started = now()
+        try:
+            go = templating.evaluate(step.condition, walk.scope)
+        except TemplateError as exc:
+            error = f"TemplateError: condition: {exc}"
+            await self.record(walk.run_id, step, "failed", None, None, error, started)
+            raise StepFailed(error, retryable=False) from exc
+        if not go:
+            await self.record(walk.run_id, step, "skipped", None, None, "condition is false", started)
+        return go
+
+    async def run_action(
+        self, walk: Walk, step: StepSpec, *, name: str | None = None, item: Any = None
+    ) -> dict[str, Any]:
+        """A construct's child action, recorded under ``name`` (``reserve[3]``), with ``item``
+        (for_each) in its scope; reused when an earlier attempt recorded it done."""
+        name = name or step.name
+        reused = walk.plan.reuse.get(name)
+        if reused is not None and reused[0] != "failed":
+            if walk.record_reuse:
+                await self.record(walk.run_id, step, "reused", None, reused[1], "", now(), name=name)
+            return {"output": reused[1], "status": reused[0]}
+        scope = walk.scope if item is None else {**walk.scope, **item}
+        return await self._run_step(walk.run_id, walk.plan.workflow, step, scope, walk.job, name=name)
+
+    async def _answer_caller(
+        self, plan: Plan, run_id: int, status: str, scope: dict[str, Any], error: str
+    ) -> None:
+        """A called run ended: its caller's wait resolves with the status and the last output."""
+        from automate_core.execution.waits import waits
+
+        outputs = [v.get("output") for v in scope.get("steps", {}).values() if v.get("status") == "succeeded"]
+        result = {
+            "run_id": run_id,
+            "status": status,
+            "output": outputs[-1] if outputs else None,
+            "error": error,
+        }
+        assert plan.parent_id is not None
+        await waits.child_finished(plan.parent_id, run_id, masking.masker.mask_data(result))
 
     async def _close(self, run_id: int, job: ClaimedJob | None, status: str, error: str) -> None:
         """Write the run's end under the job's claim; LeaseExpired when the claim was taken over."""
@@ -214,6 +351,7 @@ class WorkflowRunner:
         workflow: WorkflowSpec,
         run_id: int,
         job: ClaimedJob | None,
+        plan: Plan,
         error: str,
         *,
         retryable: bool,
@@ -222,6 +360,9 @@ class WorkflowRunner:
         error = masking.masker.mask(error)
         await self._close(run_id, job, "failed", error)
         metrics.runs_finished.labels(workflow.name, "failed").inc()
+        final = not retryable or job is None or job.spent >= workflow.max_attempts
+        if plan.mode == "call" and plan.parent_id is not None and final:  # no attempt left: tell the caller
+            await self._answer_caller(plan, run_id, "failed", {}, error)
         return RunOutcome(workflow, run_id, False, error, retryable, retry_after)
 
     async def _run_step(
@@ -231,36 +372,39 @@ class WorkflowRunner:
         step: StepSpec,
         scope: dict[str, Any],
         job: ClaimedJob | None,
+        *,
+        name: str | None = None,
     ) -> dict[str, Any]:
+        record = self._recorder(run_id, step, name)
         if step.condition:
             started = now()
             try:
                 run = templating.evaluate(step.condition, scope)
             except TemplateError as exc:
                 error = f"TemplateError: condition: {exc}"
-                await self._record(run_id, step, "failed", None, None, error, started)
+                await record("failed", None, None, error, started)
                 raise StepFailed(error, retryable=False) from exc
             if not run:
-                await self._record(run_id, step, "skipped", None, None, "condition is false", started)
+                await record("skipped", None, None, "condition is false", started)
                 return {"output": None, "status": "skipped"}
         for attempt in range(1, step.max_attempts + 1):
             started = now()
             params: Any = None
             try:
                 params = await self._render(step.params, scope)
-                output = await self._call(run_id, workflow, step, params, scope, job)
+                output = await self._call(run_id, workflow, step, params, scope, job, name)
                 check_output_size(step, output)
             except Exception as exc:
                 error, retryable, retry_after = classify(exc)
-                await self._record(run_id, step, "failed", params, None, error, started, attempt)
+                await record("failed", params, None, error, started, attempt)
                 if retryable and attempt < step.max_attempts:
                     await asyncio.sleep(self._backoff(step, attempt, retry_after))
                     continue
                 raise StepFailed(error, retryable, retry_after) from exc
             if output is _NOT_CALLED:
-                await self._record(run_id, step, "skipped", params, None, _NOT_CALLED.reason(step), started)
+                await record("skipped", params, None, _NOT_CALLED.reason(step), started)
                 return {"output": None, "status": "skipped"}
-            await self._record(run_id, step, "succeeded", params, output, "", started, attempt)
+            await record("succeeded", params, output, "", started, attempt)
             return {"output": output, "status": "succeeded"}
         raise AssertionError("unreachable: a step has at least one attempt")  # pragma: no cover
 
@@ -280,6 +424,7 @@ class WorkflowRunner:
         params: Any,
         scope: dict[str, Any],
         job: ClaimedJob | None,
+        name: str | None = None,
     ) -> Any:
         adapter = registry.connectors().get(step.connector)
         if self.dry_run and not getattr(adapter, "supports_dry_run", False):
@@ -287,12 +432,14 @@ class WorkflowRunner:
         context = {
             "run_id": run_id,
             "workflow": workflow.name,
-            "step": step.name,
+            "step": name or step.name,
             "event_id": scope["event"]["id"],
             "trace_id": scope["event"]["trace_id"],
             "attempt": job.spent if job else 1,
             "dry_run": self.dry_run,
         }
+        if "item_index" in scope:  # a for_each item: its index keeps idempotency keys apart
+            context["item"] = scope["item_index"]
         timeout = step.timeout or float(settings.STEP_TIMEOUT_SECONDS)
         try:
             async with asyncio.timeout(timeout):
@@ -313,7 +460,15 @@ class WorkflowRunner:
             resolved = {name: await resolver.aresolve(name) for name in sorted(names)}
         return templating.render(params, {**scope, "secret": templating.secret_function(resolved)})
 
-    async def _record(
+    def _recorder(self, run_id: int, step: StepSpec, name: str | None) -> Any:
+        async def record(
+            status: str, params: Any, output: Any, error: str, started: datetime, attempt: int = 1
+        ) -> None:
+            await self.record(run_id, step, status, params, output, error, started, attempt, name=name)
+
+        return record
+
+    async def record(
         self,
         run_id: int,
         step: StepSpec,
@@ -323,9 +478,12 @@ class WorkflowRunner:
         error: str,
         started: datetime,
         attempt: int = 1,
+        *,
+        name: str | None = None,
     ) -> None:
+        """Write one step record; raises Cancelled or LeaseExpired when the run must stop."""
         record = StepRecord(
-            step.position, step.name, step.connector, step.action, status,
+            step.position, name or step.name, step.connector, step.action, status,
             params, output, error, started, now(), attempt,
         )  # fmt: skip
         metrics.steps_finished.labels(step.connector, status).inc()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from automate_core.models.event import Event
 from automate_core.models.execution import BulkReplay, ExecutionRun, RunMode, RunStatus, StepRun
+from automate_core.models.flow import RunWait, WaitKind, WaitPattern, WaitStatus
 from automate_core.models.outbox import JobStatus, OutboxJob
 from automate_core.models.source import SignatureScheme, WebhookSource
 from automate_core.models.workflow import ConcurrencySlot, Schedule, Step, Workflow, WorkflowVersion
@@ -17,10 +18,14 @@ __all__ = [
     "OutboxJob",
     "RunMode",
     "RunStatus",
+    "RunWait",
     "Schedule",
     "SignatureScheme",
     "Step",
     "StepRun",
+    "WaitKind",
+    "WaitPattern",
+    "WaitStatus",
     "WebhookSource",
     "Workflow",
     "WorkflowVersion",

@@ -22,6 +22,7 @@ from django.db.models.functions import Now
 class RunStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
+    WAITING = "waiting", "Waiting (a sleep, an event, an approval or a child run)"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     SKIPPED = "skipped", "Skipped"
@@ -36,6 +37,7 @@ class RunMode(models.TextChoices):
     CURRENT = "current", "Replay on the current version"
     RESUME = "resume", "Resume from the failed step"
     EDITED = "edited", "Replay with an edited payload"
+    CALL = "call", "Called by another workflow"
 
 
 class ExecutionRun(models.Model):
@@ -74,6 +76,7 @@ class ExecutionRun(models.Model):
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays"
     )
+    input = models.JSONField(null=True, blank=True, help_text="A called run's input (call steps).")
     bulk_replay = models.ForeignKey(
         "automate_core.BulkReplay", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
     )

@@ -64,9 +64,14 @@ class Step(models.Model):
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="steps")
     position = models.PositiveIntegerField(default=0)
     name = models.CharField(max_length=100, validators=[NAME_VALIDATOR])
-    connector = models.CharField(max_length=100)
-    action = models.CharField(max_length=100)
-    params = models.JSONField(default=dict, blank=True, help_text="Jinja2 templates in strings.")
+    kind = models.CharField(
+        max_length=16, default="action", help_text="action (a connector call) or a flow construct."
+    )
+    connector = models.CharField(max_length=100, blank=True)
+    action = models.CharField(max_length=100, blank=True)
+    params = models.JSONField(
+        default=dict, blank=True, help_text="Jinja2 templates in strings (a construct's settings)."
+    )
     condition = models.TextField(blank=True, help_text="Skip the step when this expression is false.")
     timeout_seconds = models.FloatField(null=True, blank=True)
     retry_max_attempts = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])

@@ -155,6 +155,8 @@ class DatabaseGauges:
                 runs = await cur.fetchall()
                 cur = await conn.execute(dead_letters.DEAD_LETTERS_COUNT)
                 letters = await cur.fetchone()
+                cur = await conn.execute(queries.WAITING_RUNS)
+                waiting = await cur.fetchall()
         except (psycopg.Error, PoolTimeout, TimeoutError, OSError, AutomateError) as exc:
             logger.warning("metrics: the database gauges could not be read: %s", exc)
             up.add_metric([], 0)
@@ -194,7 +196,27 @@ class DatabaseGauges:
             "(observability.dead_letters; the console and `automate dead` count the same).",
         )
         unresolved.add_metric([], letters[0])
-        return [up, jobs, due_jobs, age, recent, unresolved]
+        return [up, jobs, due_jobs, age, recent, unresolved, *waiting_families(waiting)]
+
+
+def waiting_families(rows: list[tuple[Any, ...]]) -> list[Metric]:
+    """Runs parked on a wait, by kind, and the age of the oldest open wait."""
+    runs = GaugeMetricFamily(
+        "automate_waiting_runs", "Runs waiting (sleep, event, approval, call), by what they wait for.",
+        labels=["kind"],
+    )  # fmt: skip
+    oldest = GaugeMetricFamily(
+        "automate_oldest_wait_age_seconds", "How long the oldest open wait has been open (0 when none)."
+    )
+    counts = dict.fromkeys(("sleep", "event", "approval", "call"), 0)
+    ages = [0.0]
+    for kind, count, age in rows:
+        counts[kind] = int(count)
+        ages.append(float(age))
+    for kind, count in counts.items():
+        runs.add_metric([kind], count)
+    oldest.add_metric([], max(ages))
+    return [runs, oldest]
 
 
 # --- the page -----------------------------------------------------------------------------------

@@ -54,3 +54,11 @@ APPLIED_MIGRATIONS = "SELECT app, name FROM django_migrations"
 
 # /readyz: the database answers.
 PING = "SELECT 1"
+
+# Open waits by kind and the age of the oldest of each (the partial index automate_wait_open_age
+# holds only open waits).
+WAITING_RUNS = """
+SELECT kind, count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
+FROM automate_run_wait WHERE status = 'open'
+GROUP BY kind
+"""

@@ -34,6 +34,14 @@ class StepSpec:
     max_attempts: int = 1
     backoff_seconds: float = 1.0
     continue_on_error: bool = False
+    #: ``action`` (a connector call) or a flow construct (``execution.constructs``): sleep,
+    #: wait_for_event, approval, for_each, parallel, switch, call. ``config`` is the construct's
+    #: normalised settings, with its nested steps as specs (``children``: for_each's step,
+    #: parallel's branches; ``cases``: switch's lists, the default under ``""``).
+    kind: str = "action"
+    config: Any = None
+    children: tuple[StepSpec, ...] = ()
+    cases: tuple[tuple[str, tuple[StepSpec, ...]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +63,70 @@ class WorkflowSpec:
     def matches(self, source: str, event_type: str) -> bool:
         return fnmatchcase(source, self.source_pattern) and fnmatchcase(event_type, self.event_type_pattern)
 
+    def find(self, name: str) -> StepSpec | None:
+        """The step of that name, at any depth."""
+        return next((s for s in walk_specs(self.steps) if s.name == name), None)
+
+    @property
+    def is_flow(self) -> bool:
+        """Whether any step is a flow construct (a plain list of actions is the hot path)."""
+        return any(s.kind != "action" for s in self.steps)
+
+
+def walk_specs(steps: tuple[StepSpec, ...]) -> Any:
+    """Every step spec, nested ones included, in pre-order."""
+    for step in steps:
+        yield step
+        yield from walk_specs(step.children)
+        for _, case in step.cases:
+            yield from walk_specs(case)
+
+
+class _Positions:
+    """Numbers steps in pre-order, so that the timeline lists a construct's steps under it."""
+
+    def __init__(self) -> None:
+        self.next = 0
+
+    def take(self) -> int:
+        self.next += 1
+        return self.next - 1
+
+
+def step_spec(s: dict[str, Any], positions: _Positions) -> StepSpec:
+    """A runnable step from a normalised step definition (a construct's nested steps too)."""
+    kind = s.get("kind", "action")
+    position = positions.take()
+    retry = s.get("retry") or {"max_attempts": 1, "backoff_seconds": 1.0}
+    children: tuple[StepSpec, ...] = ()
+    cases: tuple[tuple[str, tuple[StepSpec, ...]], ...] = ()
+    params = s.get("params", {})
+    if kind == "for_each":
+        children = (step_spec(params["step"], positions),)
+    elif kind == "parallel":
+        children = tuple(step_spec(b, positions) for b in params["branches"])
+    elif kind == "approval" and params.get("notify"):
+        children = (step_spec(params["notify"], positions),)
+    elif kind == "switch":
+        named = [(str(k), v) for k, v in params["cases"].items()] + [("", params.get("default") or [])]
+        cases = tuple((k, tuple(step_spec(c, positions) for c in v)) for k, v in named)
+    return StepSpec(
+        position=position,
+        name=s["name"],
+        connector=s.get("connector") or kind,
+        action=s.get("action", ""),
+        params=params,
+        timeout=s.get("timeout"),
+        condition=s.get("condition", ""),
+        max_attempts=retry["max_attempts"],
+        backoff_seconds=retry["backoff_seconds"],
+        continue_on_error=s.get("continue_on_error", False),
+        kind=kind,
+        config=params if kind != "action" else None,
+        children=children,
+        cases=cases,
+    )
+
 
 def spec_from_definition(
     workflow_id: int, name: str, version_id: int | None, number: int, definition: Any
@@ -63,27 +135,14 @@ def spec_from_definition(
     if isinstance(definition, str):
         definition = json.loads(definition)
     trigger, retry, concurrency = definition["trigger"], definition["retry"], definition["concurrency"]
+    positions = _Positions()
     return WorkflowSpec(
         id=workflow_id,
         name=name,
         source_pattern=trigger["source"],
         event_type_pattern=trigger["event_type"],
         max_attempts=retry["max_attempts"],
-        steps=tuple(
-            StepSpec(
-                position=i,
-                name=s["name"],
-                connector=s["connector"],
-                action=s["action"],
-                params=s["params"],
-                timeout=s["timeout"],
-                condition=s["condition"],
-                max_attempts=s["retry"]["max_attempts"],
-                backoff_seconds=s["retry"]["backoff_seconds"],
-                continue_on_error=s["continue_on_error"],
-            )
-            for i, s in enumerate(definition["steps"])
-        ),
+        steps=tuple(step_spec(s, positions) for s in definition["steps"]),
         version_id=version_id,
         version=number,
         condition=trigger["condition"],
@@ -104,6 +163,7 @@ class RuleEngine:
         self.workflows: tuple[WorkflowSpec, ...] = ()
         self._matches: dict[tuple[str, str], tuple[WorkflowSpec, ...]] = {}
         self._versions: OrderedDict[int, WorkflowSpec] = OrderedDict()
+        self._wait_patterns: dict[tuple[str, str], tuple[str, ...]] = {}
         self._lock = asyncio.Lock()
 
     async def refresh(self, generation: int) -> None:
@@ -117,8 +177,13 @@ class RuleEngine:
             async with pool.connection() as conn:
                 cur = await conn.execute(queries.ACTIVE_WORKFLOWS)
                 rows = await cur.fetchall()
+                cur = await conn.execute(queries.WAIT_PATTERNS)
+                patterns: dict[tuple[str, str], tuple[str, ...]] = {}
+                for source, event_type, path in await cur.fetchall():
+                    patterns[(source, event_type)] = (*patterns.get((source, event_type), ()), path)
             self.workflows = tuple(_spec(r) for r in rows)
             self._matches = {}
+            self._wait_patterns = patterns
             for spec in self.workflows:
                 if spec.version_id is not None:
                     self._remember(spec)
@@ -133,6 +198,10 @@ class RuleEngine:
             if len(self._matches) < 10_000:
                 self._matches[key] = found
         return found
+
+    def wait_paths(self, source: str, event_type: str) -> tuple[str, ...]:
+        """The payload paths open ``wait_for_event`` steps may correlate this event on (usually none)."""
+        return self._wait_patterns.get((source, event_type), ())
 
     def _remember(self, spec: WorkflowSpec) -> None:
         assert spec.version_id is not None

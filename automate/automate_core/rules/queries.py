@@ -21,3 +21,7 @@ FROM automate_workflow_version AS v
 JOIN automate_workflow AS w ON w.id = v.workflow_id
 WHERE v.id = %(version_id)s
 """
+
+# The (source, event_type, path) triples that wait_for_event steps correlate on (tiny, never
+# shrinks): an event whose source and type are not in it cannot resolve a wait, with no query.
+WAIT_PATTERNS: LiteralString = "SELECT source, event_type, path FROM automate_wait_pattern"

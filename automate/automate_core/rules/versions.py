@@ -47,6 +47,7 @@ def definition_of(workflow: Workflow) -> dict[str, Any]:
         "steps": [
             {
                 "name": s.name,
+                **({"kind": s.kind} if s.kind != "action" else {}),
                 "connector": s.connector,
                 "action": s.action,
                 "params": s.params,
@@ -78,9 +79,21 @@ def snapshot(workflow: Workflow, *, author: str = "", comment: str = "") -> Work
             author=author,
             comment=comment,
         )
+        register_wait_patterns(definition)
         Workflow.objects.filter(pk=workflow.pk).update(current_version=version)
         workflow.current_version = version
         return version
+
+
+def register_wait_patterns(definition: dict[str, Any]) -> None:
+    """Remember what this version's ``wait_for_event`` steps correlate on (``models.flow``)."""
+    from automate_core.definitions import iter_steps
+    from automate_core.models import WaitPattern
+
+    for step in iter_steps(definition["steps"]):
+        if step.get("kind") == "wait_for_event":
+            p = step["params"]
+            WaitPattern.objects.get_or_create(source=p["source"], event_type=p["event_type"], path=p["path"])
 
 
 def apply(workflow: Workflow, definition: dict[str, Any]) -> None:
@@ -102,6 +115,7 @@ def apply(workflow: Workflow, definition: dict[str, Any]) -> None:
             workflow=workflow,
             position=position,
             name=spec["name"],
+            kind=spec.get("kind", "action"),
             connector=spec["connector"],
             action=spec["action"],
             params=spec["params"],
@@ -144,14 +158,58 @@ def exported(definition: dict[str, Any]) -> dict[str, Any]:
         out["retry"] = retry
     if definition["concurrency"]["limit"] is not None:
         out["concurrency"] = {k: v for k, v in definition["concurrency"].items() if v not in ("", None)}
-    steps = []
-    for spec in definition["steps"]:
-        step = {"name": spec["name"], "connector": spec["connector"], "action": spec["action"]}
+    out["steps"] = [exported_step(spec) for spec in definition["steps"]]
+    return out
+
+
+def exported_step(spec: dict[str, Any]) -> dict[str, Any]:
+    """A normalised step as the file writes it (constructs in their own keys)."""
+    kind = spec.get("kind", "action")
+    if kind == "action":
+        action = {"name": spec["name"], "connector": spec["connector"], "action": spec["action"]}
         for key, default in STEP_DEFAULTS.items():
             if spec.get(key, default) != default:
-                step[key] = spec[key]
-        steps.append(step)
-    out["steps"] = steps
+                action[key] = spec[key]
+        return action
+    p = spec["params"]
+    inner = _exported_inner
+    step: dict[str, Any] = {"name": spec["name"]}
+    if kind == "for_each":
+        step.update({"for_each": p["items"], "concurrency": p["concurrency"], "step": inner(p["step"])})
+    elif kind == "parallel":
+        step["parallel"] = [inner(b) for b in p["branches"]]
+    elif kind == "switch":
+        switch: dict[str, Any] = {
+            "on": p["on"],
+            "cases": {k: [exported_step(c) for c in v] for k, v in p["cases"].items()},
+        }
+        if p.get("default"):
+            switch["default"] = [exported_step(c) for c in p["default"]]
+        step["switch"] = switch
+    elif kind == "wait_for_event":
+        wait = {"source": p["source"], "event_type": p["event_type"],
+                "match": {"path": f"payload.{p['path']}", "equals": p["equals"]}}  # fmt: skip
+        wait.update({k: p[k] for k in ("timeout", "lookback") if p.get(k) is not None})
+        if p["on_timeout"] != "continue":
+            wait["on_timeout"] = p["on_timeout"]
+        step["wait_for_event"] = wait
+    elif kind == "approval":
+        approval = {k: p[k] for k in ("prompt", "timeout", "on_timeout") if p.get(k) is not None}
+        if p.get("notify"):
+            approval["notify"] = inner(p["notify"])
+        step["approval"] = approval
+    else:  # sleep, call
+        step[kind] = {k: v for k, v in p.items() if v is not None}
+    for key in ("condition", "continue_on_error"):
+        if spec.get(key):
+            step[key] = spec[key]
+    return step
+
+
+def _exported_inner(spec: dict[str, Any]) -> dict[str, Any]:
+    """A construct's inner step: its name is the construct's (``reserve[]``), not the file's."""
+    out = exported_step(spec)
+    out.pop("name", None)
     return out
 
 
