@@ -352,3 +352,19 @@ def test_a_dry_run_on_a_past_run_reuses_its_outputs_before_the_step(
         url_of(wf), {"text": edited, "_action": "dry_run", "step": "notify", "run": 999999}
     )
     assert "No run #999999." in text(missing)
+
+
+def test_the_editor_needs_a_login_and_a_csrf_token(admin_user: Any) -> None:
+    wf = make()
+    assert Client().get(url_of(wf))["Location"].startswith("/admin/login/")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    text_ = editor_text(wf).replace("order.*", "order.paid")
+    assert client.post(url_of(wf), {"text": text_, "_action": "save", "checked": "x"}).status_code == 403
+    assert WorkflowVersion.objects.count() == 1
+
+
+def editor_text(wf: Workflow) -> str:
+    from automate_core.admin import editor
+
+    return editor.current_text(wf)
