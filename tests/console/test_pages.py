@@ -309,7 +309,7 @@ def test_dashboard_counts_the_last_hour_per_minute(admin_client: Client) -> None
     page = text(admin_client.get(DASHBOARD))
     assert "Events received per minute (total 8," in page
     assert "2 runs succeeded" in page and "1 runs failed" in page and "33.3 % failure rate" in page
-    assert "1 dead (all time)" in page
+    assert "1 dead letters (not resolved) 1 dead jobs in all" in page
 
 
 def test_dashboard_is_for_staff_only_and_linked_from_the_index(admin_client: Client) -> None:
@@ -381,3 +381,58 @@ def test_a_dead_job_is_replayed_from_its_page(admin_client: Client) -> None:
     client.force_login(viewer)
     assert client.post(f"{JOBS}{new.pk}/replay/").status_code == 403
     assert 'value="replay_dead"' not in client.get(JOBS).content.decode()
+
+
+# -- an event no workflow matched --------------------------------------------------------------
+
+
+def test_an_event_no_workflow_matched_says_so_and_which_came_close(admin_client: Client) -> None:
+    def wf(name: str, source: str, kind: str, condition: str = "", enabled: bool = True) -> dict[str, Any]:
+        step = {"name": "s", "connector": "log", "action": "info", "params": {"message": "hi"}}
+        trigger = {"source": source, "event_type": kind, "condition": condition}
+        return {"name": name, "enabled": enabled, "trigger": trigger, "steps": [step]}
+
+    definitions.load({
+        "workflows": [
+            wf("big_orders", "shop", "order.*", "event.payload.amount > 100"),
+            wf("refunds", "shop", "refund.*"),
+            wf("github_orders", "github", "order.created"),
+            wf("contacts", "crm", "contact.*"),
+            wf("retired", "shop", "order.created", enabled=False),
+            wf("broken", "shop", "order.*", "event.payload.amount + 'x' > 1"),
+        ]
+    })  # fmt: skip
+    e = event(payload={"amount": 5})
+    OutboxJob.objects.create(event=e, status="completed")
+    page = text(admin_client.get(f"{EVENTS}{e.pk}/change/"))
+    assert "no workflow matched Its job completed without running any workflow" in page
+    assert "big_orders source and type match; condition 'event.payload.amount > 100' is false" in page
+    assert "refunds type 'order.created' does not match 'refund.*'" in page
+    assert "github_orders source 'shop' does not match 'github'" in page
+    assert "retired source, type and condition match, but the workflow is disabled" in page
+    assert "broken condition \"event.payload.amount + 'x' > 1\" failed" in page
+    assert "contacts" not in page and "1 other workflow: neither source nor type match" in page
+
+    # a workflow added since that matches is named as such, not hidden
+    definitions.load({"workflows": [wf("new_orders", "shop", "order.*")]})
+    page = text(admin_client.get(f"{EVENTS}{e.pk}/change/"))
+    assert "new_orders matches the event now (created or changed since the event came)" in page
+
+    # an event that ran, or whose job is not done, does not say "no workflow matched"
+    ran = event()
+    run(Workflow.objects.get(name="new_orders"), "succeeded", on=ran)
+    OutboxJob.objects.create(event=ran, status="completed")
+    waiting = event()
+    OutboxJob.objects.create(event=waiting, status="ready")
+    died = event()
+    dead_job(died)
+    for other, says in ((ran, "Ran the workflows above."), (waiting, "No run yet"), (died, "No run yet")):
+        page = text(admin_client.get(f"{EVENTS}{other.pk}/change/"))
+        assert says in page and "no workflow matched" not in page
+
+
+def test_no_match_with_no_workflow_close_says_so(admin_client: Client) -> None:
+    e = event("nobody", "ping")
+    OutboxJob.objects.create(event=e, status="completed")
+    page = text(admin_client.get(f"{EVENTS}{e.pk}/change/"))
+    assert "no workflow matched" in page and "No workflow came close" in page

@@ -59,7 +59,7 @@ def test_replay_creates_new_jobs_linked_to_the_old_ones() -> None:
     old.refresh_from_db()
     assert old.status == "dead"  # kept for the record
     assert not OutboxJob.objects.filter(replay_of=other).exists()
-    assert "replayed as job" in automate("dead", "--source", "shop")
+    assert "replayed as job" in automate("dead", "--source", "shop", "--include-resolved")
 
 
 def test_a_dead_job_is_replayed_at_most_once() -> None:

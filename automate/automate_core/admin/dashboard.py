@@ -18,6 +18,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from automate_core.admin import queries
+from automate_core.observability import dead_letters
 from automate_core.observability import queries as ops_queries
 
 CHART_WIDTH = 600  # SVG user units: 60 bars of 10
@@ -45,12 +46,15 @@ def _chart(title: str, css: str, minutes: list[Any], values: list[int]) -> Chart
 
 
 def outbox_depth() -> dict[str, float]:
-    """Jobs by state now (ready, retry, due, running, dead) and the oldest due job's age in seconds."""
+    """Jobs by state now (ready, retry, due, running, dead), the oldest due job's age in seconds,
+    and the dead letters (``dead_letters``: dead jobs not resolved; ``dead`` counts them all)."""
     with connection.cursor() as cursor:
         cursor.execute(ops_queries.OUTBOX_DEPTH)
         row = cursor.fetchone()
         names = [c[0] for c in cursor.description]
-    return dict(zip(names, row, strict=True))
+    depth = dict(zip(names, row, strict=True))
+    depth["dead_letters"] = dead_letters.count()
+    return depth
 
 
 def dashboard_context() -> dict[str, Any]:
@@ -80,6 +84,7 @@ def dashboard_context() -> dict[str, Any]:
         "links": {
             "failed_runs": reverse("admin:automate_core_executionrun_changelist")
             + "?status__exact=failed&since=1h",
+            "dead_letters": reverse("admin:automate_core_outboxjob_changelist") + "?dead_letters=open",
             "dead_jobs": reverse("admin:automate_core_outboxjob_changelist") + "?status__exact=dead",
             "events": reverse("admin:automate_core_event_changelist") + "?since=1h",
             "jobs": reverse("admin:automate_core_outboxjob_changelist"),

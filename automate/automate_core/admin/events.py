@@ -12,11 +12,12 @@ import hashlib
 from django.contrib import admin
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from automate_core.admin import filters, queries
-from automate_core.admin.common import ConsoleMedia, pretty_json
+from automate_core.admin import filters, matching, queries
+from automate_core.admin.common import ConsoleMedia, pretty_json, status_badge
 from automate_core.admin.paging import BigTableAdmin
 from automate_core.models import Event
 
@@ -37,12 +38,12 @@ class EventAdmin(BigTableAdmin):
     search_help_text = "An event id, a trace id or an idempotency key (exact)."
     fieldsets = [
         (None, {"fields": [("source", "event_type", "received_at"), ("idempotency_key", "trace_link")]}),
-        (None, {"fields": ["payload_pretty", "runs_and_jobs"]}),
+        (None, {"fields": ["payload_pretty", "runs_and_jobs", "matching"]}),
         ("Headers", {"fields": ["headers_pretty"], "classes": ["collapse"]}),
     ]
     readonly_fields = [
         *("source", "event_type", "received_at", "idempotency_key", "trace_link"),
-        *("payload_pretty", "runs_and_jobs", "headers_pretty"),
+        *("payload_pretty", "runs_and_jobs", "matching", "headers_pretty"),
     ]
     Media = ConsoleMedia
 
@@ -105,4 +106,19 @@ class EventAdmin(BigTableAdmin):
                 for j in obj.jobs.order_by("id")
             ),
         )
+        if jobs and not runs and not obj.jobs.exclude(status="completed").exists():
+            jobs = format_html("{}<li>{}</li>", jobs, status_badge("skipped", "no workflow matched"))
         return format_html("<ul class='automate-plain'>{}{}</ul>", runs, jobs) if runs or jobs else "-"
+
+    @admin.display(description="Workflows")
+    def matching(self, obj: Event) -> str:
+        """Which workflows ran; or, when its job completed without a run, that none matched and
+        which came close (``admin.matching``)."""
+        if not obj.pk:
+            return "-"
+        verdict = matching.verdict(obj)
+        if verdict.state == "ran":
+            return "Ran the workflows above."
+        if verdict.state == "unsettled":
+            return "No run yet: see the job above."
+        return render_to_string("automate_core/admin/no_match.html", {"verdict": verdict, "event": obj})

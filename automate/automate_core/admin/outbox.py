@@ -1,6 +1,8 @@
 """Outbox jobs in the admin: the queue by state, the dead letters with their last error, replay.
 
-The list's header shows the queue now (the statement ``/metrics`` reads, from partial indexes);
+The list's header shows the queue now (the statement ``/metrics`` reads, from partial indexes) and
+the dead letters (``observability.dead_letters``: dead jobs not replayed and not run again
+successfully, the count ``automate dead`` and the gauge show too; its link lists exactly them);
 the list is over a big table (``paging``): exact search (job id, event id, trace id) and filters
 an index serves. Replaying is ``automate_core.outbox.replay`` (the worker stage owns it): the
 action works on the selection, including Django's "select all N matching" across pages, as one
@@ -15,6 +17,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
@@ -25,6 +28,7 @@ from automate_core.admin import dashboard, filters
 from automate_core.admin.common import ConsoleMedia, form_page, pretty_json, status_badge
 from automate_core.admin.paging import BigTableAdmin
 from automate_core.models import Event, JobStatus, OutboxJob
+from automate_core.observability import dead_letters
 from automate_core.outbox import replay
 
 BR = mark_safe("<br>")  # a constant
@@ -47,6 +51,26 @@ class ReplayedFilter(admin.SimpleListFilter):
         return queryset
 
 
+class DeadLetterFilter(admin.SimpleListFilter):
+    """Dead jobs still to act on, or resolved since (``observability.dead_letters`` says which)."""
+
+    title = "dead letters"
+    parameter_name = "dead_letters"
+
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin[OutboxJob]
+    ) -> list[tuple[str, str]]:
+        return [("open", "Not resolved"), ("resolved", "Resolved (replayed or run again)")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[OutboxJob]) -> QuerySet[OutboxJob]:
+        if self.value() == "open":
+            return dead_letters.dead_letters(queryset)
+        if self.value() == "resolved":
+            letters = dead_letters.dead_letters().values("pk")
+            return queryset.filter(status=JobStatus.DEAD).exclude(pk__in=letters)
+        return queryset
+
+
 @admin.register(OutboxJob)
 class OutboxJobAdmin(BigTableAdmin):
     change_list_template = "automate_core/admin/outbox_change_list.html"
@@ -59,7 +83,7 @@ class OutboxJobAdmin(BigTableAdmin):
         "updated_at",
         "error_cell",
     ]
-    list_filter = ["status", "kind", ReplayedFilter, filters.JobSourceFilter]
+    list_filter = ["status", DeadLetterFilter, "kind", ReplayedFilter, filters.JobSourceFilter]
     search_fields = ["last_error"]  # shows the search box; the search itself is get_search_results
     search_help_text = "A job id, an event id or a trace id (exact)."
     actions = ["replay_dead"]
@@ -107,8 +131,21 @@ class OutboxJobAdmin(BigTableAdmin):
 
     # -- columns and fields ----------------------------------------------------------------------
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[OutboxJob]:
+        """Each job with whether it is a dead letter (one hashed subquery over the dead jobs)."""
+        jobs: QuerySet[OutboxJob] = super().get_queryset(request)
+        return jobs.annotate(
+            dead_letter=RawSQL(f"automate_outbox_job.id IN ({dead_letters.DEAD_LETTER_IDS})", ())
+        )
+
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj: OutboxJob) -> str:
+        if obj.status == JobStatus.DEAD and getattr(obj, "dead_letter", True) is False:
+            return format_html(
+                '{} <span class="automate-resolved" title="{}">resolved</span>',
+                status_badge(obj.status),
+                "Replayed, or its event was run again successfully: not a dead letter any more.",
+            )
         return status_badge(obj.status)
 
     @admin.display(description="Attempts")
@@ -190,8 +227,14 @@ class OutboxJobAdmin(BigTableAdmin):
     def replay_dead(self, request: HttpRequest, queryset: QuerySet[OutboxJob]) -> None:
         selection = queryset.filter(status=JobStatus.DEAD)
         skipped = queryset.count() - selection.count()
+        resolved = selection.filter(replays=None).count() - dead_letters.dead_letters(selection).count()
         created = replay.replay(selection)
         note = f" {skipped} selected jobs are not dead and were left alone." if skipped else ""
+        if resolved:
+            note += (
+                f" {resolved} of them had been resolved already (their event was run again "
+                "successfully): their workflows run once more."
+            )
         self.message_user(
             request, f"{len(created)} dead jobs queued again as new jobs.{note}", messages.SUCCESS
         )

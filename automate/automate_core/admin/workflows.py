@@ -14,6 +14,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, JSONField, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import JSONObject
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -21,11 +22,11 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.timesince import timesince
 
 from automate_core import definitions
-from automate_core.admin import queries
+from automate_core.admin import editor, queries
 from automate_core.admin.common import ConsoleMedia, form_page, pretty_json, status_badge
 from automate_core.exceptions import AutomateError
 from automate_core.execution import replay
@@ -41,11 +42,32 @@ def _field_of(message: str, fields: tuple[str, ...]) -> str | None:
     return next((f for f in fields if where.endswith(f".{f}")), None)
 
 
+class PrettyJSONField(forms.JSONField):
+    """Step params as indented JSON, one key a line, instead of a one-line blob."""
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, indent=2, ensure_ascii=False, cls=self.encoder)
+
+
+class ConnectorInput(forms.TextInput):
+    """A text input offering the installed connectors (a ``<datalist>``)."""
+
+    def render(self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None) -> Any:
+        listing = f"{(attrs or {}).get('id', name)}-choices"
+        field = super().render(name, value, {**(attrs or {}), "list": listing}, renderer)
+        options = format_html_join("", '<option value="{}">{}</option>', editor.connector_reference())
+        return format_html('{}<datalist id="{}">{}</datalist>', field, listing, options)
+
+
 class StepForm(forms.ModelForm):
     class Meta:
         model = Step
         fields = "__all__"
+        field_classes = {"params": PrettyJSONField}
         widgets = {
+            "connector": ConnectorInput(),
             "params": forms.Textarea(attrs={**_CODE, "rows": 8}),
             "condition": forms.Textarea(attrs={**_CODE, "rows": 1}),
         }
@@ -160,8 +182,10 @@ class WorkflowAdmin(admin.ModelAdmin):
         "last_run",
         "runs_24h",
         "updated_at",
+        "yaml_link",
     ]
     list_select_related = ["current_version"]
+    change_list_template = "automate_core/admin/workflow_change_list.html"
     list_filter = ["enabled"]
     search_fields = ["name", "description"]
     readonly_fields = ["version_number", "run_link"]
@@ -236,7 +260,19 @@ class WorkflowAdmin(admin.ModelAdmin):
         if not obj.pk:
             return "-"
         url = reverse("admin:automate_core_workflow_trigger", args=[obj.pk])
-        return format_html('<a class="button" href="{}">Run on a payload…</a>', url)
+        yaml_url = reverse("admin:automate_core_workflow_yaml", args=[obj.pk])
+        return format_html(
+            '<a class="button" href="{}">Run on a payload…</a> '
+            '<a class="button" href="{}">Edit as YAML, diff, dry run…</a>',
+            url,
+            yaml_url,
+        )
+
+    @admin.display(description="Edit")
+    def yaml_link(self, obj: Workflow) -> str:
+        return format_html(
+            '<a href="{}">YAML</a>', reverse("admin:automate_core_workflow_yaml", args=[obj.pk])
+        )
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
@@ -253,7 +289,24 @@ class WorkflowAdmin(admin.ModelAdmin):
 
     def get_urls(self) -> list[Any]:
         view = self.admin_site.admin_view(self.trigger_view)
-        return [path("<int:pk>/trigger/", view, name="automate_core_workflow_trigger"), *super().get_urls()]
+        yaml_view = self.admin_site.admin_view(self.yaml_view)
+        return [
+            path("<int:pk>/trigger/", view, name="automate_core_workflow_trigger"),
+            path("<int:pk>/yaml/", yaml_view, name="automate_core_workflow_yaml"),
+            path("yaml/", yaml_view, name="automate_core_workflow_yaml_add"),
+            *super().get_urls(),
+        ]
+
+    def yaml_view(self, request: HttpRequest, pk: int | None = None) -> HttpResponse:
+        """The workflow as the YAML of the file format: checked, diffed, dry-run, saved (``editor``)."""
+        workflow = None
+        if pk is not None:
+            workflow = get_object_or_404(Workflow.objects.select_related("current_version"), pk=pk)
+            if not self.has_change_permission(request, workflow):
+                raise PermissionDenied
+        elif not self.has_add_permission(request):
+            raise PermissionDenied
+        return editor.editor_view(self, request, workflow)
 
     def trigger_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         workflow = get_object_or_404(Workflow, pk=pk)

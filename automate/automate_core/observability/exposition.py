@@ -10,8 +10,9 @@ process whose pid no longer exists is not live. Without the variable, the proces
 is exposed.
 
 **The database.** Outbox depth by status, jobs due now, the age of the oldest due job and the
-run outcomes of the last minutes are read at scrape time (``queries.OUTBOX_DEPTH``,
-``queries.RECENT_RUNS``), at most once per ``AUTOMATE_METRICS_DB_CACHE_SECONDS`` per process.
+run outcomes of the last minutes and the dead letters (``dead_letters``: dead jobs not resolved)
+are read at scrape time (``queries.OUTBOX_DEPTH``, ``queries.RECENT_RUNS``,
+``dead_letters.DEAD_LETTERS_COUNT``), at most once per ``AUTOMATE_METRICS_DB_CACHE_SECONDS`` per process.
 They describe the shared queue, not the process: aggregate them with ``max``, not ``sum``, over
 web instances. ``automate_metrics_database_up`` is 0 when the read failed.
 
@@ -46,7 +47,7 @@ from psycopg_pool import PoolTimeout
 from automate_core import db
 from automate_core.conf import settings
 from automate_core.exceptions import AutomateError
-from automate_core.observability import queries
+from automate_core.observability import dead_letters, queries
 
 logger = logging.getLogger("automate.observability")
 
@@ -152,6 +153,8 @@ class DatabaseGauges:
                 depth = await cur.fetchone()
                 cur = await conn.execute(queries.RECENT_RUNS)
                 runs = await cur.fetchall()
+                cur = await conn.execute(dead_letters.DEAD_LETTERS_COUNT)
+                letters = await cur.fetchone()
                 cur = await conn.execute(queries.WAITING_RUNS)
                 waiting = await cur.fetchall()
         except (psycopg.Error, PoolTimeout, TimeoutError, OSError, AutomateError) as exc:
@@ -159,7 +162,7 @@ class DatabaseGauges:
             up.add_metric([], 0)
             return [up]
         up.add_metric([], 1)
-        assert depth is not None
+        assert depth is not None and letters is not None
         ready, retry, due, running, dead, oldest = depth
         jobs = GaugeMetricFamily(
             "automate_outbox_jobs",
@@ -187,7 +190,13 @@ class DatabaseGauges:
         counts.update({status: count for status, count in runs})
         for status, count in counts.items():
             recent.add_metric([status], count)
-        return [up, jobs, due_jobs, age, recent, *waiting_families(waiting)]
+        unresolved = GaugeMetricFamily(
+            "automate_dead_letters",
+            "Dead jobs not resolved: not replayed, and their event not run again successfully "
+            "(observability.dead_letters; the console and `automate dead` count the same).",
+        )
+        unresolved.add_metric([], letters[0])
+        return [up, jobs, due_jobs, age, recent, unresolved, *waiting_families(waiting)]
 
 
 def waiting_families(rows: list[tuple[Any, ...]]) -> list[Metric]:
