@@ -26,7 +26,7 @@ workflows:
   - name: effect
     trigger: {{source: chaos}}
     max_attempts: 30
-    steps:
+    steps:{nap}
       - name: deliver
         connector: http
         action: post
@@ -54,6 +54,7 @@ class Platform:
         lease: float = 3.0,
         step_timeout: float = 2.0,
         concurrency: int = 16,
+        sleep: float | None = None,
     ) -> None:
         self.root = root
         self.lease = lease
@@ -73,7 +74,9 @@ class Platform:
         }
         self.web: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
-        self.definitions = DEFINITIONS.format(timeout=step_timeout, sink=sink_url)
+        # with ``sleep``, every run first parks on a durable sleep (a wait and a wake job)
+        nap = f"\n      - name: nap\n        sleep: {{for: {sleep}}}" if sleep else ""
+        self.definitions = DEFINITIONS.format(timeout=step_timeout, sink=sink_url, nap=nap)
 
     @property
     def hooks_url(self) -> str:

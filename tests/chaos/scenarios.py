@@ -39,6 +39,7 @@ class Result:
     rate_during: float
     rate_after: float
     notes: list[str] = field(default_factory=list)
+    drive: DriveResult | None = None  # what the sender saw, webhook by webhook
 
     @property
     def ok(self) -> bool:
@@ -194,4 +195,5 @@ async def run_scenario(
         rate_before=_rate(result, started, fault_started),
         rate_during=_rate(result, fault_started, fault_ended),
         rate_after=_rate(result, fault_ended, result.finished),
+        drive=result,
     )
