@@ -57,6 +57,7 @@ class Plan:
     key: str = ""  # the rendered concurrency key
     continuing: bool = False  # run_id is a woken run: go on with it (its records are its own)
     input: Any = None  # a called run's input (``call`` steps)
+    woken: Any = None  # the wait a woken run ended (a run has one open wait at a time)
 
 
 @dataclass(slots=True)
@@ -173,10 +174,8 @@ class WorkflowRunner(ActionSteps):
             self, plan, run_id, event, job, scope,
             reusing=bool(plan.reuse), record_reuse=not plan.continuing,
         )  # fmt: skip
-        if plan.continuing and workflow.is_flow:
-            from automate_core.execution.waits import waits
-
-            walk.waits = await waits.of_run(run_id)
+        if plan.woken is not None:
+            walk.waits = {plan.woken.step_name: plan.woken}
         try:
             await self.walk(walk, workflow.steps, until=until)
         except StepFailed as failure:

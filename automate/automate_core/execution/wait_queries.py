@@ -55,11 +55,13 @@ GET_WAIT: LiteralString = "SELECT" + WAIT_COLUMNS + "FROM automate_run_wait WHER
 RUN_WAITS: LiteralString = "SELECT" + WAIT_COLUMNS + "FROM automate_run_wait WHERE run_id = %(run_id)s"
 
 # open -> timed_out, by the wake job once the deadline has passed.
-TIME_OUT: LiteralString = """
+TIME_OUT: LiteralString = (
+    """
 UPDATE automate_run_wait SET status = 'timed_out', resolved_at = now(), resolved_by = 'deadline'
 WHERE id = %(wait_id)s AND status = 'open' AND deadline <= now()
-RETURNING id
-"""
+RETURNING"""
+    + WAIT_COLUMNS
+)
 
 # The wake job of resolved waits becomes available now (it was parked at the deadline). A job a
 # worker holds right now is left alone: it is the wake job itself, and it re-reads the wait.

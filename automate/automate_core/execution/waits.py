@@ -175,8 +175,11 @@ class WaitStore:
     async def of_run(self, run_id: int) -> dict[str, Wait]:
         return {w.step_name: w for w in (Wait(*r) for r in await self._rows(q.RUN_WAITS, {"run_id": run_id}))}
 
-    async def time_out(self, wait_id: int) -> bool:
-        return bool(await self._rows(q.TIME_OUT, {"wait_id": wait_id}))
+    async def time_out(self, wait_id: int) -> Wait | None:
+        """open -> timed_out once the deadline has passed; the wait as it is then, or None when
+        another outcome came first."""
+        rows = await self._rows(q.TIME_OUT, {"wait_id": wait_id})
+        return Wait(*rows[0]) if rows else None
 
     async def resolve(
         self,

@@ -57,8 +57,7 @@ class Waker:
             if wait.deadline is None or wait.deadline > now:
                 left = (wait.deadline - now).total_seconds() if wait.deadline else PARK_SECONDS
                 return JobOutcome(False, snooze=max(0.05, left))
-            await waits.time_out(wait.id)
-            wait = await waits.get(wait_id)
+            wait = await waits.time_out(wait.id) or await waits.get(wait_id)
             if wait is None:
                 return JobOutcome(True)
         if wait.status == "cancelled":
@@ -89,6 +88,7 @@ class Waker:
             mode=run.mode,
             parent_id=run.parent_id,
             reuse=reusable_prefix(await engine.journal.run_steps(wait.run_id)),
+            woken=wait,
         )
         if run.mode == "call":
             plan.input = await engine.journal.run_input(wait.run_id)
