@@ -10,7 +10,9 @@ of hmac_sha256, standard_webhooks, stripe, github, slack, shopify, hmac, token, 
 
 from __future__ import annotations
 
+import difflib
 import json
+import re
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -29,7 +31,32 @@ from automate_core.rules.flow import CallGraphError, check_calls, iter_steps
 
 
 class DefinitionError(AutomateError):
-    """The definitions file is invalid."""
+    """The definitions file is invalid. ``errors`` lists every problem found, each with its place."""
+
+    def __init__(self, message: str, errors: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors if errors is not None else [message]
+
+
+class _Collector:
+    """Gathers the errors of a whole file, so that one load reports them all."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def check(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except DefinitionError as exc:
+            self.errors.extend(exc.errors)
+            return None
+
+    def raise_any(self) -> None:
+        if len(self.errors) == 1:
+            raise DefinitionError(self.errors[0])
+        if self.errors:
+            summary = f"\n({len(self.errors)} errors; nothing was loaded.)"
+            raise DefinitionError("\n".join(self.errors) + summary, list(self.errors))
 
 
 _SOURCE_KEYS = {"slug", "name", "scheme", "secret_ref", "config", "enabled"}
@@ -106,12 +133,60 @@ def validate_condition(where: str, source: Any) -> str:
     return source.strip()
 
 
+def validate_templates(where: str, value: Any) -> None:
+    """Every template in ``value`` compiles; the error names the parameter (``.params.body.title``)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            validate_templates(f"{where}.{key}", item)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            validate_templates(f"{where}[{i}]", item)
+    else:
+        try:
+            templating.validate(value)
+        except TemplateError as exc:
+            raise DefinitionError(f"{where}: {exc}") from exc
+
+
+_STEP_REF = re.compile(r"\bsteps\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*['\"]([A-Za-z_]\w*)['\"]\s*\])")
+
+
+def _strings(value: Any) -> Any:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def check_step_references(where: str, steps: list[dict[str, Any]]) -> None:
+    """Every ``steps.<name>`` in a template or condition names a step of this workflow."""
+    names = [s["name"] for s in iter_steps(steps) if "[" not in s["name"] and "." not in s["name"]]
+    errors = []
+    for j, top in enumerate(steps):
+        for step in iter_steps([top]):
+            texts = [*_strings(step.get("params")), step.get("condition") or ""]
+            for text in texts:
+                for match in _STEP_REF.finditer(text):
+                    name = match.group(1) or match.group(2)
+                    if name in names:
+                        continue
+                    close = difflib.get_close_matches(name, names, n=1)
+                    hint = f"; did you mean steps.{close[0]}?" if close else ""
+                    errors.append(
+                        f"{where}.steps[{j}] ({step['name']}): refers to steps.{name}, which is not a "
+                        f"step of this workflow (its steps: {', '.join(names)}){hint}"
+                    )
+    if errors:
+        raise DefinitionError(errors[0], sorted(set(errors), key=errors.index))
+
+
 def validate_step(where: str, step: dict[str, Any]) -> None:
     """Templates compile, the connector exists and has the action (for the admin and the loader)."""
-    try:
-        templating.validate(step.get("params", {}))
-    except TemplateError as exc:
-        raise DefinitionError(f"{where}.params: {exc}") from exc
+    validate_templates(f"{where}.params", step.get("params", {}))
     validate_condition(f"{where}.condition", step.get("condition") or "")
     try:
         cls = registry.connectors().get_class(step["connector"])
@@ -266,14 +341,18 @@ def normalize_workflow(where: str, item: Any) -> dict[str, Any]:
     steps = item["steps"]
     if not isinstance(steps, list) or not steps:
         raise DefinitionError(f"{where}.steps: a workflow needs a list of at least one step.")
-    normalized, names = [], set()
+    normalized, names, collector = [], set(), _Collector()
     for j, spec in enumerate(steps):
-        step = normalize_step(f"{where}.steps[{j}]", spec)
+        step = collector.check(normalize_step, f"{where}.steps[{j}]", spec)
+        if step is None:
+            continue
         for inner in iter_steps([step]):  # names are unique at every depth: steps.<name> finds one
             if inner["name"] in names:
-                raise DefinitionError(f"{where}.steps[{j}]: the step name {inner['name']!r} is used twice.")
+                collector.errors.append(f"{where}.steps[{j}]: the step name {inner['name']!r} is used twice.")
             names.add(inner["name"])
         normalized.append(step)
+    collector.raise_any()
+    check_step_references(where, normalized)
 
     def seconds(name: str) -> float | None:
         value = retry.get(name)
@@ -314,23 +393,30 @@ def validate_schedule(where: str, cron: str, timezone: str) -> None:
         ) from exc
 
 
-def _load_sources(items: list[Any], counts: dict[str, int]) -> None:
+def _load_sources(items: list[Any], counts: dict[str, int], collector: _Collector) -> None:
     for i, item in enumerate(items):
-        where = f"sources[{i}]"
-        _check_keys(where, item, _SOURCE_KEYS, {"slug"})
-        source = WebhookSource.objects.filter(slug=item["slug"]).first() or WebhookSource(slug=item["slug"])
-        for key in _SOURCE_KEYS - {"slug"}:
-            if key in item:
-                setattr(source, key, item[key])
-        if source.needs_secret_ref and not source.secret_ref:
-            raise DefinitionError(f"{where}: scheme {source.scheme} needs a secret_ref.")
-        _full_clean(where, source)
-        source.save()
-        counts["sources"] += 1
+        collector.check(_load_source, f"sources[{i}]", item, counts)
 
 
-def _load_workflows(items: list[Any], counts: dict[str, int], author: str) -> None:
-    definitions = [normalize_workflow(f"workflows[{i}]", item) for i, item in enumerate(items)]
+def _load_source(where: str, item: Any, counts: dict[str, int]) -> None:
+    _check_keys(where, item, _SOURCE_KEYS, {"slug"})
+    source = WebhookSource.objects.filter(slug=item["slug"]).first() or WebhookSource(slug=item["slug"])
+    for key in _SOURCE_KEYS - {"slug"}:
+        if key in item:
+            setattr(source, key, item[key])
+    if source.needs_secret_ref and not source.secret_ref:
+        raise DefinitionError(f"{where}: scheme {source.scheme} needs a secret_ref.")
+    _full_clean(where, source)
+    source.save()
+    counts["sources"] += 1
+
+
+def _load_workflows(items: list[Any], counts: dict[str, int], author: str, collector: _Collector) -> None:
+    definitions = [
+        collector.check(normalize_workflow, f"workflows[{i}]", item) for i, item in enumerate(items)
+    ]
+    if collector.errors:  # the other sections are still checked, then everything is reported
+        return
     try:
         check_calls({d["name"]: (f"workflows[{i}]", d) for i, d in enumerate(definitions)})
     except CallGraphError as exc:
@@ -355,37 +441,48 @@ def _load_workflows(items: list[Any], counts: dict[str, int], author: str) -> No
         counts["versions"] += int(version.pk != before)
 
 
-def _load_schedules(items: list[Any], counts: dict[str, int]) -> None:
+def _load_schedules(items: list[Any], counts: dict[str, int], collector: _Collector) -> None:
     for i, item in enumerate(items):
-        where = f"schedules[{i}]"
-        _check_keys(where, item, _SCHEDULE_KEYS, {"name", "cron"})
-        timezone = item.get("timezone", "UTC")
-        validate_schedule(where, item["cron"], timezone)
-        schedule = Schedule.objects.filter(name=item["name"]).first() or Schedule(name=item["name"])
-        changed = schedule.cron != item["cron"] or schedule.timezone != timezone
-        schedule.cron, schedule.timezone = item["cron"], timezone
-        schedule.source = item.get("source", "schedule")
-        schedule.event_type = item.get("event_type", item["name"])
-        schedule.payload = item.get("payload", {})
-        schedule.enabled = item.get("enabled", True)
-        if changed or not schedule.enabled:
-            schedule.next_fire_at = None  # the scheduler computes the next tick from the new cron
-        _full_clean(where, schedule)
-        schedule.save()
-        counts["schedules"] += 1
+        collector.check(_load_schedule, f"schedules[{i}]", item, counts)
 
 
-def load(data: dict[str, Any], *, author: str = "automate load") -> dict[str, int]:
-    """Upsert the sources, workflows and schedules in ``data``; returns counts of what was written."""
+def _load_schedule(where: str, item: Any, counts: dict[str, int]) -> None:
+    _check_keys(where, item, _SCHEDULE_KEYS, {"name", "cron"})
+    timezone = item.get("timezone", "UTC")
+    validate_schedule(where, item["cron"], timezone)
+    schedule = Schedule.objects.filter(name=item["name"]).first() or Schedule(name=item["name"])
+    changed = schedule.cron != item["cron"] or schedule.timezone != timezone
+    schedule.cron, schedule.timezone = item["cron"], timezone
+    schedule.source = item.get("source", "schedule")
+    schedule.event_type = item.get("event_type", item["name"])
+    schedule.payload = item.get("payload", {})
+    schedule.enabled = item.get("enabled", True)
+    if changed or not schedule.enabled:
+        schedule.next_fire_at = None  # the scheduler computes the next tick from the new cron
+    _full_clean(where, schedule)
+    schedule.save()
+    counts["schedules"] += 1
+
+
+def load(data: dict[str, Any], *, author: str = "automate load", check: bool = False) -> dict[str, int]:
+    """Upsert the sources, workflows and schedules in ``data``; returns counts of what was written.
+
+    Every error of the file is reported at once (``DefinitionError.errors``), and nothing is
+    written unless there is none. With ``check`` nothing is written either way (``automate load
+    --check``): the counts say what a load would write."""
     _check_keys("file", data, {"sources", "workflows", "schedules"}, set())
     counts = {"sources": 0, "workflows": 0, "steps": 0, "versions": 0, "schedules": 0}
     for section in ("sources", "workflows", "schedules"):
         if not isinstance(data.get(section) or [], list):
             raise DefinitionError(f"{section}: expected a list.")
+    collector = _Collector()
     with transaction.atomic():
-        _load_sources(data.get("sources") or [], counts)
-        _load_workflows(data.get("workflows") or [], counts, author)
-        _load_schedules(data.get("schedules") or [], counts)
+        _load_sources(data.get("sources") or [], counts, collector)
+        _load_workflows(data.get("workflows") or [], counts, author, collector)
+        _load_schedules(data.get("schedules") or [], counts, collector)
+        collector.raise_any()
+        if check:
+            transaction.set_rollback(True)
     return counts
 
 

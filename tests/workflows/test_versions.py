@@ -79,7 +79,7 @@ def test_diff_and_rollback() -> None:
     [
         (
             {"steps": [{"name": "s", "connector": "probe", "action": "echo", "params": {"x": "{{ oops"}}]},
-            r"workflows\[1\]\.steps\[0\]\.params: Template syntax error on line 1",
+            r"workflows\[1\]\.steps\[0\]\.params\.x: Template syntax error on line 1",
         ),
         (
             {"steps": [{"name": "s", "connector": "probe", "action": "nope"}]},
