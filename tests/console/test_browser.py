@@ -176,7 +176,7 @@ async def test_an_operator_handles_a_failure_from_the_admin(page: Any, peer: Pee
     error = tab.locator(".field-params .errorlist")
     assert (
         await error.inner_text()
-        == "step notify.params: Template syntax error on line 2: No filter named 'shout'."
+        == "step notify.params.json.order: Template syntax error on line 2: No filter named 'shout'."
     )
     await shoot(tab, shots, "workflow-edit")
     assert not await sync_to_async(Workflow.objects.exists)()

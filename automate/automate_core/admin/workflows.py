@@ -39,7 +39,8 @@ _CODE = {"class": "vLargeTextField automate-code", "spellcheck": "false"}
 def _field_of(message: str, fields: tuple[str, ...]) -> str | None:
     """The form field a definitions error is about: ``step x.params: ...`` is about params."""
     where = message.split(":", 1)[0]
-    return next((f for f in fields if where.endswith(f".{f}")), None)
+    about = (f for f in fields if where.endswith(f".{f}") or f".{f}." in where or f".{f}[" in where)
+    return next(about, None)
 
 
 class PrettyJSONField(forms.JSONField):
