@@ -22,9 +22,9 @@ from typing import Any, ClassVar
 import httpx
 
 from automate_connectors import httpclient
-from automate_core import masking
 from automate_connectors.adapters.base import ConnectorAdapter, ConnectorError, UnknownActionError
 from automate_connectors.http import check_url
+from automate_core import masking
 from automate_core.conf import settings
 
 _MESSAGE_FIELDS = ("text", "blocks", "attachments", "thread_ts", "mrkdwn", "unfurl_links", "username",
