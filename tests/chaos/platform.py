@@ -26,6 +26,7 @@ workflows:
   - name: effect
     trigger: {{source: chaos}}
     max_attempts: 30
+    secrets: [CHAOS_TOKEN]
     steps:
       - name: deliver
         connector: http

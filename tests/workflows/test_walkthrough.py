@@ -39,6 +39,7 @@ workflows:
       event_type: "order.*"
       condition: event.payload.total > 0          # free orders are ignored
     max_attempts: 2
+    secrets: [SHOP_API]
     steps:
       - name: check
         connector: log

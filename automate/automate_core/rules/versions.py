@@ -44,6 +44,7 @@ def definition_of(workflow: Workflow) -> dict[str, Any]:
             "max_seconds": workflow.retry_max_seconds,
         },
         "concurrency": {"limit": workflow.concurrency_limit, "key": workflow.concurrency_key},
+        **_declared_secrets(workflow),
         "steps": [
             {
                 "name": s.name,
@@ -58,6 +59,16 @@ def definition_of(workflow: Workflow) -> dict[str, Any]:
             for s in steps
         ],
     }
+
+
+def _declared_secrets(workflow: Workflow) -> dict[str, Any]:
+    """The workflow's ``secrets`` list: the one being applied, else the current version's (the list
+    lives in the versions' definitions, carried from one version to the next)."""
+    declared = getattr(workflow, "_declared_secrets", None)
+    if declared is None and workflow.current_version_id:
+        current = WorkflowVersion.objects.filter(pk=workflow.current_version_id).first()
+        declared = (current.definition or {}).get("secrets") if current else None
+    return {"secrets": list(declared)} if declared else {}
 
 
 def snapshot(workflow: Workflow, *, author: str = "", comment: str = "") -> WorkflowVersion:
@@ -95,6 +106,7 @@ def apply(workflow: Workflow, definition: dict[str, Any]) -> None:
     workflow.retry_max_seconds = retry["max_seconds"]
     workflow.concurrency_limit = concurrency["limit"]
     workflow.concurrency_key = concurrency["key"]
+    workflow._declared_secrets = definition.get("secrets") or []  # type: ignore[attr-defined]
     workflow.save()
     workflow.steps.all().delete()
     for position, spec in enumerate(definition["steps"]):
@@ -151,6 +163,8 @@ def exported(definition: dict[str, Any]) -> dict[str, Any]:
             if spec.get(key, default) != default:
                 step[key] = spec[key]
         steps.append(step)
+    if definition.get("secrets"):
+        out["secrets"] = list(definition["secrets"])
     out["steps"] = steps
     return out
 
