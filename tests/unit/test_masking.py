@@ -129,7 +129,8 @@ def test_httpx_request_lines_lose_their_query_and_are_masked() -> None:
     masking.masker.register("q-secret-7d1e9c")
     record = logging.LogRecord(
         "httpx", logging.INFO, __file__, 1, 'HTTP Request: %s %s "%s %d %s"',
-        ("GET", httpx.URL("https://api.test/u/q-secret-7d1e9c?token=q-secret-7d1e9c"), "HTTP/1.1", 200, "OK"), None,
+        ("GET", httpx.URL("https://api.test/u/q-secret-7d1e9c?token=q-secret-7d1e9c"), "HTTP/1.1", 200, "OK"),
+        None,
     )  # fmt: skip
     assert LibraryRequestLogFilter().filter(record)
     message = record.getMessage()

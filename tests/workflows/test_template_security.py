@@ -110,7 +110,7 @@ ALLOCATION_BOMBS = [
     # doubling in a loop: every step is small, the tenth is not
     '{% set ns = namespace(s="x") %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ 1 }}',
     '{% set ns = namespace(s="x") %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ 1 }}',
-    '{% set ns = namespace(s=["x"]) %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ 1 }}',
+    '{% set ns = namespace(s=["x"]) %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}1',
     '{% set ns = namespace(s="x") %}{% for i in range(40) %}{% set ns.s = ns.s * 2 %}{% endfor %}{{ 1 }}',
     '{% macro d(s, n) %}{{ d(s ~ s, n - 1) if n else s|length }}{% endmacro %}{{ d("x", 40) }}',
     # other growers
@@ -181,7 +181,7 @@ def test_bombs_are_refused_before_they_compute_or_allocate(template: str) -> Non
     tracemalloc.start()
     started = time.perf_counter()
     try:
-        with pytest.raises(TemplateError, match="refused|at most|undefined"):
+        with pytest.raises(TemplateError, match=r"refused|at most|undefined"):
             templating.render(template, context())
         elapsed = time.perf_counter() - started
         peak = tracemalloc.get_traced_memory()[1]
