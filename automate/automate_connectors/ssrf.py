@@ -130,7 +130,8 @@ def is_public(ip: IPAddress) -> bool:
     if carried:
         if not all(_plainly_public(v4) for v4 in carried):
             return False
-        if ip.ipv4_mapped is not None or (ip in _NAT64 and len(carried) == 1):
+        mapped = isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None
+        if mapped or (ip in _NAT64 and len(carried) == 1):
             return True
     return _plainly_public(ip)
 

@@ -69,7 +69,7 @@ def text_size(value: Any) -> int:
     """An upper bound of ``len(str(value))`` that is cheap to compute for the usual values."""
     if isinstance(value, str):
         return len(value)
-    if _is_int(value):
+    if isinstance(value, int) and not isinstance(value, bool):
         return value.bit_length() // 3 + 2
     if isinstance(value, (float, bool)) or value is None:
         return 32
@@ -186,7 +186,7 @@ def wrap_format(env: Any, method: Any) -> Callable[..., str]:
         if is_map:
             if kwargs or len(args) != 1:
                 raise TypeError("format_map() takes exactly one mapping argument")
-            args, kwargs = (), args[0]
+            return str(formatter.vformat(owner, (), args[0]))
         return str(formatter.vformat(owner, args, kwargs))
 
     return wrapper
