@@ -204,6 +204,12 @@ def shared_transport(policy: Policy | None = None) -> httpx.AsyncBaseTransport:
     return _Borrowed(transport)
 
 
+async def aclose_pools() -> None:
+    """Close the pooled connections of the running event loop (a worker's clean shutdown)."""
+    for transport in _transports.pop(asyncio.get_running_loop(), {}).values():
+        await transport.aclose()
+
+
 def guarded_client(
     *,
     timeout: float = 30.0,

@@ -263,6 +263,14 @@ def test_output_over_the_limit_is_refused() -> None:
     assert templating.render("{% for i in range(10) %}x{% endfor %}", context()) == "x" * 10
 
 
+@pytest.mark.parametrize("depth", [300, 2000])
+def test_a_template_nested_too_deeply_is_a_template_error(depth: int) -> None:
+    with pytest.raises(TemplateError, match="nests too deeply"):
+        templating.evaluate(" or ".join(["event.id"] * depth), context())
+    with pytest.raises(TemplateError, match="nests too deeply"):
+        templating.render("{{ " + "(" * depth + "1" + ")" * depth + " }}", context())
+
+
 def test_syntax_errors_are_located() -> None:
     with pytest.raises(TemplateError, match=r"line 3: .*"):
         templating.validate({"a": "fine", "b": "one\ntwo\n{{ broken"})
@@ -285,3 +293,31 @@ async def test_injected_payloads_reach_the_connector_as_plain_text(probe: type[P
     await drain(lambda: OutboxJob.objects.filter(status="completed").exists())
     assert [c[1] for c in probe.calls] == [{"text": evil, "len": len(evil)}, {"again": evil}]
     assert await StepRun.objects.filter(status="succeeded").acount() == 2
+
+
+@override_settings(AUTOMATE_TEMPLATE_TIMEOUT_SECONDS=1.0)
+async def test_async_conditions_are_equal_to_sync_ones_and_slow_ones_leave_the_loop() -> None:
+    ctx = context()
+    for condition in ("event.payload.name == 'Ada'", "event.payload['items']|length > 5", "nothing"):
+        try:
+            expected: Any = templating.evaluate(condition, ctx, undefined_is_false=True)
+        except TemplateError as exc:
+            expected = type(exc)
+        try:
+            got: Any = await templating.aevaluate(condition, ctx, undefined_is_false=True)
+        except TemplateError as exc:
+            got = type(exc)
+        assert got == expected
+    slow = " or ".join(["(range(100000)|map('string')|join|length < 0)"] * 60)
+    started = time.perf_counter()
+    loop_free = asyncio.Event()
+
+    async def watch() -> None:
+        await asyncio.sleep(0)
+        loop_free.set()  # ran while the condition was still being evaluated in its thread
+
+    watcher = asyncio.create_task(watch())
+    with pytest.raises(TemplateError, match=r"longer than 1s"):
+        await templating.aevaluate(slow, ctx)
+    await watcher
+    assert loop_free.is_set() and time.perf_counter() - started < 3

@@ -149,6 +149,8 @@ def _compile(source: str) -> tuple[str, Any]:
         return "template", _flat(env.from_string(source))
     except TemplateSyntaxError as exc:
         raise _syntax(exc) from exc
+    except (RecursionError, SyntaxError) as exc:  # deep nesting: the parser recursed, or Python refused
+        raise TemplateError("Template refused: it nests too deeply.") from exc
 
 
 @lru_cache(maxsize=1024)
@@ -160,6 +162,8 @@ def _compile_condition(source: str) -> Any:
         return _flat(env.compile_expression(source, undefined_to_none=False))
     except TemplateSyntaxError as exc:
         raise _syntax(exc) from exc
+    except (RecursionError, SyntaxError) as exc:  # deep nesting: the parser recursed, or Python refused
+        raise TemplateError("Template refused: it nests too deeply.") from exc
 
 
 def secret_names(source: str) -> set[str]:
@@ -170,6 +174,8 @@ def secret_names(source: str) -> set[str]:
         ast = env.parse(source)
     except TemplateSyntaxError as exc:
         raise _syntax(exc) from exc
+    except (RecursionError, SyntaxError) as exc:  # deep nesting: the parser recursed, or Python refused
+        raise TemplateError("Template refused: it nests too deeply.") from exc
     names = set()
     for call in ast.find_all(nodes.Call):
         if isinstance(call.node, nodes.Name) and call.node.name == "secret":
@@ -291,6 +297,21 @@ def evaluate(condition: str, context: Mapping[str, Any], *, undefined_is_false: 
     compiled = _compile_condition(condition)
     try:
         return bool(_guarded(_evaluate, "expr", compiled, context))
+    except TemplateError as exc:
+        if undefined_is_false and isinstance(exc.__cause__, UndefinedError):
+            return False
+        raise
+
+
+async def aevaluate(condition: str, context: Mapping[str, Any], *, undefined_is_false: bool = False) -> bool:
+    """:func:`evaluate` for async callers: like :func:`arender`, a slow condition moves to a thread."""
+    compiled = _compile_condition(condition)
+    try:
+        try:
+            result = _guarded(_evaluate, "expr", compiled, context, budget=LOOP_BUDGET)
+        except _OverBudget:
+            result = await asyncio.to_thread(_guarded, _evaluate, "expr", compiled, context)
+        return bool(result)
     except TemplateError as exc:
         if undefined_is_false and isinstance(exc.__cause__, UndefinedError):
             return False

@@ -177,6 +177,8 @@ _async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.Async
 )
 _sync_lock = threading.Lock()
 _sync: list[httpx.Client] = []
+# httpx's request log prints each URL: masked and without its query, as for the connectors
+masking.guard_library_loggers("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2")
 
 
 def _no_cookies() -> httpx.Cookies:
