@@ -99,11 +99,12 @@ def test_the_declaration_is_kept_in_every_version_and_exported() -> None:
     assert definitions.load({"workflows": [item]})["versions"] == 1
     assert definitions.load({"workflows": [item]})["versions"] == 0  # same file: no new version
     wf = Workflow.objects.get()
+    assert wf.current_version is not None
     assert wf.current_version.definition["secrets"] == ["SCOPE_API"]
     wf.description = "edited elsewhere"  # e.g. in the admin: rows change, the declaration stays
     wf.save()
     assert versions.snapshot(wf).definition["secrets"] == ["SCOPE_API"]
-    assert "secrets:\n  - SCOPE_API" in versions.to_yaml([wf.current_version.definition])
+    assert "secrets:\n  - SCOPE_API" in versions.to_yaml([versions.get_version(wf).definition])
 
 
 @pytest.mark.usefixtures("live_db")
@@ -128,6 +129,7 @@ async def test_a_run_that_reads_an_undeclared_secret_fails_without_retrying(api_
 
     def narrow() -> None:
         version = Workflow.objects.get().current_version
+        assert version is not None
         version.definition = {**version.definition, "secrets": ["SOMETHING_ELSE"]}
         version.save()
 
