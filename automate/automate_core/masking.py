@@ -222,10 +222,12 @@ def _looks_like_url(value: Any) -> bool:
 def _bare_url(value: Any) -> str:
     from urllib.parse import urlsplit
 
-    parts = urlsplit(str(value))
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}" + ("?…" if parts.query else "")
+    try:
+        parts = urlsplit(str(value))
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:  # not a URL after all: leave it to the masking
+        return str(value)
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}" + ("?…" if parts.query else "")
 
 
 def guard_library_loggers(*names: str) -> None:
