@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-0123456789abcdef")
-os.environ.setdefault("AUTOMATE_HTTP_ALLOWED_HOSTS", "127.0.0.1")
+os.environ.setdefault("AUTOMATE_HTTP_ALLOWED_HOSTS", "127.0.0.1:*")  # test servers use any port
 if not os.environ.get("DATABASE_URL"):
     from automate_core.embedded import ensure_database_url
 

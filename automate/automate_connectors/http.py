@@ -4,7 +4,12 @@ Actions: ``request`` (with a ``method`` param), or ``get``/``post``/``put``/``pa
 
 Params: ``url`` (required, http or https), ``headers``, ``json`` (a JSON body) or ``data`` (a form
 body, a mapping) or ``content`` (a raw string body), ``params`` (query), ``timeout`` (seconds,
-default 30), ``follow_redirects`` (default false; every hop is checked like the first).
+default 30), ``follow_redirects`` (default false; every hop is checked like the first, and the
+step's headers are dropped once a redirect leaves the URL's origin), ``idempotency_key`` (default:
+a key stable across every retry and resume of the event, workflow, step and item; ``false`` sends
+none; see :mod:`automate_connectors.idempotency`).
+
+Headers sent besides the step's: ``Idempotency-Key`` and ``X-Automate-Attempt``.
 
 Returns ``{"status", "headers", "body"}`` (``body`` is parsed JSON when the answer is JSON, text
 otherwise, at most 1 MiB). 5xx, 408 and 429 answers raise a retryable :class:`ConnectorError`
@@ -19,14 +24,18 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from automate_connectors import httpclient
+from automate_connectors import httpclient, idempotency
 from automate_connectors.adapters.base import ConnectorAdapter, ConnectorConfigError, ConnectorError
 from automate_connectors.calls import check_params
+from automate_core import masking
 from automate_core.exceptions import UnknownActionError
 
 _METHODS = ("get", "post", "put", "patch", "delete")
 _ALL_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
-_PARAMS = {"method", "url", "headers", "json", "data", "content", "params", "timeout", "follow_redirects"}
+_PARAMS = {
+    "method", "url", "headers", "json", "data", "content", "params", "timeout", "follow_redirects",
+    "idempotency_key",
+}  # fmt: skip
 
 
 def check_url(url: Any, what: str = "http") -> str:
@@ -70,16 +79,19 @@ class HttpConnector(ConnectorAdapter):
         timeout = params.get("timeout", 30.0)
         self.validate_config({"timeout": timeout})
         what = f"{method} {url}"
+        supplied = params.get("headers") or {}
+        if not isinstance(supplied, dict):
+            raise ConnectorError("http: 'headers' must be a mapping of names to values.", retryable=False)
+        defaults = idempotency.headers(context, params.get("idempotency_key"))
         try:
-            async with httpclient.guarded_client(
-                timeout=float(timeout),
-                follow_redirects=bool(params.get("follow_redirects", False)),
-                transport=self._transport,
-            ) as client:
-                response = await client.request(
+            async with httpclient.guarded_client(timeout=float(timeout), transport=self._transport) as client:
+                response = await httpclient.request(
+                    client,
                     method,
                     url,
-                    headers=params.get("headers"),
+                    headers=idempotency.merged(defaults, supplied),
+                    follow_redirects=bool(params.get("follow_redirects", False)),
+                    origin_only=list(supplied),
                     json=params.get("json"),
                     data=params.get("data"),
                     content=params.get("content"),
@@ -99,7 +111,11 @@ class HttpConnector(ConnectorAdapter):
         if action == "request":
             method = str(params.get("method", "GET")).upper()
             if method not in _ALL_METHODS:
-                raise ConnectorError(f"http: unsupported method {method!r}.", retryable=False)
+                raise ConnectorError(  # masked: a template can put anything here, a secret too
+                    f"http: unsupported method {masking.masker.mask(method)!r}; use one of "
+                    f"{', '.join(sorted(_ALL_METHODS))}.",
+                    retryable=False,
+                )
             return method
         if action in _METHODS:
             return action.upper()

@@ -24,6 +24,7 @@ import httpx
 from automate_connectors import httpclient
 from automate_connectors.adapters.base import ConnectorAdapter, ConnectorError, UnknownActionError
 from automate_connectors.http import check_url
+from automate_core import masking
 from automate_core.conf import settings
 
 _MESSAGE_FIELDS = ("text", "blocks", "attachments", "thread_ts", "mrkdwn", "unfurl_links", "username",
@@ -58,7 +59,7 @@ class SlackConnector(ConnectorAdapter):
             return {"dry_run": True, "message": body}
         response = await self._post(url, body, {}, "Slack webhook", params)
         if response.status_code >= 400:
-            code = response.text.strip()[:100]
+            code = masking.masker.cut(response.text[:4096].strip(), 100)  # masked before it is cut
             raise ConnectorError(
                 f"Slack webhook answered {response.status_code} ({code or 'no detail'}).",
                 retryable=response.status_code >= 500 or response.status_code == 429,

@@ -7,15 +7,19 @@ second DNS lookup an attacker could answer differently). TLS still verifies the 
 (SNI) and the ``Host`` header is unchanged. Redirects, when a step asks to follow them, open new
 connections and are checked the same way.
 
-Refused: loopback, private, link-local (including the cloud metadata address 169.254.169.254),
-shared/CGNAT (100.64.0.0/10), benchmarking, multicast, reserved and unspecified addresses, in IPv4
-and IPv6. Host spellings are normalised first: decimal (``2130706433``), octal (``0177.0.0.1``),
-hex (``0x7f.1``), short (``127.1``) IPv4 forms, and IPv6 forms that embed an IPv4 address
-(``::ffff:127.0.0.1``, NAT64 ``64:ff9b::/96``, 6to4, Teredo).
+Refused: every address ``ipaddress`` does not call globally reachable or calls loopback, private,
+link-local (including the cloud metadata address 169.254.169.254), shared/CGNAT (100.64.0.0/10),
+multicast, reserved, site-local (``fec0::/10``) or unspecified, in IPv4 and IPv6. Host spellings
+are normalised first: decimal (``2130706433``), octal (``0177.0.0.1``), hex (``0x7f.1``), short
+(``127.1``) IPv4 forms; IPv6 forms that embed IPv4 addresses (mapped, translated, compatible,
+NAT64, 6to4, Teredo, ISATAP) are refused when any address they carry is, and only the mapped and
+the well-known NAT64 forms are accepted at all (see :func:`is_public`).
 
 Operators allow internal APIs with ``AUTOMATE_HTTP_ALLOWED_HOSTS``: host names (``api.internal``,
-``*.corp.example``), addresses or networks (``10.1.0.0/16``). Cloud metadata endpoints stay
-refused even when allowlisted.
+``*.corp.example``), addresses or networks (``10.1.0.0/16``), each with an optional port
+(``api.internal:8080``, ``[fd00::/8]:9000``, ``10.1.2.3:*`` for every port). An entry without a
+port allows ports 80 and 443 only, so allowing a host does not open its database or its metrics
+port. Cloud metadata endpoints stay refused even when allowlisted.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from dataclasses import dataclass, field
 from automate_core.exceptions import ConnectorError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 METADATA = frozenset(
     ipaddress.ip_address(a)
@@ -44,6 +49,12 @@ METADATA = frozenset(
 )
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data", "metadata.azure.com"})
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_LOW32_EMBEDDING = (
+    ipaddress.ip_network("::/96"),  # IPv4-compatible (deprecated)
+    ipaddress.ip_network("::ffff:0:0:0/96"),  # IPv4-translated (SIIT)
+    _NAT64,
+    ipaddress.ip_network("64:ff9b:1::/48"),  # local-use NAT64
+)
 _NUMERIC_V4 = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}$", re.IGNORECASE)
 
 
@@ -53,19 +64,31 @@ class BlockedDestination(ConnectorError):
     default_retryable = False
 
 
-def embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address carries (mapped, NAT64, 6to4, Teredo), if any."""
+def embedded_ipv4s(ip: IPAddress) -> list[ipaddress.IPv4Address]:
+    """Every IPv4 address an IPv6 address carries: mapped (``::ffff:0:0/96``), translated
+    (``::ffff:0:0:0/96``), IPv4-compatible (``::a.b.c.d``), NAT64 (``64:ff9b::/96`` and the
+    local-use ``64:ff9b:1::/48``), 6to4 (``2002::/16``), Teredo (server and client) and ISATAP."""
     if not isinstance(ip, ipaddress.IPv6Address):
-        return None
+        return []
+    found: list[ipaddress.IPv4Address] = []
+    low32 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip in _NAT64:
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        found.append(ip.ipv4_mapped)
+    if any(ip in net for net in _LOW32_EMBEDDING):
+        found.append(low32)
     if ip.sixtofour is not None:
-        return ip.sixtofour
+        found.append(ip.sixtofour)
     if ip.teredo is not None:
-        return ip.teredo[1]
-    return None
+        found.extend(ip.teredo)
+    if (int(ip) >> 32) & 0xFDFFFFFF == 0x00005EFE:  # ISATAP interface id: [02]00:5efe:a.b.c.d
+        found.append(low32)
+    return found
+
+
+def embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
+    """The first IPv4 address an IPv6 address carries, if any (see :func:`embedded_ipv4s`)."""
+    found = embedded_ipv4s(ip)
+    return found[0] if found else None
 
 
 def normalize(ip: IPAddress) -> IPAddress:
@@ -87,11 +110,54 @@ def parse_literal(host: str) -> IPAddress | None:
     return None
 
 
+def _plainly_public(ip: IPAddress) -> bool:
+    """Globally reachable by every property ``ipaddress`` knows (its ``is_global`` alone lets some
+    reserved and deprecated ranges through, e.g. ``fec0::/10`` and ``::ffff:0:0:0/96``)."""
+    if not ip.is_global:
+        return False
+    if ip.is_multicast or ip.is_unspecified or ip.is_reserved or ip.is_loopback:
+        return False
+    if ip.is_link_local or ip.is_private:
+        return False
+    return not (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local)
+
+
 def is_public(ip: IPAddress) -> bool:
-    for candidate in {ip, normalize(ip)}:
-        if not candidate.is_global or candidate.is_multicast or candidate.is_unspecified:
+    """Whether ``ip`` is a public destination. An IPv6 address that carries IPv4 addresses is public
+    only if they all are; besides, only the mapped and the well-known NAT64 forms (which mean the
+    IPv4 address itself) are used: the other embedding ranges are refused whatever they carry."""
+    carried = embedded_ipv4s(ip)
+    if carried:
+        if not all(_plainly_public(v4) for v4 in carried):
             return False
-    return True
+        mapped = isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None
+        if mapped or (ip in _NAT64 and len(carried) == 1):
+            return True
+    return _plainly_public(ip)
+
+
+DEFAULT_PORTS = frozenset({80, 443})
+
+
+def _split_port(entry: str) -> tuple[str, frozenset[int] | None]:
+    """An allow-list entry as (host, ports); ports ``None`` means any (``host:*``). An entry
+    without a port allows the web ports 80 and 443 only."""
+    if entry.startswith("["):  # [v6-address or network]:port
+        host, _, rest = entry[1:].partition("]")
+        port = rest.removeprefix(":") if rest.startswith(":") else ""
+    elif entry.count(":") == 1:
+        host, port = entry.split(":")
+    else:
+        host, port = entry, ""
+    if not port:
+        return host, DEFAULT_PORTS
+    if port == "*":
+        return host, None
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise BlockedDestination(
+            f"AUTOMATE_HTTP_ALLOWED_HOSTS entry {entry!r}: {port!r} is not a port (1-65535 or *)."
+        )
+    return host, frozenset({int(port)})
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +166,8 @@ class Policy:
 
     allowed: Sequence[str] = ()
     enabled: bool = True
-    _networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(default=(), repr=False)
-    _names: tuple[str, ...] = field(default=(), repr=False)
+    _networks: tuple[tuple[Network, frozenset[int] | None], ...] = field(default=(), repr=False)
+    _names: tuple[tuple[str, frozenset[int] | None], ...] = field(default=(), repr=False)
 
     @classmethod
     def from_settings(cls) -> Policy:
@@ -116,30 +182,54 @@ class Policy:
 
     @classmethod
     def build(cls, allowed: Iterable[str], *, enabled: bool = True) -> Policy:
-        networks, names = [], []
+        networks: list[tuple[Network, frozenset[int] | None]] = []
+        names: list[tuple[str, frozenset[int] | None]] = []
         entries = [e.strip().lower() for e in allowed if e and e.strip()]
         for entry in entries:
+            host, ports = _split_port(entry)
             try:
-                networks.append(ipaddress.ip_network(entry, strict=False))
+                networks.append((ipaddress.ip_network(host, strict=False), ports))
             except ValueError:
-                names.append(entry.rstrip("."))
+                names.append((host.rstrip("."), ports))
         return cls(tuple(entries), enabled, tuple(networks), tuple(names))
 
-    def host_allowed(self, host: str) -> bool:
-        host = host.lower().rstrip(".")
-        return any(fnmatch.fnmatchcase(host, pattern) for pattern in self._names)
+    @staticmethod
+    def _port_ok(ports: frozenset[int] | None, port: int | None) -> bool:
+        return ports is None or port is None or port in ports
 
-    def check_address(self, host: str, ip: IPAddress) -> None:
-        """Raise :class:`BlockedDestination` unless ``ip`` (which ``host`` resolved to) may be used."""
-        if ip in METADATA or normalize(ip) in METADATA:
+    def host_allowed(self, host: str, port: int | None = None) -> bool:
+        host = host.lower().rstrip(".")
+        return any(
+            fnmatch.fnmatchcase(host, pattern) and self._port_ok(ports, port)
+            for pattern, ports in self._names
+        )
+
+    def _entry_matches(self, host: str, ip: IPAddress) -> list[frozenset[int] | None]:
+        """The port sets of the entries naming this host or a network holding this address."""
+        host = host.lower().rstrip(".")
+        found = [ports for pattern, ports in self._names if fnmatch.fnmatchcase(host, pattern)]
+        found += [ports for net, ports in self._networks if normalize(ip) in net or ip in net]
+        return found
+
+    def check_address(self, host: str, ip: IPAddress, port: int | None = None) -> None:
+        """Raise :class:`BlockedDestination` unless ``ip`` (which ``host`` resolved to) may be used
+        on ``port`` (``None``: the address alone is judged)."""
+        if ip in METADATA or any(v4 in METADATA for v4 in embedded_ipv4s(ip)):
             raise BlockedDestination(f"{host} resolves to a cloud metadata address; this is never allowed.")
         if not self.enabled or is_public(ip):
             return
-        if self.host_allowed(host) or any(normalize(ip) in net or ip in net for net in self._networks):
+        matches = self._entry_matches(host, ip)
+        if any(self._port_ok(ports, port) for ports in matches):
             return
+        if matches:
+            raise BlockedDestination(
+                f"{host} ({ip}) is allowed by AUTOMATE_HTTP_ALLOWED_HOSTS on ports 80 and 443 only, "
+                f"not {port}. To allow this port, add '{host}:{port}' to AUTOMATE_HTTP_ALLOWED_HOSTS."
+            )
         raise BlockedDestination(
             f"{host} resolves to {ip}, a non-public address. If this internal API is intended, "
-            "add it to AUTOMATE_HTTP_ALLOWED_HOSTS (a host name, address or network)."
+            "add it to AUTOMATE_HTTP_ALLOWED_HOSTS (a host name, address or network, with ':port' "
+            "for a port other than 80 and 443)."
         )
 
     async def resolve(self, host: str, port: int) -> list[IPAddress]:
@@ -155,7 +245,7 @@ class Policy:
         if not addresses:
             raise BlockedDestination(f"{host} resolves to no address.")
         for ip in addresses:  # one bad address refuses the host: no picking the public one
-            self.check_address(bare, ip)
+            self.check_address(bare, ip, port)
         return addresses
 
 

@@ -6,8 +6,10 @@ bytes), optionally ``id``, ``headers``, ``timeout`` (default 30 s).
 
 Headers sent: ``webhook-id``, ``webhook-timestamp`` (Unix seconds) and ``webhook-signature``
 (``v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">``). The id defaults to one derived from
-the event, workflow and step, so every retry of a delivery carries the same id and receivers can
-drop duplicates. The destination is SSRF-guarded like the ``http`` connector.
+the event, workflow, step and item, so every retry and resume of a delivery carries the same id
+and receivers can drop duplicates; ``Idempotency-Key`` (the webhook-id; ``idempotency_key``
+overrides it, ``false`` leaves it out) and ``X-Automate-Attempt`` are sent too, as by ``http``.
+The destination is SSRF-guarded like the ``http`` connector.
 """
 
 from __future__ import annotations
@@ -22,12 +24,12 @@ from typing import Any, ClassVar
 
 import httpx
 
-from automate_connectors import httpclient
+from automate_connectors import httpclient, idempotency
 from automate_connectors.adapters.base import ConnectorAdapter, ConnectorError
 from automate_connectors.calls import check_call
 from automate_connectors.http import check_url
 
-_PARAMS = {"url", "payload", "secret", "id", "headers", "timeout"}
+_PARAMS = {"url", "payload", "secret", "id", "headers", "timeout", "idempotency_key"}
 TOLERANCE_SECONDS = 300
 
 
@@ -63,8 +65,9 @@ def verify(secret: str, headers: dict[str, str], body: bytes, now: float | None 
 
 
 def delivery_id(context: dict) -> str:
-    seed = f"{context.get('trace_id', '')}/{context.get('workflow', '')}/{context.get('step', '')}"
-    return "msg_" + hashlib.sha256(seed.encode()).hexdigest()[:26]
+    """``msg_`` and the call's idempotency key: the same for every retry and resume of one event,
+    workflow, step and item (see :mod:`automate_connectors.idempotency`)."""
+    return "msg_" + idempotency.key(context).removeprefix("auto_")[:26]
 
 
 class WebhookConnector(ConnectorAdapter):
@@ -82,8 +85,11 @@ class WebhookConnector(ConnectorAdapter):
         msg_id = str(params.get("id") or delivery_id(context))
         body = json.dumps(params.get("payload"), separators=(",", ":"), ensure_ascii=False).encode()
         timestamp = int(time.time())
+        override = params.get("idempotency_key", msg_id)  # by default the webhook-id itself
         headers = {
-            **{str(k): str(v) for k, v in dict(params.get("headers") or {}).items()},
+            **idempotency.merged(
+                idempotency.headers(context, override, "webhook"), dict(params.get("headers") or {})
+            ),
             "content-type": "application/json",
             "webhook-id": msg_id,
             "webhook-timestamp": str(timestamp),
@@ -94,7 +100,7 @@ class WebhookConnector(ConnectorAdapter):
         timeout = float(params.get("timeout", 30.0))
         what = f"webhook {msg_id} to {url}"
         try:
-            async with httpclient.guarded_client(timeout=timeout) as client:
+            async with httpclient.guarded_client(timeout=timeout) as client:  # pooled connections
                 response = await client.post(url, content=body, headers=headers)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise httpclient.transport_error(exc, what, timeout) from exc

@@ -94,7 +94,8 @@ class Defaults:
     #: "approle"), ``token`` / ``role_id``, ``secret_id``, ``namespace``, ``timeout``. Unset keys
     #: fall back to VAULT_ADDR, VAULT_TOKEN, VAULT_ROLE_ID, VAULT_SECRET_ID, VAULT_NAMESPACE.
     VAULT: dict[str, Any] = {}
-    #: Hosts (names, ``*.wildcards``, addresses or networks) connectors may call although private.
+    #: Hosts (names, ``*.wildcards``, addresses or networks; ``:port`` or ``:*``, else 80/443 only)
+    #: connectors may call although private.
     HTTP_ALLOWED_HOSTS: list[str] = []
     #: SSRF protection of the http, slack and webhook connectors (metadata stays refused if off).
     HTTP_SSRF_PROTECTION: bool = True

@@ -69,6 +69,7 @@ _WORKFLOW_KEYS = {
     "retry",
     "concurrency",
     "steps",
+    "secrets",
 }
 _TRIGGER_KEYS = {"source", "event_type", "condition"}
 _WORKFLOW_RETRY_KEYS = {"max_attempts", "base_seconds", "max_seconds"}
@@ -353,6 +354,7 @@ def normalize_workflow(where: str, item: Any) -> dict[str, Any]:
         normalized.append(step)
     collector.raise_any()
     check_step_references(where, normalized)
+    declared = _secret_scope(where, item, normalized)
 
     def seconds(name: str) -> float | None:
         value = retry.get(name)
@@ -374,7 +376,18 @@ def normalize_workflow(where: str, item: Any) -> dict[str, Any]:
         },
         "concurrency": {"limit": limit, "key": key},
         "steps": normalized,
+        **({"secrets": list(declared)} if declared else {}),
     }
+
+
+def _secret_scope(where: str, item: dict[str, Any], steps: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The workflow's declared secrets (``automate_governance.secrets.scope``), checked."""
+    from automate_governance.secrets import scope
+
+    try:
+        return scope.check_workflow(where, item, steps)
+    except ValueError as exc:
+        raise DefinitionError(str(exc)) from exc
 
 
 def validate_schedule(where: str, cron: str, timezone: str) -> None:

@@ -75,7 +75,7 @@ def platform_env() -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "asgi.settings",
         "SECRET_KEY": "acceptance-test-secret-key-0123456789abcdefghijklmnop",
         "AUTOMATE_SECRET_TEST_HOOK": SECRET,
-        "AUTOMATE_HTTP_ALLOWED_HOSTS": "127.0.0.1",
+        "AUTOMATE_HTTP_ALLOWED_HOSTS": "127.0.0.1:*",
     }
 
 

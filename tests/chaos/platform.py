@@ -26,6 +26,7 @@ workflows:
   - name: effect
     trigger: {{source: chaos}}
     max_attempts: 30
+    secrets: [CHAOS_TOKEN]
     steps:{nap}
       - name: deliver
         connector: http
@@ -67,7 +68,7 @@ class Platform:
             "SECRET_KEY": "chaos-suite-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
             "AUTOMATE_SECRET_CHAOS_HOOK": SECRET,
             "AUTOMATE_SECRET_CHAOS_TOKEN": TOKEN,
-            "AUTOMATE_HTTP_ALLOWED_HOSTS": "127.0.0.1",
+            "AUTOMATE_HTTP_ALLOWED_HOSTS": "127.0.0.1:*",
             "AUTOMATE_RETRY_BASE_SECONDS": "0.2",
             "AUTOMATE_RETRY_MAX_SECONDS": "2",
             "LOG_LEVEL": "WARNING",

@@ -144,11 +144,16 @@ async def wait_run(run_id: int, status: str, within: float = 20.0) -> None:
 
 def step_params(peer: Peer, *, bad: bool = False) -> str:
     order = "{{ event.payload.id }}" + ("\n{{ event.payload.id | shout }}" if bad else "")
-    params = {"url": f"{peer.url}/orders", "json": {"order": order, "token": "{{ secret('TEST_HOOK') }}"}}
+    params = {"url": f"{peer.url}/orders", "json": {"order": order, "token": "{{ secret('PEER_TOKEN') }}"}}
     return json.dumps(params, indent=2)
 
 
-async def test_an_operator_handles_a_failure_from_the_admin(page: Any, peer: Peer, shots: Path) -> None:
+async def test_an_operator_handles_a_failure_from_the_admin(
+    page: Any, peer: Peer, shots: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(
+        "AUTOMATE_SECRET_PEER_TOKEN", SECRET
+    )  # not the signing key: templates cannot read that
     tab = page
     header = await tab.evaluate("getComputedStyle(document.querySelector('#header')).backgroundColor")
     assert header == HEADER_BLUE, "the admin's stylesheet was not served"

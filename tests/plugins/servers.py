@@ -23,6 +23,7 @@ class Request:
     path: str
     headers: dict[str, str]
     body: bytes
+    client_port: int = 0  # the client's side of the connection: equal ports, one connection
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
@@ -61,7 +62,10 @@ class FakeServer:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
                 path = self.path.split("?", 1)[0]
-                req = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                req = Request(
+                    self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body,
+                    self.client_address[1],
+                )  # fmt: skip
                 fake.requests.append(req)
                 handler = fake.routes.get((self.command, path))
                 if fake.delay:

@@ -72,8 +72,13 @@ def test_automate_plugins_lists_the_installed_package() -> None:
 
 @pytest.mark.usefixtures("live_db", "acme_installed")
 async def test_the_plugin_runs_in_a_workflow(
-    load: Callable[[dict[str, Any]], Any], server: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    load: Callable[[dict[str, Any]], Any],
+    server: FakeServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
 ) -> None:
+    settings.AUTOMATE_SECRETS_BACKENDS = ["env", "acme_json"]  # only configured backends answer
     secrets_file = tmp_path / "secrets.json"
     secrets_file.write_text(json.dumps({"HELPDESK_TOKEN": "acme-token-0042"}))
     monkeypatch.setenv("ACME_SECRETS_FILE", str(secrets_file))
@@ -81,6 +86,7 @@ async def test_the_plugin_runs_in_a_workflow(
     workflow = {
         "name": "acme-flow",
         "trigger": {"source": "shop", "event_type": "order.*"},
+        "secrets": ["acme_json:HELPDESK_TOKEN"],
         "steps": [
             {"name": "ticket", "connector": "acme_tickets", "action": "create_ticket",
              "params": {"base_url": server.url, "token": "{{ secret('acme_json:HELPDESK_TOKEN') }}",

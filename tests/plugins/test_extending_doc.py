@@ -178,7 +178,9 @@ async def test_the_walkthrough_workflow_runs(
     load: Callable[[dict[str, Any]], Any],
     server: FakeServer,
     monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
 ) -> None:
+    settings.AUTOMATE_SECRETS_BACKENDS = ["env", "team_passwords"]  # as the walkthrough says
     out = io.StringIO()
     plugins_cli.run({"json": True}, out)
     rows = {r["code"]: r for r in json.loads(out.getvalue())}

@@ -134,9 +134,9 @@ async def test_loopback_in_every_spelling_is_refused(server: FakeServer, host: s
 
 @pytest.mark.usefixtures("no_allowlist")
 async def test_redirects_are_rechecked_on_every_hop(server: FakeServer, settings: Any, resolver: Any) -> None:
-    settings.AUTOMATE_HTTP_ALLOWED_HOSTS = ["public.test"]
-    resolver["public.test"] = ["127.0.0.1"]
     port = server.url.rsplit(":", 1)[1]
+    settings.AUTOMATE_HTTP_ALLOWED_HOSTS = [f"public.test:{port}"]
+    resolver["public.test"] = ["127.0.0.1"]
     server.reply("GET", "/hop", 302, "", Location=f"http://127.0.0.1:{port}/internal")
     server.reply("GET", "/internal", 200, {"secret": "data"})
     with pytest.raises(BlockedDestination, match="non-public"):
@@ -156,7 +156,7 @@ async def test_connection_is_pinned_to_the_checked_address(
 ) -> None:
     """``pinned.test`` exists only in the stand-in resolver: the socket goes to the checked address,
     with no second lookup (which is what DNS rebinding exploits), and Host stays the URL's."""
-    settings.AUTOMATE_HTTP_ALLOWED_HOSTS = ["*.test"]
+    settings.AUTOMATE_HTTP_ALLOWED_HOSTS = ["*.test:*"]
     resolver["pinned.test"] = ["127.0.0.1"]
     port = server.url.rsplit(":", 1)[1]
     server.reply("GET", "/", 200, {"ok": True})
@@ -175,7 +175,8 @@ async def test_one_private_answer_refuses_the_host(server: FakeServer, resolver:
 
 
 async def test_allowlist_admits_internal_apis(server: FakeServer, settings: Any) -> None:
-    for allowed in (["127.0.0.1"], ["127.0.0.0/8"]):
+    port = server.url.rsplit(":", 1)[1]
+    for allowed in ([f"127.0.0.1:{port}"], [f"127.0.0.0/8:{port}"], ["127.0.0.1:*"], [f"[127.0.0.1]:{port}"]):
         settings.AUTOMATE_HTTP_ALLOWED_HOSTS = allowed
         server.reply("GET", "/", 200, {"ok": True})
         assert (await call("get", url=server.url + "/"))["status"] == 200
@@ -226,3 +227,162 @@ def test_turning_protection_off_still_refuses_metadata() -> None:
     policy.check_address("h", ipaddress.ip_address("10.0.0.1"))
     with pytest.raises(BlockedDestination, match="metadata"):
         policy.check_address("h", ipaddress.ip_address("169.254.169.254"))
+
+
+# --- allow-list entries name their ports ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry", "port", "allowed"),
+    [("api.internal", 443, True), ("api.internal", 80, True), ("api.internal", 5432, False),
+     ("api.internal", 9090, False), ("api.internal:8080", 8080, True), ("api.internal:8080", 443, False),
+     ("api.internal:*", 5432, True), ("*.internal", 6379, False), ("*.internal:6379", 6379, True),
+     ("10.0.0.0/8", 443, True), ("10.0.0.0/8", 5432, False), ("10.0.0.0/8:5432", 5432, True),
+     ("[fd00::/8]:9000", 9000, True), ("[fd00::/8]:9000", 9001, False), ("fd00::/8", 22, False),
+     ("fd00::/8", 443, True)],
+)  # fmt: skip
+def test_an_allowlist_entry_without_a_port_allows_only_the_web_ports(
+    entry: str, port: int, allowed: bool
+) -> None:
+    policy = Policy.build([entry])
+    ip = ipaddress.ip_address("fd00::5" if "fd00" in entry else "10.1.2.3")
+    if allowed:
+        policy.check_address("api.internal", ip, port)
+    else:
+        with pytest.raises(BlockedDestination, match=f"not {port}|non-public"):
+            policy.check_address("api.internal", ip, port)
+
+
+@pytest.mark.parametrize("entry", ["api.internal:0", "api.internal:http", "h:70000", "h:-1", "[::1]:x"])
+def test_a_bad_port_in_the_allowlist_is_refused(entry: str) -> None:
+    with pytest.raises(BlockedDestination, match="is not a port"):
+        Policy.build([entry])
+
+
+async def test_an_allowed_host_does_not_open_its_other_ports(server: FakeServer, settings: Any) -> None:
+    """The audit reached PostgreSQL's port and /metrics through an entry meant for one API."""
+    server.reply("GET", "/metrics", 200, "automate_jobs 1")
+    settings.AUTOMATE_HTTP_ALLOWED_HOSTS = ["127.0.0.1"]  # no port: 80 and 443 only
+    with pytest.raises(BlockedDestination, match=r"ports 80 and 443 only") as caught:
+        await call("get", url=server.url + "/metrics")
+    assert "127.0.0.1:" in str(caught.value)  # the message names the entry that would allow it
+    assert server.requests == []
+
+
+# --- every reserved range, in every embedding ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["fec0::1", "fec0:1::a00:1",  # site-local (deprecated, still routed on some networks)
+     "::ffff:0:7f00:1", "::ffff:0:808:808",  # IPv4-translated ::ffff:0:0:0/96
+     "::7f00:1", "::a00:1", "::808:808",  # IPv4-compatible ::a.b.c.d
+     "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "64:ff9b::a00:1",  # NAT64 carrying private v4
+     "64:ff9b:1::808:808",  # local-use NAT64
+     "2002:7f00:1::1", "2002:a00:1::1", "2002:808:808::1",  # 6to4
+     "2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001::7f00:1",  # Teredo
+     "2620:0:2d0:200:0:5efe:7f00:1", "2620:0:2d0:200:200:5efe:a00:1",  # ISATAP carrying private v4
+     "100::1", "2001:db8::1", "2001:10::1", "2001:2::1", "ff02::1", "ff0e::1",
+     "192.0.2.1", "198.51.100.7", "203.0.113.9", "240.0.0.1", "192.0.0.8",
+     "198.19.255.255", "0.1.2.3", "127.255.255.254"],
+)  # fmt: skip
+def test_every_reserved_range_is_refused(address: str) -> None:
+    with pytest.raises(BlockedDestination):
+        Policy.build([]).check_address("h", ipaddress.ip_address(address), 443)
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::808:808", "::ffff:8.8.8.8", "2620:0:2d0:200::7"])
+def test_embeddings_of_public_addresses_stay_usable(address: str) -> None:
+    """NAT64 (DNS64 networks) and mapped forms of a public address mean that address."""
+    Policy.build([]).check_address("h", ipaddress.ip_address(address), 443)
+
+
+@pytest.mark.usefixtures("no_allowlist")
+@pytest.mark.parametrize("answer", ["fec0::1", "::ffff:0:7f00:1", "::7f00:1", "64:ff9b::7f00:1"])
+async def test_a_name_resolving_to_a_reserved_ipv6_form_is_refused_before_connecting(
+    server: FakeServer, resolver: Any, answer: str
+) -> None:
+    resolver["sneaky.test"] = [answer]
+    with pytest.raises(BlockedDestination):
+        await call("get", url="http://sneaky.test/")
+    assert server.requests == []
+
+
+# --- redirects: the step's headers stay with the step's origin -----------------------------------
+
+
+@pytest.fixture
+def other_server() -> Iterator[FakeServer]:
+    fake = FakeServer().start()
+    yield fake
+    fake.stop()
+
+
+STEP_HEADERS = {"X-Api-Key": "k-123", "Authorization": "Bearer t-456", "X-Signature": "sig", "Cookie": "c=1"}
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_a_cross_origin_redirect_drops_every_step_header(
+    server: FakeServer, other_server: FakeServer, status: int
+) -> None:
+    server.reply("GET", "/hop", status, "", Location=other_server.url + "/landing")
+    other_server.reply("GET", "/landing", 200, {"ok": True})
+    out = await call("get", url=server.url + "/hop", headers=STEP_HEADERS, follow_redirects=True)
+    assert out["body"] == {"ok": True}
+    assert server.requests[0].headers["x-api-key"] == "k-123"  # the first origin got them
+    landed = other_server.requests[0].headers
+    for name in STEP_HEADERS:
+        assert name.lower() not in landed, name
+    assert "idempotency-key" in landed  # the platform's own headers carry on
+
+
+async def test_a_redirect_that_comes_back_to_the_first_origin_does_not_regain_the_headers(
+    server: FakeServer, other_server: FakeServer
+) -> None:
+    server.reply("GET", "/hop", 302, "", Location=other_server.url + "/bounce")
+    other_server.reply("GET", "/bounce", 302, "", Location=server.url + "/home")
+    server.reply("GET", "/home", 200, {"ok": True})
+    await call("get", url=server.url + "/hop", headers=STEP_HEADERS, follow_redirects=True)
+    assert "x-api-key" not in server.requests[-1].headers
+
+
+async def test_a_same_origin_redirect_keeps_the_step_headers(server: FakeServer) -> None:
+    server.reply("GET", "/hop", 302, "", Location="/there")
+    server.reply("GET", "/there", 200, {"ok": True})
+    await call("get", url=server.url + "/hop", headers={"X-Api-Key": "k-123"}, follow_redirects=True)
+    assert server.requests[1].headers["x-api-key"] == "k-123"
+
+
+async def test_too_many_redirects_is_a_clear_permanent_error(server: FakeServer) -> None:
+    server.reply("GET", "/loop", 302, "", Location="/loop")
+    with pytest.raises(ConnectorError, match="too many redirects") as caught:
+        await call("get", url=server.url + "/loop", follow_redirects=True)
+    assert not caught.value.retryable and len(server.requests) == 6
+
+
+# --- connections are pooled per process and policy -----------------------------------------------
+
+
+@pytest.mark.usefixtures("no_allowlist")
+async def test_calls_to_one_destination_reuse_their_connection(
+    server: FakeServer, settings: Any, resolver: Any
+) -> None:
+    """A new client per call opened a new connection (and resolved the host) every time."""
+    settings.AUTOMATE_HTTP_ALLOWED_HOSTS = ["*.test:*"]
+    resolver["pooled.test"] = ["127.0.0.1"]
+    port = server.url.rsplit(":", 1)[1]
+    server.reply("GET", "/", 200, {"ok": True})
+    for _ in range(3):
+        assert (await call("get", url=f"http://pooled.test:{port}/"))["status"] == 200
+    assert resolver["__calls__"] == ["pooled.test"]  # one connection, opened (and checked) once
+    assert len({r.client_port for r in server.requests}) == 1
+
+
+async def test_a_changed_policy_gets_its_own_pool(server: FakeServer, settings: Any) -> None:
+    port = server.url.rsplit(":", 1)[1]
+    server.reply("GET", "/", 200, {"ok": True})
+    settings.AUTOMATE_HTTP_ALLOWED_HOSTS = [f"127.0.0.1:{port}"]
+    assert (await call("get", url=server.url + "/"))["status"] == 200
+    settings.AUTOMATE_HTTP_ALLOWED_HOSTS = []  # a pooled connection must not outlive its permission
+    with pytest.raises(BlockedDestination):
+        await call("get", url=server.url + "/")

@@ -77,7 +77,10 @@ async def test_openai_speaks_chat_completions(server: FakeServer) -> None:
         assert (used.input, used.output, used.model) == (12, 3, "gpt-test")
     req = server.requests[0]
     assert req.headers["authorization"] == "Bearer sk-test"
-    assert req.json() == {"model": "gpt-test", "messages": MESSAGES, "max_tokens": 50, "temperature": 0.2}
+    # max_completion_tokens: reasoning models refuse the older max_tokens
+    assert req.json() == {
+        "model": "gpt-test", "messages": MESSAGES, "max_completion_tokens": 50, "temperature": 0.2
+    }  # fmt: skip
 
 
 async def test_anthropic_speaks_messages(server: FakeServer) -> None:
@@ -174,7 +177,7 @@ async def test_llm_connector_returns_text_usage_and_counts_tokens(server: FakeSe
     assert out == {"text": "hi from gpt-test", "usage": {"input": 12, "output": 3, "estimated": False},
                    "model": "gpt-test", "provider": "openai"}  # fmt: skip
     assert metrics.llm_tokens.labels("openai", "input")._value.get() == before + 12
-    assert server.requests[0].json()["max_tokens"] == 64
+    assert server.requests[0].json()["max_completion_tokens"] == 64
 
 
 async def test_llm_connector_maps_provider_errors(server: FakeServer, settings: Any) -> None:
@@ -264,3 +267,18 @@ async def test_workers_close_stale_reservations_on_their_own(settings: Any) -> N
     options = WorkerOptions.from_settings(poll_interval=0.1, rescue_interval=0.2, shutdown_timeout=2.0)
     async with running(WorkerPool(options)):
         await eventually(lambda: async_to_sync(budgets.usage)("global", "", "") == (300, 0), within=10)
+
+
+async def test_openai_sends_the_older_field_to_servers_configured_for_it(server: FakeServer) -> None:
+    server.route("POST", "/v1/chat/completions", openai_ok)
+    await openai(server, max_tokens_field="max_tokens").achat(MESSAGES, {"max_tokens": 20})
+    body = server.requests[0].json()
+    assert body["max_tokens"] == 20 and "max_completion_tokens" not in body
+
+
+async def test_async_chats_reuse_one_connection(server: FakeServer) -> None:
+    server.route("POST", "/v1/chat/completions", openai_ok)
+    provider = openai(server)
+    for _ in range(3):
+        await provider.achat(MESSAGES, {})
+    assert len({r.client_port for r in server.requests}) == 1

@@ -57,3 +57,13 @@ def test_secret_names_are_collected_from_literals_only() -> None:
     assert templating.collect_secret_names({"h": 'Bearer {{ secret("TOKEN") }}'}) == {"TOKEN"}
     with pytest.raises(TemplateError, match="string literal"):
         templating.collect_secret_names("{{ secret(event.payload.name) }}")
+
+
+def test_join_of_a_generator_keeps_its_items() -> None:
+    """``join`` is guarded by the parts' sizes; measuring a generator must not use it up."""
+    from automate_core.execution import templating
+
+    rows = {"rows": [{"to": "slack"}, {"to": "email"}]}
+    assert templating.render("{{ rows | map(attribute='to') | join(',') }}", rows) == "slack,email"
+    chained = "{{ rows | selectattr('to') | map(attribute='to') | join }}"
+    assert templating.render(chained, rows) == "slackemail"

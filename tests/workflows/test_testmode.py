@@ -52,6 +52,7 @@ def three_steps(url: str) -> dict[str, Any]:
                     "json": {"order": "{{ steps.lookup.output.echo.id }}"}}},
         {"name": "archive", "connector": "blind", "action": "send",
          "params": {"id": "{{ event.payload.id }}"}},
+        secrets=["NEVER_SET"],
     )  # fmt: skip
 
 

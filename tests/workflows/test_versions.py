@@ -34,6 +34,7 @@ def full(name: str = "wf", message: str = "hi") -> dict[str, Any]:
         retry={"max_attempts": 4, "base_seconds": 1, "max_seconds": 60},
         concurrency={"limit": 2, "key": "{{ event.payload.customer }}"},
         description="all the keys",
+        secrets=["TOKEN"],
     )  # fmt: skip
 
 

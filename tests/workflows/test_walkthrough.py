@@ -39,6 +39,7 @@ workflows:
       event_type: "order.*"
       condition: event.payload.total > 0          # free orders are ignored
     max_attempts: 2
+    secrets: [SHOP_API]
     steps:
       - name: check
         connector: log
@@ -124,7 +125,7 @@ def test_write_load_fire_watch_break_fix_resume(api: Api, tmp_path: Path) -> Non
         "SECRET_KEY": "walkthrough-secret-key-0123456789abcdefghijklmnopqrstuv",
         "AUTOMATE_SECRET_TEST_HOOK": SECRET,
         "AUTOMATE_SECRET_SHOP_API": API_TOKEN,
-        "AUTOMATE_HTTP_ALLOWED_HOSTS": "127.0.0.1",
+        "AUTOMATE_HTTP_ALLOWED_HOSTS": "127.0.0.1:*",
     }
     # 1. write the file (with a typo in the confirm step's path) and load it
     path = tmp_path / "shop.yaml"

@@ -118,7 +118,7 @@ class ActionSteps:
             started = now()
             params: Any = None
             try:
-                params = await self._render(step.params, scope)
+                params = await self._render(step.params, scope, workflow)
                 output = await self._call(run_id, workflow, step, params, scope, job, name)
                 check_output_size(step, output)
             except Exception as exc:
@@ -174,18 +174,17 @@ class ActionSteps:
         except TimeoutError as exc:
             raise ConnectorTimeout(f"The step did not finish within {timeout:g}s.") from exc
 
-    async def _render(self, params: Any, scope: dict[str, Any]) -> Any:
+    async def _render(self, params: Any, scope: dict[str, Any], workflow: WorkflowSpec) -> Any:
         names = templating.collect_secret_names(params)
         if not names:
-            return templating.render(params, scope)
+            return await templating.arender(params, scope)
         if self.dry_run:  # nothing leaves the machine: not even a read from a secrets backend
             resolved = {name: f"<secret {name}>" for name in names}
-        else:
-            from automate_governance.secrets.resolver import get_resolver
+        else:  # only the workflow's declared secrets, never a webhook signing key
+            from automate_governance.secrets.scope import resolve_for_template
 
-            resolver = get_resolver()
-            resolved = {name: await resolver.aresolve(name) for name in sorted(names)}
-        return templating.render(params, {**scope, "secret": templating.secret_function(resolved)})
+            resolved = await resolve_for_template(names, workflow.secrets, workflow=workflow.name)
+        return await templating.arender(params, {**scope, "secret": templating.secret_function(resolved)})
 
     def _recorder(self, run_id: int, step: StepSpec, name: str | None) -> Any:
         async def record(

@@ -14,12 +14,13 @@ string literals: they are collected from the template and resolved before render
 
 Limits: a render that takes longer than ``AUTOMATE_TEMPLATE_TIMEOUT_SECONDS`` is stopped
 (see ``deadline``), and a rendered string longer than ``AUTOMATE_TEMPLATE_MAX_OUTPUT`` characters
-is refused; so are operations that would build one (``'x' * 10**9``, huge format widths,
-``center(10**9)``) before they allocate it.
+is refused; so is every operation that would build one, or compute a huge integer, before it
+runs (see ``template_limits``): the deadline cannot interrupt a single call into C.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Mapping
 from functools import lru_cache
@@ -28,21 +29,17 @@ from typing import Any
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import Markup
 
 from automate_core.conf import settings
 from automate_core.exceptions import TemplateError
-from automate_core.execution import deadline
+from automate_core.execution import deadline, template_limits
 
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{((?:(?!\{\{|\}\}|\{%|\{#).)*)\}\}\s*$", re.DOTALL)
-# a width or precision of six digits or more in a %-format or a {}-format spec
-_HUGE_PERCENT_FORMAT = re.compile(r"%[^a-zA-Z%]*?\d{6,}")
-_HUGE_BRACE_FORMAT = re.compile(r"\{[^{}]*:[^{}]*\d{6,}[^{}]*\}")
-_SIZED_STR_METHODS = {"center", "ljust", "rjust", "zfill", "expandtabs", "replace", "join"}
-
-
 _limits: tuple[float, int] | None = None
 
 
@@ -65,71 +62,45 @@ def _max_output() -> int:
     return limits()[1]
 
 
-def _refuse_size(size: int) -> None:
-    if size > limits()[1]:
-        raise SecurityError(
-            f"the result would be {size} characters long; templates may produce at most "
-            f"{limits()[1]} (AUTOMATE_TEMPLATE_MAX_OUTPUT)"
-        )
+_refuse_size = template_limits.refuse_size
+template_limits.configure(_max_output)
 
 
-def _check_format(fmt: Any, pattern: re.Pattern[str]) -> None:
-    if isinstance(fmt, str) and pattern.search(fmt):
-        raise SecurityError("format widths of six digits or more are refused")
+class _CodeGenerator(CodeGenerator):
+    """Jinja2's code generator, with ``a ~ b`` (concatenation) checked for size before it joins."""
 
-
-def _sized(value: Any) -> int:
-    return len(value) if isinstance(value, (str, list, tuple)) else 0
-
-
-def _guarded_mul(left: Any, right: Any) -> Any:
-    if isinstance(left, int) and isinstance(right, (str, list, tuple)):
-        left, right = right, left
-    if isinstance(left, (str, list, tuple)) and isinstance(right, int):
-        _refuse_size(len(left) * right)
-    return left * right
-
-
-def _guarded_pow(left: Any, right: Any) -> Any:
-    if isinstance(right, (int, float)) and abs(right) > 1000:
-        raise SecurityError("exponents above 1000 are refused")
-    return left**right
-
-
-def _guarded_mod(left: Any, right: Any) -> Any:
-    _check_format(left, _HUGE_PERCENT_FORMAT)
-    return left % right
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
 
 
 class _Environment(ImmutableSandboxedEnvironment):
     """The sandbox, with JSON-friendly lookups (``payload.items`` is the key, not ``dict.items``)
-    and size guards on the operations that can build a huge value from a small template."""
+    and size guards (``template_limits``) on every operation that can build a huge value from a
+    small template."""
 
-    intercepted_binops = frozenset({"*", "**", "%"})
+    code_generator_class = _CodeGenerator
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.binop_table = {**self.binop_table, "*": _guarded_mul, "**": _guarded_pow, "%": _guarded_mod}
-        for name in ("center", "indent", "format", "replace"):
-            self.filters[name] = self._guard_filter(name, self.filters[name])
+        self.binop_table = {
+            **self.binop_table,
+            "*": template_limits.mul,
+            "**": template_limits.power,
+            "%": template_limits.mod,
+            "+": template_limits.add,
+        }
+        template_limits.guard_filters(self.filters)
+        self.globals["namespace"] = template_limits.GuardedNamespace
+        self.globals.pop("lipsum", None)  # writes as many paragraphs as asked
 
     @staticmethod
-    def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
-        def guarded(*args: Any, **kwargs: Any) -> Any:
-            values = [a for a in args if not hasattr(a, "autoescape")]  # skip the eval context
-            if name == "format" and values:
-                _check_format(values[0], _HUGE_PERCENT_FORMAT)
-            if name in ("center", "indent"):
-                numbers = [a for a in (*values[1:], *kwargs.values()) if isinstance(a, int)]
-                _refuse_size(max(numbers, default=0))
-            if name == "replace" and len(values) >= 3:
-                _refuse_size(_sized(str(values[0])) * max(1, len(str(values[2]))))
-            return func(*args, **kwargs)
-
-        for attr in ("jinja_pass_arg",):
-            if hasattr(func, attr):
-                setattr(guarded, attr, getattr(func, attr))
-        return guarded
+    def concat(parts: Any) -> str:
+        return template_limits.concat(parts)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if isinstance(obj, dict) and attribute in obj:
@@ -138,25 +109,17 @@ class _Environment(ImmutableSandboxedEnvironment):
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         wrapped = super().wrap_str_format(value)
-        if wrapped is not None:  # str.format / format_map: refuse huge widths before any call
-            _check_format(value.__self__, _HUGE_BRACE_FORMAT)
-        return wrapped
+        if wrapped is None or isinstance(value.__self__, Markup):
+            return wrapped
+        return template_limits.wrap_format(self, value)  # widths checked as nested fields resolve
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         return self.binop_table[operator](left, right)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         owner = getattr(__obj, "__self__", None)
-        if isinstance(owner, str):
-            name = getattr(__obj, "__name__", "")
-            if name in _SIZED_STR_METHODS:
-                numbers = [a for a in args if isinstance(a, int)]
-                size = max(numbers, default=0)
-                if name == "replace" and len(args) >= 2:
-                    size = len(owner) * max(1, len(str(args[1])))
-                if name == "join" and args:
-                    size = len(owner) * _sized(args[0])
-                _refuse_size(size)
+        if owner is not None:
+            template_limits.check_method(owner, getattr(__obj, "__name__", ""), args, kwargs)
         return super().call(__context, __obj, *args, **kwargs)
 
 
@@ -186,6 +149,8 @@ def _compile(source: str) -> tuple[str, Any]:
         return "template", _flat(env.from_string(source))
     except TemplateSyntaxError as exc:
         raise _syntax(exc) from exc
+    except (RecursionError, SyntaxError) as exc:  # deep nesting: the parser recursed, or Python refused
+        raise TemplateError("Template refused: it nests too deeply.") from exc
 
 
 @lru_cache(maxsize=1024)
@@ -197,6 +162,8 @@ def _compile_condition(source: str) -> Any:
         return _flat(env.compile_expression(source, undefined_to_none=False))
     except TemplateSyntaxError as exc:
         raise _syntax(exc) from exc
+    except (RecursionError, SyntaxError) as exc:  # deep nesting: the parser recursed, or Python refused
+        raise TemplateError("Template refused: it nests too deeply.") from exc
 
 
 def secret_names(source: str) -> set[str]:
@@ -207,6 +174,8 @@ def secret_names(source: str) -> set[str]:
         ast = env.parse(source)
     except TemplateSyntaxError as exc:
         raise _syntax(exc) from exc
+    except (RecursionError, SyntaxError) as exc:  # deep nesting: the parser recursed, or Python refused
+        raise TemplateError("Template refused: it nests too deeply.") from exc
     names = set()
     for call in ast.find_all(nodes.Call):
         if isinstance(call.node, nodes.Name) and call.node.name == "secret":
@@ -247,12 +216,19 @@ def _evaluate(kind: str, compiled: Any, context: Mapping[str, Any]) -> Any:
     return result
 
 
-def _guarded(func: Callable[..., Any], *args: Any) -> Any:
-    """Run ``func`` under the render time limit, mapping every failure to :class:`TemplateError`."""
+class _OverBudget(Exception):
+    """The render outgrew its time on the event loop: go on in a thread (see :func:`arender`)."""
+
+
+def _guarded(func: Callable[..., Any], *args: Any, budget: float | None = None) -> Any:
+    """Run ``func`` under the render time limit, mapping every failure to :class:`TemplateError`.
+    With ``budget`` (shorter than the limit) running past it raises :class:`_OverBudget`."""
     timeout = limits()[0]
     try:
-        return deadline.run_limited(timeout, func, *args)
+        return deadline.run_limited(min(budget, timeout) if budget else timeout, func, *args)
     except deadline.Overtime:
+        if budget is not None and budget < timeout:
+            raise _OverBudget from None
         raise TemplateError(
             f"The template took longer than {timeout:g}s to render (AUTOMATE_TEMPLATE_TIMEOUT_SECONDS)."
         ) from None
@@ -295,6 +271,23 @@ def render(value: Any, context: Mapping[str, Any]) -> Any:
     return _guarded(_render_value, value, context)
 
 
+#: Seconds a render may hold the event loop before it moves to a thread (``arender``).
+LOOP_BUDGET = 0.05
+
+
+async def arender(value: Any, context: Mapping[str, Any]) -> Any:
+    """:func:`render` for async callers, which never holds the event loop for long: a render runs
+    inline (the usual microseconds) until ``LOOP_BUDGET``; one that takes longer is stopped and
+    rendered again in a thread, under the full ``AUTOMATE_TEMPLATE_TIMEOUT_SECONDS``, while the
+    loop serves other runs (templates are pure: rendering twice is rendering once)."""
+    if isinstance(value, str) and "{" not in value:
+        return value
+    try:
+        return _guarded(_render_value, value, context, budget=LOOP_BUDGET)
+    except _OverBudget:
+        return await asyncio.to_thread(_guarded, _render_value, value, context)
+
+
 def evaluate(condition: str, context: Mapping[str, Any], *, undefined_is_false: bool = False) -> bool:
     """The truth of a condition expression (``event.payload.amount > 100``).
 
@@ -304,6 +297,21 @@ def evaluate(condition: str, context: Mapping[str, Any], *, undefined_is_false: 
     compiled = _compile_condition(condition)
     try:
         return bool(_guarded(_evaluate, "expr", compiled, context))
+    except TemplateError as exc:
+        if undefined_is_false and isinstance(exc.__cause__, UndefinedError):
+            return False
+        raise
+
+
+async def aevaluate(condition: str, context: Mapping[str, Any], *, undefined_is_false: bool = False) -> bool:
+    """:func:`evaluate` for async callers: like :func:`arender`, a slow condition moves to a thread."""
+    compiled = _compile_condition(condition)
+    try:
+        try:
+            result = _guarded(_evaluate, "expr", compiled, context, budget=LOOP_BUDGET)
+        except _OverBudget:
+            result = await asyncio.to_thread(_guarded, _evaluate, "expr", compiled, context)
+        return bool(result)
     except TemplateError as exc:
         if undefined_is_false and isinstance(exc.__cause__, UndefinedError):
             return False

@@ -59,6 +59,7 @@ class WorkflowSpec:
     retry_max_seconds: float | None = None
     concurrency_limit: int | None = None
     concurrency_key: str = ""
+    secrets: tuple[str, ...] | None = None  # declared secrets; None: a version from before declarations
 
     def matches(self, source: str, event_type: str) -> bool:
         return fnmatchcase(source, self.source_pattern) and fnmatchcase(event_type, self.event_type_pattern)
@@ -150,6 +151,7 @@ def spec_from_definition(
         retry_max_seconds=retry["max_seconds"],
         concurrency_limit=concurrency["limit"],
         concurrency_key=concurrency["key"],
+        secrets=tuple(definition["secrets"]) if "secrets" in definition else None,
     )
 
 

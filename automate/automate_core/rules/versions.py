@@ -44,6 +44,7 @@ def definition_of(workflow: Workflow) -> dict[str, Any]:
             "max_seconds": workflow.retry_max_seconds,
         },
         "concurrency": {"limit": workflow.concurrency_limit, "key": workflow.concurrency_key},
+        **_declared_secrets(workflow),
         "steps": [
             {
                 "name": s.name,
@@ -59,6 +60,16 @@ def definition_of(workflow: Workflow) -> dict[str, Any]:
             for s in steps
         ],
     }
+
+
+def _declared_secrets(workflow: Workflow) -> dict[str, Any]:
+    """The workflow's ``secrets`` list: the one being applied, else the current version's (the list
+    lives in the versions' definitions, carried from one version to the next)."""
+    declared = getattr(workflow, "_declared_secrets", None)
+    if declared is None and workflow.current_version_id:
+        current = WorkflowVersion.objects.filter(pk=workflow.current_version_id).first()
+        declared = (current.definition or {}).get("secrets") if current else None
+    return {"secrets": list(declared)} if declared else {}
 
 
 def snapshot(workflow: Workflow, *, author: str = "", comment: str = "") -> WorkflowVersion:
@@ -108,6 +119,7 @@ def apply(workflow: Workflow, definition: dict[str, Any]) -> None:
     workflow.retry_max_seconds = retry["max_seconds"]
     workflow.concurrency_limit = concurrency["limit"]
     workflow.concurrency_key = concurrency["key"]
+    workflow._declared_secrets = definition.get("secrets") or []  # type: ignore[attr-defined]
     workflow.save()
     workflow.steps.all().delete()
     for position, spec in enumerate(definition["steps"]):
@@ -158,6 +170,8 @@ def exported(definition: dict[str, Any]) -> dict[str, Any]:
         out["retry"] = retry
     if definition["concurrency"]["limit"] is not None:
         out["concurrency"] = {k: v for k, v in definition["concurrency"].items() if v not in ("", None)}
+    if definition.get("secrets"):
+        out["secrets"] = list(definition["secrets"])
     out["steps"] = [exported_step(spec) for spec in definition["steps"]]
     return out
 

@@ -1,8 +1,10 @@
 """Resolving secret references through the configured backends, with a TTL cache and masking.
 
 A reference is ``<backend>:<key>`` (``env:SLACK_TOKEN``) to ask one backend, or a bare ``<key>``
-to search ``AUTOMATE_SECRETS_BACKENDS`` in order. Every value resolved is registered with the
-process's secrets masker, so it is replaced by ``***`` in logs and run records from then on.
+to search ``AUTOMATE_SECRETS_BACKENDS`` in order. Only the backends in that setting answer: a
+prefix naming a backend that is installed but not configured is refused (access denied). Every
+value resolved is registered with the process's secrets masker, so it is replaced by ``***`` in
+logs and run records from then on.
 
 Outcomes, per backend: "not found" (``SecretNotFoundError``) and "unavailable" (any other
 ``SecretsError``) move on to the next backend; "access denied" (``SecretAccessDeniedError``) stops
@@ -43,6 +45,12 @@ class SecretsResolver:
     def parse(self, ref: str) -> tuple[list[str], str]:
         prefix, sep, rest = ref.partition(":")
         if sep and prefix in registry.secrets_backends().codes():
+            order = self._order()
+            if prefix not in order:  # installed is not configured: only configured backends answer
+                raise SecretAccessDeniedError(
+                    f"Secret {ref!r} names the backend {prefix!r}, which is not in "
+                    f"AUTOMATE_SECRETS_BACKENDS ({', '.join(order) or 'none'}); add it there to use it."
+                )
             return [prefix], rest
         return self._order(), ref
 

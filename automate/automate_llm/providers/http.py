@@ -15,13 +15,18 @@ server's ``Retry-After``; a context-length refusal ``LLMContextTooLongError``; o
 
 from __future__ import annotations
 
+import asyncio
+import http.cookiejar
 import os
+import threading
+import weakref
 from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httpx
 
+from automate_core import masking
 from automate_core.conf import settings
 from automate_llm import tokens
 from automate_llm.providers.base import (
@@ -115,7 +120,7 @@ class HttpChatProvider(LLMProvider):
             detail = response.json()
         except ValueError:
             detail = response.text
-        message = _message(detail)[:300]
+        message = masking.masker.cut(_message(detail)[:4096], 300)  # masked before it is cut
         what = f"{self.code}: the server answered {status}: {message}"
         if status in (401, 403):
             return LLMAuthError(what, status_code=status)
@@ -143,8 +148,9 @@ class HttpChatProvider(LLMProvider):
     def chat(self, messages: list, options: dict) -> str:
         call = self.build(messages, self.check_options(dict(options)))
         try:
-            with httpx.Client(timeout=call.timeout, trust_env=False) as client:
-                response = client.post(call.url, headers=call.headers, json=call.body)
+            response = _sync_client().post(
+                call.url, headers=call.headers, json=call.body, timeout=call.timeout
+            )
         except httpx.TimeoutException as exc:
             raise LLMTimeoutError(f"{self.code}: no answer within {call.timeout:g}s.") from exc
         except httpx.HTTPError as exc:
@@ -154,13 +160,46 @@ class HttpChatProvider(LLMProvider):
     async def achat(self, messages: list, options: dict) -> str:
         call = self.build(messages, self.check_options(dict(options)))
         try:
-            async with httpx.AsyncClient(timeout=call.timeout, trust_env=False) as client:
-                response = await client.post(call.url, headers=call.headers, json=call.body)
+            response = await _async_client().post(
+                call.url, headers=call.headers, json=call.body, timeout=call.timeout
+            )
         except httpx.TimeoutException as exc:
             raise LLMTimeoutError(f"{self.code}: no answer within {call.timeout:g}s.") from exc
         except httpx.HTTPError as exc:
             raise LLMError(f"{self.code}: {type(exc).__name__}: {exc}", retryable=True) from exc
         return self.finish(response)
+
+
+# Clients kept per process (and per event loop for the async one): every chat to a provider reuses
+# its pooled TCP and TLS connections. Cookies are refused: calls must not share state.
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+    weakref.WeakKeyDictionary()
+)
+_sync_lock = threading.Lock()
+_sync: list[httpx.Client] = []
+# httpx's request log prints each URL: masked and without its query, as for the connectors
+masking.guard_library_loggers("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2")
+
+
+def _no_cookies() -> httpx.Cookies:
+    return httpx.Cookies(
+        http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    )
+
+
+def _async_client() -> httpx.AsyncClient:
+    loop = asyncio.get_running_loop()
+    client = _async_clients.get(loop)
+    if client is None:
+        client = _async_clients[loop] = httpx.AsyncClient(trust_env=False, cookies=_no_cookies())
+    return client
+
+
+def _sync_client() -> httpx.Client:
+    with _sync_lock:
+        if not _sync:
+            _sync.append(httpx.Client(trust_env=False, cookies=_no_cookies()))
+        return _sync[0]
 
 
 def _message(detail: Any) -> str:

@@ -6,6 +6,10 @@ set, as local servers need none). ``base_url`` defaults to ``https://api.openai.
 for Ollama, for example (and allow the host in ``AUTOMATE_HTTP_ALLOWED_HOSTS`` only if a connector,
 not this provider, must reach it: the provider's URL is trusted configuration). Reported usage is
 ``usage.prompt_tokens`` / ``usage.completion_tokens``.
+
+The ``max_tokens`` option is sent as ``max_completion_tokens``, the field current OpenAI models
+require (reasoning models refuse ``max_tokens``); for a server that knows only the older field,
+set ``"max_tokens_field": "max_tokens"`` in its ``AUTOMATE_LLM_PROVIDERS`` entry.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ class OpenAIProvider(HttpChatProvider):
             "model": options.get("model") or self.config("model"),
             "messages": validate_messages(self.code, messages),
         }
-        for key in ("max_tokens", "temperature", "top_p", "stop", *sorted(self.extra_options)):
+        if options.get("max_tokens") is not None:  # reasoning models refuse the older max_tokens
+            body[str(self.config("max_tokens_field", "max_completion_tokens"))] = options["max_tokens"]
+        for key in ("temperature", "top_p", "stop", *sorted(self.extra_options)):
             if options.get(key) is not None:
                 body[key] = options[key]
         headers = {"Content-Type": "application/json"}

@@ -51,7 +51,7 @@ class TestAcmeTickets(ConnectorContractTest):
         from django.test import override_settings
 
         params = {"base_url": f"http://127.0.0.1:{server.server_port}", "token": "tok", "title": "Broken"}
-        with override_settings(AUTOMATE_HTTP_ALLOWED_HOSTS=["127.0.0.1"]):
+        with override_settings(AUTOMATE_HTTP_ALLOWED_HOSTS=["127.0.0.1:*"]):
             result = self.run_async(
                 AcmeTicketsConnector().aexecute("create_ticket", params, self.make_context())
             )
