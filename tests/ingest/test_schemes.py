@@ -206,7 +206,7 @@ def test_github_documented_test_vector() -> None:
     ],
 )
 def test_github_refusals(header: dict[str, str], reason: str) -> None:
-    assert refused("github", header, ["s3cret"]) == reason
+    assert refused("github", header, ["s3cret-but-long-enough"]) == reason
 
 
 def test_github_delivery_and_event_headers() -> None:
@@ -305,24 +305,24 @@ SHA512_B64 = {
 
 def test_generic_hmac_sha512_base64_with_timestamp() -> None:
     ts = str(int(NOW))
-    digest = hmac.new(b"generic-key-1", ts.encode() + b":" + BODY + b":end", hashlib.sha512).digest()
+    digest = hmac.new(b"generic-signing-key-1", ts.encode() + b":" + BODY + b":end", hashlib.sha512).digest()
     headers = {"X-Sig": "v2=" + base64.b64encode(digest).decode(), "X-Sig-Time": ts}
-    verify("hmac", headers, ["generic-key-1"], options=SHA512_B64)
+    verify("hmac", headers, ["generic-signing-key-1"], options=SHA512_B64)
     assert refused(
-        "hmac", {**headers, "X-Sig-Time": str(int(NOW) - 999)}, ["generic-key-1"], options=SHA512_B64
+        "hmac", {**headers, "X-Sig-Time": str(int(NOW) - 999)}, ["generic-signing-key-1"], options=SHA512_B64
     ) == ("timestamp_out_of_tolerance")
     assert (
-        refused("hmac", {**headers, "X-Sig": "sha512=00"}, ["generic-key-1"], options=SHA512_B64)
+        refused("hmac", {**headers, "X-Sig": "sha512=00"}, ["generic-signing-key-1"], options=SHA512_B64)
         == "malformed_signature"
     )
 
 
 def test_generic_hmac_plain_hex() -> None:
-    headers = {"X-Signature": hmac.new(b"generic-key-1", BODY, hashlib.sha256).hexdigest()}
+    headers = {"X-Signature": hmac.new(b"generic-signing-key-1", BODY, hashlib.sha256).hexdigest()}
     verify(
         "hmac",
         headers,
-        ["old-generic-key", "generic-key-1"],
+        ["old-generic-signing-key", "generic-signing-key-1"],
         options={"signature": {"header": "X-Signature"}},
     )
 
@@ -348,12 +348,12 @@ def test_automate_preset_and_missing_secrets() -> None:
     from automate_core.ingest.signatures import sign_hmac_sha256
 
     verify(
-        "hmac_sha256", {"X-Automate-Signature": sign_hmac_sha256(b"generic-key-1", BODY)}, ["generic-key-1"]
+        "hmac_sha256", {"X-Automate-Signature": sign_hmac_sha256(b"generic-signing-key-1", BODY)}, ["generic-signing-key-1"]
     )
-    header = {"X-Automate-Signature": sign_hmac_sha256(b"generic-key-1", BODY)}
+    header = {"X-Automate-Signature": sign_hmac_sha256(b"generic-signing-key-1", BODY)}
     assert refused("hmac_sha256", header, []) == "no_secret_configured"
     assert (
-        refused("hmac_sha256", {"X-Automate-Signature": "md5=abc"}, ["generic-key-1"])
+        refused("hmac_sha256", {"X-Automate-Signature": "md5=abc"}, ["generic-signing-key-1"])
         == "malformed_signature"
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from automate_core.models.event import Event
 from automate_core.models.execution import BulkReplay, ExecutionRun, RunMode, RunStatus, StepRun
 from automate_core.models.outbox import JobStatus, OutboxJob
+from automate_core.models.security import LoginFailure, WebhookRejection
 from automate_core.models.source import SignatureScheme, WebhookSource
 from automate_core.models.workflow import ConcurrencySlot, Schedule, Step, Workflow, WorkflowVersion
 
@@ -14,6 +15,7 @@ __all__ = [
     "Event",
     "ExecutionRun",
     "JobStatus",
+    "LoginFailure",
     "OutboxJob",
     "RunMode",
     "RunStatus",
@@ -21,6 +23,7 @@ __all__ = [
     "SignatureScheme",
     "Step",
     "StepRun",
+    "WebhookRejection",
     "WebhookSource",
     "Workflow",
     "WorkflowVersion",
