@@ -110,8 +110,11 @@ class Defaults:
     INGEST_FAST_PATH: bool = True
     #: Seconds a webhook source's configuration is cached by the web process.
     SOURCE_CACHE_TTL: float = 5.0
-    #: ``/metrics`` answers clients connecting directly from these addresses or networks...
-    METRICS_ALLOWED_IPS: list[str] = ["127.0.0.1", "::1"]
+    #: The web's ``/metrics`` answers clients from these addresses or networks (none unless set:
+    #: a same-host proxy makes everyone look like loopback)...
+    METRICS_ALLOWED_IPS: list[str] = []
+    #: ...a worker's own ``/metrics`` port, these (loopback: that port is not published)...
+    WORKER_METRICS_ALLOWED_IPS: list[str] = ["127.0.0.1", "::1"]
     #: ...and any client that sends ``Authorization: Bearer <METRICS_TOKEN>`` (when set).
     METRICS_TOKEN: str = ""
     #: Seconds the database gauges of ``/metrics`` (outbox depth, ...) are reused between scrapes.
