@@ -125,7 +125,9 @@ async def test_unverified_slow_senders_take_no_slot_of_the_source(settings: Any)
     from automate_core.ingest.views import service
 
     assert service().admission.unverified == 8 and service().admission.per_source == {}
-    valid = SlowUpload("/hooks/test/", {"content-type": "application/json", "x-automate-signature": sign(body)})
+    valid = SlowUpload(
+        "/hooks/test/", {"content-type": "application/json", "x-automate-signature": sign(body)}
+    )
     task = await start(valid)
     valid.feed(body, more=False)
     await asyncio.wait_for(valid.answered.wait(), 10)
@@ -198,7 +200,9 @@ async def test_a_body_that_trickles_past_the_deadline_gets_408(settings: Any) ->
     """The lean lane bounds the body's arrival itself, whatever server runs it."""
     settings.AUTOMATE_HTTP_BODY_TIMEOUT = 0.3
     body = json.dumps({"type": "t"}).encode()
-    upload = SlowUpload("/hooks/test/", {"content-type": "application/json", "x-automate-signature": sign(body)})
+    upload = SlowUpload(
+        "/hooks/test/", {"content-type": "application/json", "x-automate-signature": sign(body)}
+    )
     task = await start(upload)
     upload.feed(body[:3], more=True)  # and then nothing
     await asyncio.wait_for(upload.answered.wait(), 10)

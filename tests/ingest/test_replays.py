@@ -88,7 +88,11 @@ async def test_the_token_scheme_still_reads_the_generic_headers(
     source = await WebhookSource.objects.aget(slug="erp")
     token = source.issue_token()
     await source.asave()
-    headers = {"authorization": f"Bearer {token}", "x-automate-event": "order.synced", "idempotency-key": "k1"}
+    headers = {
+        "authorization": f"Bearer {token}",
+        "x-automate-event": "order.synced",
+        "idempotency-key": "k1",
+    }
     response = await client.post("/hooks/erp/", json={"type": "ignored"}, headers=headers)
     assert response.status_code == 202
     assert await events() == [("order.synced", "k1")]
@@ -107,7 +111,10 @@ async def test_a_source_can_refuse_the_body_only_form(client: httpx.AsyncClient)
 
 async def test_a_late_replay_of_the_timestamped_form_is_refused(client: httpx.AsyncClient) -> None:
     body = json.dumps({"type": "t"}).encode()
-    stale = {"content-type": "application/json", **hmac_sha256_headers(SECRET.encode(), body, int(time.time()) - 301)}
+    stale = {
+        "content-type": "application/json",
+        **hmac_sha256_headers(SECRET.encode(), body, int(time.time()) - 301),
+    }
     response = await client.post("/hooks/test/", content=body, headers=stale)
     assert (response.status_code, response.json()["error"]) == (401, "timestamp_out_of_tolerance")
     assert await events() == []

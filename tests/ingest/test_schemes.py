@@ -348,7 +348,9 @@ def test_automate_preset_and_missing_secrets() -> None:
     from automate_core.ingest.signatures import sign_hmac_sha256
 
     verify(
-        "hmac_sha256", {"X-Automate-Signature": sign_hmac_sha256(b"generic-signing-key-1", BODY)}, ["generic-signing-key-1"]
+        "hmac_sha256",
+        {"X-Automate-Signature": sign_hmac_sha256(b"generic-signing-key-1", BODY)},
+        ["generic-signing-key-1"],
     )
     header = {"X-Automate-Signature": sign_hmac_sha256(b"generic-signing-key-1", BODY)}
     assert refused("hmac_sha256", header, []) == "no_secret_configured"
@@ -415,7 +417,7 @@ def test_standard_webhooks_v1a_ed25519_verifies() -> None:
 
 def test_standard_webhooks_v1a_refusals() -> None:
     private, public = ed25519_pair()
-    other, other_public = ed25519_pair()
+    other, _ = ed25519_pair()
     assert refused("standard_webhooks", v1a_headers(other), [public]) == "signature_mismatch"
     assert refused("standard_webhooks", v1a_headers(private), [public], body=BODY + b" ") == (
         "signature_mismatch"
@@ -432,7 +434,9 @@ def test_standard_webhooks_v1a_refusals() -> None:
     verify("standard_webhooks", both, [public])  # any entry may match
 
 
-@pytest.mark.parametrize("value", ["whpk_", "whpk_not base64!", "whpk_" + base64.b64encode(b"short").decode()])
+@pytest.mark.parametrize(
+    "value", ["whpk_", "whpk_not base64!", "whpk_" + base64.b64encode(b"short").decode()]
+)
 def test_standard_webhooks_public_key_must_be_32_bytes(value: str) -> None:
     with pytest.raises(SchemeConfigError, match="32-byte Ed25519 public key"):
         schemes.build("standard_webhooks").secret(value)
@@ -458,7 +462,10 @@ def test_hmac_sha256_timestamped_form() -> None:
     # a body-only signature presented with a timestamp header is not the timestamped form
     from automate_core.ingest.signatures import sign_hmac_sha256
 
-    mixed = {"X-Automate-Timestamp": str(int(NOW)), "X-Automate-Signature": sign_hmac_sha256(KEY.encode(), BODY)}
+    mixed = {
+        "X-Automate-Timestamp": str(int(NOW)),
+        "X-Automate-Signature": sign_hmac_sha256(KEY.encode(), BODY),
+    }
     assert refused("hmac_sha256", mixed, [KEY]) == "signature_mismatch"
 
 

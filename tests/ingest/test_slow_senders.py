@@ -102,7 +102,9 @@ def slow_body(port: int) -> tuple[bytes, bytes]:
 async def test_slow_senders_are_cut_off_and_valid_webhooks_still_accepted(server: int) -> None:
     port = server
     give_up = 10.0
-    header_trickles = [asyncio.ensure_future(trickle(port, slow_headers(port), give_up)) for _ in range(3 * SLOTS)]
+    header_trickles = [
+        asyncio.ensure_future(trickle(port, slow_headers(port), give_up)) for _ in range(3 * SLOTS)
+    ]
 
     async def body_trickle() -> Trickle:
         head, body = slow_body(port)
@@ -146,18 +148,28 @@ async def test_slow_senders_are_cut_off_and_valid_webhooks_still_accepted(server
             assert response.status_code == 202, response.text
             accepted.append(time.monotonic() - started)
     slow = await asyncio.gather(*header_trickles, *body_trickles)
-    for kind, results, limit in (("headers", slow[: 3 * SLOTS], HEADER_TIMEOUT), ("body", slow[3 * SLOTS :], BODY_TIMEOUT)):
+    for kind, results, limit in (
+        ("headers", slow[: 3 * SLOTS], HEADER_TIMEOUT),
+        ("body", slow[3 * SLOTS :], BODY_TIMEOUT),
+    ):
         for result in results:
             assert result.closed_after is not None, f"a slow {kind} sender was never cut off"
             assert result.closed_after < limit + 1.0, (kind, result.closed_after)
             status_line = result.answer.split(b"\r\n", 1)[0]
             assert status_line == b"HTTP/1.1 408 Request Timeout", (kind, result.answer[:200])
-            assert b'"error": "request_timeout"' in result.answer or b'"error":"request_timeout"' in result.answer
+            assert (
+                b'"error": "request_timeout"' in result.answer
+                or b'"error":"request_timeout"' in result.answer
+            )
     assert await Event.objects.acount() == 10
     assert max(accepted) < 2.0, accepted
     async with httpx.AsyncClient(timeout=10) as client:
         page = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
-    headers_cut = [line for line in page.splitlines() if line.startswith('automate_http_request_timeouts_total{phase="headers"}')]
+    headers_cut = [
+        line
+        for line in page.splitlines()
+        if line.startswith('automate_http_request_timeouts_total{phase="headers"}')
+    ]
     assert headers_cut and float(headers_cut[0].split()[-1]) >= 3 * SLOTS, headers_cut
     # the source's page in the admin learns of the cut-off bodies (written within a second or so)
     deadline = time.monotonic() + 10

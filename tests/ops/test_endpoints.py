@@ -176,7 +176,9 @@ def test_the_deployable_default_trusts_loopback_only_in_debug() -> None:
     for debug, expected in (("0", "[]"), ("1", "['127.0.0.1', '::1']")):
         env = {**os.environ, "DEBUG": debug, "SECRET_KEY": "x" * 60}
         env.pop("AUTOMATE_METRICS_ALLOWED_IPS", None)
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
         assert out.stdout.strip() == expected
 
 

@@ -171,7 +171,9 @@ def test_serve_refuses_a_weak_secret_key(platform_env: dict[str, str], key: str,
 
 
 def test_a_strong_key_or_debug_serves() -> None:
-    assert serve.weak_secret_key("k8RZ-production-like-key-6f1c2e9a0b7d4e3f8a5c1b2d9e0f7a6b5c4d3e2f1a0") is None
+    assert (
+        serve.weak_secret_key("k8RZ-production-like-key-6f1c2e9a0b7d4e3f8a5c1b2d9e0f7a6b5c4d3e2f1a0") is None
+    )
     from django.test import override_settings
 
     with override_settings(DEBUG=True, SECRET_KEY="django-insecure-dev-only-" + "x" * 40):

@@ -7,7 +7,6 @@ index template. Its login form is throttled (``login.py``) unless the project se
 from __future__ import annotations
 
 from django.contrib import admin as _admin
-
 from django.contrib.admin.forms import AdminAuthenticationForm as _DefaultLoginForm
 
 from automate_core.admin import events, outbox, runs, sources, workflows

@@ -33,8 +33,10 @@ class WebhookSourceAdmin(admin.ModelAdmin):
             .annotate(n=Sum("count"))
             .values("n")
         )
-        return super().get_queryset(request).annotate(
-            rejected_total=Coalesce(Subquery(total, output_field=IntegerField()), 0)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(rejected_total=Coalesce(Subquery(total, output_field=IntegerField()), 0))
         )
 
     @admin.display(description="Refused", ordering="rejected_total")
@@ -53,10 +55,7 @@ class WebhookSourceAdmin(admin.ModelAdmin):
         body = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ago</td><td>{}</td></tr>",
-            (
-                (r.reason, r.status, r.count, timesince(r.last_at, now), r.last_detail)
-                for r in rows
-            ),
+            ((r.reason, r.status, r.count, timesince(r.last_at, now), r.last_detail) for r in rows),
         )
         return format_html(
             "<table><thead><tr><th>reason</th><th>status</th><th>count</th><th>last</th>"

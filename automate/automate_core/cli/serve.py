@@ -1,10 +1,11 @@
 """``automate serve``: the web platform (webhooks, admin, /healthz, /readyz, /metrics) under uvicorn.
 
 The defaults are the production configuration (docs/operations.md explains each choice): uvloop
-and httptools (with the header and body read deadlines of ``automate_core.ingest.deadlines``:
-a slow sender is cut off with 408), no ``Server`` header, proxy headers trusted only from ``--forwarded-allow-ips``,
-keep-alive and graceful-shutdown timeouts, a listen backlog, and an optional cap on concurrent
-connections per process (beyond it uvicorn answers 503 at once instead of queueing in memory).
+and httptools (with the header and body read deadlines of ``automate_core.ingest.deadlines``: a
+slow sender is cut off with 408), no ``Server`` header, proxy headers trusted only from
+``--forwarded-allow-ips``, keep-alive and graceful-shutdown timeouts, a listen backlog, and an
+optional cap on concurrent connections per process (beyond it uvicorn answers 503 at once
+instead of queueing in memory).
 Logging is the project's ``LOGGING`` (JSON lines), handed to uvicorn so its own lines match.
 
 With ``--workers`` above 1 the processes share a Prometheus multiprocess directory: the one in

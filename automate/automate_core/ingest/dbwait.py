@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 
@@ -28,8 +28,7 @@ from automate_core.exceptions import DatabaseUnavailable
 
 logger = logging.getLogger("automate.ingest")
 
-T = TypeVar("T")
-Work = Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
+type Work[T] = Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]
 
 _abandoned: set[asyncio.Task[Any]] = set()
 
@@ -55,7 +54,7 @@ class Budget:
         self.left = total
 
 
-async def bounded(work: Work[T], budget: Budget, *, pool_timeout: float, writes: bool) -> T:
+async def bounded[T](work: Work[T], budget: Budget, *, pool_timeout: float, writes: bool) -> T:
     """Run ``work`` on a pooled connection within ``budget``; raises NotRecorded/OutcomeUnknown.
 
     Errors ``work`` raises itself come through as they are (``psycopg.errors.DataError`` for a
@@ -92,9 +91,7 @@ async def bounded(work: Work[T], budget: Budget, *, pool_timeout: float, writes:
     raise NotRecorded()
 
 
-async def _on_connection(
-    pool: Any, work: Work[T], pool_timeout: float, connected: asyncio.Event
-) -> T:
+async def _on_connection[T](pool: Any, work: Work[T], pool_timeout: float, connected: asyncio.Event) -> T:
     try:
         conn = await pool.getconn(timeout=pool_timeout)
     except (psycopg.Error, OSError) as exc:  # PoolTimeout: no connection in time

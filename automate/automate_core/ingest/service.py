@@ -33,8 +33,8 @@ from automate_core.exceptions import DatabaseUnavailable, IngestError, SecretNot
 from automate_core.ingest import tuning
 from automate_core.ingest.admission import Admission
 from automate_core.ingest.dbwait import Budget
-from automate_core.ingest.rejections import RejectionCounter
 from automate_core.ingest.ingestor import EventIngestor, NewEvent, new_trace_id
+from automate_core.ingest.rejections import RejectionCounter
 from automate_core.ingest.schemes import SchemeConfigError
 from automate_core.ingest.schemes.base import body_str, json_path
 from automate_core.ingest.schemes.slack import url_verification_challenge
@@ -175,8 +175,7 @@ class WebhookService:
         if not _SLUG.fullmatch(slug):
             logger.info("webhook refused: %.120r is not a source name (404)", slug)
             raise IngestError(
-                "No webhook source by that name: a source's name is lowercase letters, digits, "
-                "'-' and '_'.",
+                "No webhook source by that name: a source's name is lowercase letters, digits, '-' and '_'.",
                 status=404,
                 reason="unknown_source",
             )

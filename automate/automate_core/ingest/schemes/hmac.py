@@ -112,7 +112,7 @@ class GenericHmac(Scheme):
 
     def _decoded(self, value: str) -> bytes | None:
         if self.prefix:
-            if not value[: len(self.prefix)].lower() == self.prefix.lower():
+            if value[: len(self.prefix)].lower() != self.prefix.lower():
                 return None
             value = value[len(self.prefix) :]
         return hexdecode(value) if self.encoding == "hex" else b64decode(value)
@@ -133,7 +133,6 @@ class GenericHmac(Scheme):
         )
         if not any_match((mac(s, signed, self.algorithm) for s in secrets), [decoded]):
             raise signature_error("signature_mismatch", f"{self.header} does not match the body.")
-
 
     def trusts_idempotency_header(self, headers: Headers) -> bool:
         """``Idempotency-Key`` is read only when no timestamp is signed (see the module docstring)."""
@@ -175,7 +174,9 @@ class AutomateHmacSha256(GenericHmac):
         if not value:
             raise signature_error("missing_signature", f"Missing {self.header} header.")
         if TIMESTAMP_HEADER in headers:
-            timestamp = check_timestamp(headers[TIMESTAMP_HEADER], self.tolerance, now, "X-Automate-Timestamp")
+            timestamp = check_timestamp(
+                headers[TIMESTAMP_HEADER], self.tolerance, now, "X-Automate-Timestamp"
+            )
             self._check(value, "{timestamp}.", "", timestamp, body, secrets)
         elif self.require_timestamp:
             raise signature_error(
