@@ -33,11 +33,8 @@ class WebhookSourceAdmin(admin.ModelAdmin):
             .annotate(n=Sum("count"))
             .values("n")
         )
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(rejected_total=Coalesce(Subquery(total, output_field=IntegerField()), 0))
-        )
+        sources: QuerySet[WebhookSource] = super().get_queryset(request)
+        return sources.annotate(rejected_total=Coalesce(Subquery(total, output_field=IntegerField()), 0))
 
     @admin.display(description="Refused", ordering="rejected_total")
     def rejected(self, obj: WebhookSource) -> str:

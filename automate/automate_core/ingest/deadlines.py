@@ -70,7 +70,7 @@ class _Deadlines:
     _deadline_phase: str | None = None
     _deadline_cycle: Any = None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
         self._arm(HEADERS)
 
