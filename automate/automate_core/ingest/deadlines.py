@@ -12,8 +12,9 @@ These protocols add two deadlines to every request on every route (webhooks, the
     from the end of the headers to the end of the body (a 1 MiB body at 35 kB/s still fits).
 
 Past either, the client gets ``408 Request Timeout`` (JSON, ``{"error": "request_timeout"}``) if
-no response has started, and the connection is closed; a request already handed to the
-application sees ``http.disconnect``. Each cut is counted in
+no response has started, and the connection is closed (after a lingering close of at most
+:data:`LINGER` seconds, so the client reads the 408 rather than a reset); a request already handed
+to the application sees ``http.disconnect``. Each cut is counted in
 ``automate_http_request_timeouts_total{phase}``. The deadlines are totals, not idle timeouts: a
 trickle of one byte a second does not extend them.
 
@@ -25,6 +26,7 @@ httptools); to run uvicorn yourself, pass ``--http automate_core.ingest.deadline
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from typing import Any
@@ -35,6 +37,10 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpTool
 logger = logging.getLogger("automate.http")
 
 HEADERS, BODY = "headers", "body"
+#: Seconds a cut connection is still read (and what arrives discarded) after its 408 was sent, so
+#: the client reads the answer before the close: closing a socket with unread input sends a
+#: reset, which can destroy the 408 on its way (nginx's "lingering close").
+LINGER = 2.0
 
 
 def _timeouts() -> tuple[float, float]:
@@ -69,12 +75,15 @@ class _Deadlines:
     _deadline_timer: asyncio.TimerHandle | None = None
     _deadline_phase: str | None = None
     _deadline_cycle: Any = None
+    _lingering = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
         self._arm(HEADERS)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:  # cut off: what still arrives is read and dropped until the close
+            return
         if self._deadline_phase is None and (self.cycle is None or self.cycle.response_complete):
             self._arm(HEADERS)  # the first byte of the next request on a kept-alive connection
         super().data_received(data)  # type: ignore[misc]
@@ -115,12 +124,20 @@ class _Deadlines:
         metrics.http_request_timeouts.labels(phase).inc()
         logger.info("request %s not received within %g s from %s: closed", phase, limit, self.client)
         cycle = self.cycle if phase == BODY else None
-        if cycle is None or not cycle.response_started:
+        answered = cycle is None or not cycle.response_started
+        if answered:
             self.transport.write(_answer(phase, limit))
         if cycle is not None:  # the application waits for the body: it sees a disconnect
             cycle.disconnected = True
             cycle.message_event.set()
-        self.transport.close()
+        if not answered or not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self._lingering = True
+        with contextlib.suppress(RuntimeError):  # reading was paused by flow control: drain anyway
+            self.transport.resume_reading()
+        self.transport.write_eof()  # the 408, then FIN; keep reading until the client closes too
+        self.loop.call_later(LINGER, self.transport.close)
 
 
 class HttpToolsProtocol(_Deadlines, _HttpToolsProtocol):
