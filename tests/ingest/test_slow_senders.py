@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -38,8 +40,11 @@ class Trickle:
     closed_after: float | None = None
 
 
-@pytest.fixture
-def server(platform_env: dict[str, str], load: Callable[[dict[str, Any]], Any]) -> Iterator[int]:
+@pytest.fixture(params=["automate serve", "uvicorn --http ...:H11Protocol"])
+def server(
+    request: pytest.FixtureRequest, platform_env: dict[str, str], load: Callable[[dict[str, Any]], Any]
+) -> Iterator[int]:
+    """``automate serve`` (httptools), and uvicorn run by hand with the h11 protocol of ours."""
     load({"sources": [{"slug": "shop", "scheme": "hmac_sha256", "secret_ref": "env:TEST_HOOK",
                        "config": {"max_in_flight": SLOTS}}]})  # fmt: skip
     port = free_port()
@@ -49,7 +54,14 @@ def server(platform_env: dict[str, str], load: Callable[[dict[str, Any]], Any]) 
         "AUTOMATE_HTTP_BODY_TIMEOUT": str(BODY_TIMEOUT),
         "AUTOMATE_METRICS_ALLOWED_IPS": "127.0.0.1",
     }
-    proc = start(["serve", "--port", str(port)], env)
+    if request.param == "automate serve":
+        proc = start(["serve", "--port", str(port)], env)
+    else:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "asgi.asgi:application", "--port", str(port),
+             "--http", "automate_core.ingest.deadlines:H11Protocol", "--lifespan", "on", "--no-access-log"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz")
         yield port
