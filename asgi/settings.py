@@ -4,14 +4,15 @@ Environment variables:
 
 ``DATABASE_URL``   PostgreSQL URL (``postgresql://user:pass@host:5432/db``). Required; ``automate``
                    commands start an embedded PostgreSQL and set it when it is missing.
-``SECRET_KEY``     Django's signing key. Required when ``DEBUG`` is off.
+``SECRET_KEY``     Django's signing key. Required when ``DEBUG`` is off; ``automate serve`` refuses a
+                   weak one (under 50 characters, the development default, a placeholder).
 ``DEBUG``          ``1``/``true`` turns on debug pages. Off by default.
 ``ALLOWED_HOSTS``  Comma-separated host names. Defaults to local names only.
 ``LOG_LEVEL``      Root log level (``INFO``). ``LOG_FORMAT``: ``json`` or ``plain`` (default: plain
                    on a terminal, json otherwise).
-``AUTOMATE_METRICS_TOKEN``, ``AUTOMATE_METRICS_ALLOWED_IPS``, ``AUTOMATE_WORKER_METRICS_PORT``,
-``AUTOMATE_WORKER_METRICS_HOST``: who may read ``/metrics``, and the worker's metrics port
-                   (docs/operations.md).
+``AUTOMATE_METRICS_TOKEN``, ``AUTOMATE_METRICS_ALLOWED_IPS`` (none by default unless ``DEBUG``),
+``AUTOMATE_WORKER_METRICS_PORT``, ``AUTOMATE_WORKER_METRICS_HOST``: who may read ``/metrics``, and
+                   the worker's metrics port (docs/operations.md).
 ``AUTOMATE_*``     Platform settings; see ``automate_core.conf``.
 """
 
@@ -106,7 +107,10 @@ AUTOMATE_HTTP_ALLOWED_HOSTS = env_list("AUTOMATE_HTTP_ALLOWED_HOSTS", default=[]
 
 # Who may read /metrics (docs/operations.md), and where a worker serves its own.
 AUTOMATE_METRICS_TOKEN = os.environ.get("AUTOMATE_METRICS_TOKEN", "")
-AUTOMATE_METRICS_ALLOWED_IPS = env_list("AUTOMATE_METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+# none by default in production: a reverse proxy on the same host would make every visitor loopback
+AUTOMATE_METRICS_ALLOWED_IPS = env_list(
+    "AUTOMATE_METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"] if DEBUG else []
+)
 AUTOMATE_WORKER_METRICS_PORT = int(os.environ.get("AUTOMATE_WORKER_METRICS_PORT") or 0)
 AUTOMATE_WORKER_METRICS_HOST = os.environ.get("AUTOMATE_WORKER_METRICS_HOST", "127.0.0.1")
 

@@ -6,9 +6,13 @@ no CSRF, no middleware, no URL resolver), so :class:`AutomateApplication` hands 
 straight to :class:`~automate_core.ingest.service.WebhookService`, the same service the Django
 view ``WebhookView`` uses. Set ``AUTOMATE_INGEST_FAST_PATH = False`` to send them through Django.
 
+The lane reads a webhook's body within ``AUTOMATE_HTTP_BODY_TIMEOUT`` whatever server runs it
+(``automate serve`` also cuts slow headers and bodies on every route, ``ingest/deadlines.py``);
+a sender past it gets 408, counted against its source.
+
 It also answers the ASGI lifespan protocol (Django does not): at startup it starts the task that
 releases expired idempotency keys (``ingest/retention.py``); at shutdown it fails what is still
-queued for the group commit with a 503 and closes the database pool.
+queued for the group commit with a 503, writes the rejection counts and closes the database pool.
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ logger = logging.getLogger("automate.asgi")
 HOOKS_PREFIX = "/hooks/"
 
 
-class ClientDisconnected(Exception):
-    pass
+def _client_gone() -> Exception:
+    from automate_core.ingest.service import ClientGone
+
+    return ClientGone()
 
 
 class AutomateApplication:
@@ -77,6 +83,7 @@ class AutomateApplication:
                     release.cancel()
                     await asyncio.gather(release, return_exceptions=True)
                 await close_committer()
+                await self.service.rejections.close()
                 await process.web_shutdown()
                 await db.close_pool()
                 await send({"type": "lifespan.shutdown.complete"})
@@ -96,8 +103,8 @@ class AutomateApplication:
 
         try:
             response = await self.service.handle(slug, scope["method"], headers, read_body)
-        except ClientDisconnected:
-            return
+            if response.status == 499:  # the client is gone (counted): nobody to answer
+                return
         except Exception:
             logger.exception("webhook %s: unexpected error", slug)
             response = WebhookResponse(
@@ -113,6 +120,8 @@ async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> b
     At most ``limit`` bytes plus one chunk of the server's are ever held: a declared
     Content-Length over the limit is refused before reading, a chunked body when it passes it.
     """
+    from automate_core.conf import settings
+    from automate_core.exceptions import IngestError
     from automate_core.ingest.service import BodyTooLarge
 
     too_large = f"The body is larger than this source's limit of {limit} bytes."
@@ -121,17 +130,27 @@ async def _read_body(receive: Receive, headers: dict[str, str], limit: int) -> b
         raise BodyTooLarge(too_large)
     chunks: list[bytes] = []
     size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(too_large)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+    deadline = float(settings.HTTP_BODY_TIMEOUT)
+    try:
+        async with asyncio.timeout(deadline if deadline > 0 else None):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise _client_gone()
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge(too_large)
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return b"".join(chunks)
+    except TimeoutError:
+        raise IngestError(
+            f"The body did not arrive within {deadline:g} s (AUTOMATE_HTTP_BODY_TIMEOUT); nothing was "
+            "recorded. Send the whole request at once.",
+            status=408,
+            reason="request_timeout",
+        ) from None
 
 
 async def _send_json(send: Send, status: int, body: bytes, extra: dict[str, str]) -> None:

@@ -120,8 +120,11 @@ class Defaults:
     INGEST_FAST_PATH: bool = True
     #: Seconds a webhook source's configuration is cached by the web process.
     SOURCE_CACHE_TTL: float = 5.0
-    #: ``/metrics`` answers clients connecting directly from these addresses or networks...
-    METRICS_ALLOWED_IPS: list[str] = ["127.0.0.1", "::1"]
+    #: The web's ``/metrics`` answers clients from these addresses or networks (none unless set:
+    #: a same-host proxy makes everyone look like loopback)...
+    METRICS_ALLOWED_IPS: list[str] = []
+    #: ...a worker's own ``/metrics`` port, these (loopback: that port is not published)...
+    WORKER_METRICS_ALLOWED_IPS: list[str] = ["127.0.0.1", "::1"]
     #: ...and any client that sends ``Authorization: Bearer <METRICS_TOKEN>`` (when set).
     METRICS_TOKEN: str = ""
     #: Seconds the database gauges of ``/metrics`` (outbox depth, ...) are reused between scrapes.
@@ -151,6 +154,17 @@ class Defaults:
     INGEST_GROUP_COMMIT: bool = True
     INGEST_BATCH_SIZE: int = 256
     INGEST_FLUSHERS: int = 2
+    #: Webhook requests per web process still being read or verified (before admission counts them
+    #: against INGEST_MAX_IN_FLIGHT and their source); beyond: 429. Bounds the bodies held in memory.
+    INGEST_MAX_UNVERIFIED: int = 1024
+    #: Seconds a request's headers, and then its body, may take to arrive (``automate serve``); past
+    #: either the client gets 408 and the connection is closed (automate_core/ingest/deadlines.py).
+    HTTP_HEADER_TIMEOUT: float = 10.0
+    HTTP_BODY_TIMEOUT: float = 30.0
+    #: Admin logins: after this many failed attempts for one username from one address within
+    #: LOGIN_FAILURE_WINDOW seconds, further attempts are refused until the window has passed.
+    LOGIN_MAX_FAILURES: int = 5
+    LOGIN_FAILURE_WINDOW: float = 900.0
 
 
 _cache: dict[str, Any] = {}

@@ -60,6 +60,10 @@ class ConfigurationError(AutomateError, ImproperlyConfigured):
 class DatabaseUnavailable(AutomateError):
     """The database is unavailable; try again shortly."""
 
+    #: What is known of a write that met this: "unknown" unless it is known that nothing was
+    #: written ("not_recorded", ``automate_core.ingest.dbwait.NotRecorded``).
+    outcome: str = "unknown"
+
 
 class LeaseExpired(AutomateError):
     """The worker running the job stopped renewing its lease (killed, its host gone, or cut off from the database); the job was given to another worker."""  # noqa: E501

@@ -153,7 +153,7 @@ async def test_database_down_answers_503_and_stores_nothing(
     from automate_core.exceptions import DatabaseUnavailable
     from automate_core.ingest.ingestor import EventIngestor
 
-    async def unavailable(self: EventIngestor, event: Any) -> Any:
+    async def unavailable(self: EventIngestor, event: Any, budget: Any = None) -> Any:
         raise DatabaseUnavailable()
 
     monkeypatch.setattr(EventIngestor, "ingest", unavailable)

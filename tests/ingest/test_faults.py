@@ -159,3 +159,54 @@ async def test_database_outage_gives_503_then_recovers_by_itself(platform: Platf
     assert stored["before-outage"] == before.json()["event_id"]
     assert stored["after-outage"] == after.json()["event_id"]
     assert not [k for k in stored if k.startswith("outage-")]  # nothing acknowledged, nothing stored
+
+
+async def test_a_frozen_database_is_answered_in_time_and_honestly(platform: Platform) -> None:
+    """Issue 18.8: PostgreSQL SIGSTOPped. Every request is answered 503 within 2 x INGEST_DB_TIMEOUT
+    (1 s here) plus a margin for this busy machine, and "nothing was recorded" is said only when
+    true: after the thaw, a retry with the same key finds no event for those, and may find one for
+    the answers that said the outcome is unknown."""
+    bound = 2 * 1.0
+    async with httpx.AsyncClient(timeout=30) as client:
+        for n in range(4):  # both processes have pooled connections, which will hang, not fail
+            assert (await platform.post(client, f"warm-{n}")).status_code == 202
+
+        async def timed(key: str) -> tuple[str, httpx.Response, float]:
+            started = time.monotonic()
+            response = await platform.post(client, key)
+            return key, response, time.monotonic() - started
+
+        platform.pg.freeze()
+        try:
+            during = await asyncio.gather(*(timed(f"frozen-{n}") for n in range(24)))
+        finally:
+            platform.pg.thaw()
+        for key, response, took in during:
+            assert response.status_code == 503, (key, response.text)
+            assert took < bound + 1.0, (key, took, response.text)
+            body = response.json()
+            assert body["error"] == "unavailable" and response.headers["retry-after"]
+            if body["outcome"] == "not_recorded":
+                assert "nothing was recorded" in body["detail"]
+            else:
+                assert body["outcome"] == "unknown"
+                assert "nothing was recorded" not in body["detail"]
+                assert "same idempotency key is safe" in body["detail"]
+        # thawed: each sender retries with the same key until it is answered
+        retried: dict[str, int] = {}
+        deadline = time.monotonic() + 30
+        for key, _, _ in during:
+            while True:
+                response = await platform.post(client, key)
+                if response.status_code != 503:
+                    break
+                assert time.monotonic() < deadline, response.text
+                await asyncio.sleep(0.2)
+            retried[key] = response.status_code
+    said = {key: response.json()["outcome"] for key, response, _ in during}
+    for key, status in retried.items():
+        assert status in (200, 202), (key, status)
+        if said[key] == "not_recorded":
+            assert status == 202, f"{key} was answered 'nothing was recorded' but had been committed"
+    stored = [k for _, k in platform.events("e.idempotency_key LIKE 'frozen-%'")]
+    assert sorted(stored) == sorted(retried)  # one event per key, however it was retried

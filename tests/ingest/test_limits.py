@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from automate_core.models import Event, WebhookSource
-from tests.conftest import post_webhook, sign
+from tests.conftest import database_url, post_webhook, sign
 
 pytestmark = pytest.mark.usefixtures("demo_source")
 
@@ -88,39 +90,126 @@ async def test_declared_length_over_the_limit_is_refused_before_reading(client: 
     assert (upload.status, upload.received) == (413, 0)
 
 
-async def test_in_flight_limits_answer_429_with_retry_after(settings: Any) -> None:
+@contextlib.asynccontextmanager
+async def events_locked() -> AsyncIterator[None]:
+    """Hold the event table locked: verified requests wait in the database (and keep their slots)."""
+    async with await psycopg.AsyncConnection.connect(database_url()) as conn:
+        await conn.execute("LOCK TABLE automate_event IN EXCLUSIVE MODE")
+        yield
+        await conn.rollback()
+
+
+async def waiting_for_lock(count: int) -> None:
+    """Until ``count`` inserts wait for the lock of :func:`events_locked` (polled, with a deadline)."""
+    async with await psycopg.AsyncConnection.connect(database_url()) as conn:
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            cur = await conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND query LIKE '%automate_event%'"
+            )
+            row = await cur.fetchone()
+            if row and row[0] >= count:
+                return
+            assert asyncio.get_running_loop().time() < deadline, "the inserts never waited for the lock"
+            await asyncio.sleep(0.02)
+
+
+async def test_unverified_slow_senders_take_no_slot_of_the_source(settings: Any) -> None:
+    """Issue 18.1: senders that never finish their body must not make valid webhooks 429."""
+    await WebhookSource.objects.filter(slug="test").aupdate(config={"max_in_flight": 2})
+    body = json.dumps({"type": "t"}).encode()
+    forged = {"content-type": "application/json", "x-automate-signature": "sha256=" + "0" * 64}
+    slow = [SlowUpload("/hooks/test/", forged) for _ in range(8)]  # 4x the source's slots
+    tasks = [await start(s) for s in slow]
+    from automate_core.ingest.views import service
+
+    assert service().admission.unverified == 8 and service().admission.per_source == {}
+    valid = SlowUpload(
+        "/hooks/test/", {"content-type": "application/json", "x-automate-signature": sign(body)}
+    )
+    task = await start(valid)
+    valid.feed(body, more=False)
+    await asyncio.wait_for(valid.answered.wait(), 10)
+    assert valid.status == 202, valid.answer
+    for s in slow:  # their bodies arrive at last: refused by the signature, not by admission
+        s.feed(body, more=False)
+    await asyncio.gather(*tasks, task)
+    assert {s.status for s in slow} == {401}
+    assert service().admission.unverified == 0 and service().admission.per_source == {}
+
+
+async def test_verified_requests_hold_the_in_flight_limits(settings: Any) -> None:
+    """Past verification the per-source and per-process bounds answer 429 with Retry-After."""
+    settings.AUTOMATE_INGEST_DB_TIMEOUT = 10.0
     await WebhookSource.objects.filter(slug="test").aupdate(config={"max_in_flight": 2})
     body = json.dumps({"type": "t"}).encode()
     headers = {"content-type": "application/json", "x-automate-signature": sign(body)}
-    slow = [SlowUpload("/hooks/test/", headers) for _ in range(2)]
-    tasks = [await start(s) for s in slow]
-    await asyncio.sleep(0.05)  # both are past admission, waiting for their bodies
-    third = SlowUpload("/hooks/test/", headers)
-    task = await start(third)
-    third.feed(body, more=False)
-    await asyncio.wait_for(third.answered.wait(), 10)
-    assert (third.status, third.answer["error"]) == (429, "too_many_requests")
-    assert dict(third.sent[0]["headers"])[b"retry-after"] == b"1"
-    for s in slow:  # the admitted ones complete normally, and free their slots
-        s.feed(body, more=False)
+    async with events_locked():
+        held = [SlowUpload("/hooks/test/", headers) for _ in range(2)]
+        tasks = [await start(h) for h in held]
+        for h in held:
+            h.feed(body, more=False)
+        await waiting_for_lock(1)
+        third = SlowUpload("/hooks/test/", headers)
+        task = await start(third)
+        third.feed(body, more=False)
+        await asyncio.wait_for(third.answered.wait(), 10)
+        assert (third.status, third.answer["error"]) == (429, "too_many_requests")
+        assert dict(third.sent[0]["headers"])[b"retry-after"] == b"1"
+        assert "for source 'test'" in third.answer["detail"]
     await asyncio.gather(*tasks, task)
-    assert [s.status for s in slow] == [202, 202]
+    assert [h.status for h in held] == [202, 202]  # the admitted ones complete and free their slots
     settings.AUTOMATE_INGEST_MAX_IN_FLIGHT = 1  # the process-wide bound
-    hold = SlowUpload("/hooks/test/", headers)
-    held = await start(hold)
-    await asyncio.sleep(0.05)
-    other = SlowUpload("/hooks/test/", headers)
-    refused = await start(other)
-    await asyncio.wait_for(other.answered.wait(), 10)
-    await refused
-    assert (other.status, other.answer["error"]) == (429, "too_many_requests")
-    assert "on this server" in other.answer["detail"]
-    hold.feed(body, more=False)
-    await held
+    async with events_locked():
+        hold = SlowUpload("/hooks/test/", headers)
+        held_task = await start(hold)
+        hold.feed(body, more=False)
+        await waiting_for_lock(1)
+        other = SlowUpload("/hooks/test/", headers)
+        refused = await start(other)
+        other.feed(body, more=False)
+        await asyncio.wait_for(other.answered.wait(), 10)
+        await refused
+        assert (other.status, other.answer["error"]) == (429, "too_many_requests")
+        assert "on this server" in other.answer["detail"]
+    await held_task
     assert hold.status == 202
     from automate_core.ingest.views import service
 
     assert service().admission.total == 0 and service().admission.per_source == {}
+
+
+async def test_the_unverified_bound_of_the_process(settings: Any) -> None:
+    settings.AUTOMATE_INGEST_MAX_UNVERIFIED = 1
+    body = json.dumps({"type": "t"}).encode()
+    headers = {"content-type": "application/json", "x-automate-signature": sign(body)}
+    first = SlowUpload("/hooks/test/", headers)
+    first_task = await start(first)
+    second = SlowUpload("/hooks/test/", headers)
+    second_task = await start(second)
+    await asyncio.wait_for(second.answered.wait(), 10)
+    assert (second.status, second.answer["error"]) == (429, "too_many_requests")
+    assert "being received on this server" in second.answer["detail"]
+    first.feed(body, more=False)
+    await asyncio.gather(first_task, second_task)
+    assert first.status == 202
+
+
+async def test_a_body_that_trickles_past_the_deadline_gets_408(settings: Any) -> None:
+    """The lean lane bounds the body's arrival itself, whatever server runs it."""
+    settings.AUTOMATE_HTTP_BODY_TIMEOUT = 0.3
+    body = json.dumps({"type": "t"}).encode()
+    upload = SlowUpload(
+        "/hooks/test/", {"content-type": "application/json", "x-automate-signature": sign(body)}
+    )
+    task = await start(upload)
+    upload.feed(body[:3], more=True)  # and then nothing
+    await asyncio.wait_for(upload.answered.wait(), 10)
+    await task
+    assert (upload.status, upload.answer["error"]) == (408, "request_timeout")
+    assert "AUTOMATE_HTTP_BODY_TIMEOUT" in upload.answer["detail"]
+    assert await Event.objects.acount() == 0
 
 
 async def test_token_endpoint(client: httpx.AsyncClient, load: Callable[[dict[str, Any]], Any]) -> None:

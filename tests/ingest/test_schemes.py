@@ -206,7 +206,7 @@ def test_github_documented_test_vector() -> None:
     ],
 )
 def test_github_refusals(header: dict[str, str], reason: str) -> None:
-    assert refused("github", header, ["s3cret"]) == reason
+    assert refused("github", header, ["s3cret-but-long-enough"]) == reason
 
 
 def test_github_delivery_and_event_headers() -> None:
@@ -305,24 +305,24 @@ SHA512_B64 = {
 
 def test_generic_hmac_sha512_base64_with_timestamp() -> None:
     ts = str(int(NOW))
-    digest = hmac.new(b"generic-key-1", ts.encode() + b":" + BODY + b":end", hashlib.sha512).digest()
+    digest = hmac.new(b"generic-signing-key-1", ts.encode() + b":" + BODY + b":end", hashlib.sha512).digest()
     headers = {"X-Sig": "v2=" + base64.b64encode(digest).decode(), "X-Sig-Time": ts}
-    verify("hmac", headers, ["generic-key-1"], options=SHA512_B64)
+    verify("hmac", headers, ["generic-signing-key-1"], options=SHA512_B64)
     assert refused(
-        "hmac", {**headers, "X-Sig-Time": str(int(NOW) - 999)}, ["generic-key-1"], options=SHA512_B64
+        "hmac", {**headers, "X-Sig-Time": str(int(NOW) - 999)}, ["generic-signing-key-1"], options=SHA512_B64
     ) == ("timestamp_out_of_tolerance")
     assert (
-        refused("hmac", {**headers, "X-Sig": "sha512=00"}, ["generic-key-1"], options=SHA512_B64)
+        refused("hmac", {**headers, "X-Sig": "sha512=00"}, ["generic-signing-key-1"], options=SHA512_B64)
         == "malformed_signature"
     )
 
 
 def test_generic_hmac_plain_hex() -> None:
-    headers = {"X-Signature": hmac.new(b"generic-key-1", BODY, hashlib.sha256).hexdigest()}
+    headers = {"X-Signature": hmac.new(b"generic-signing-key-1", BODY, hashlib.sha256).hexdigest()}
     verify(
         "hmac",
         headers,
-        ["old-generic-key", "generic-key-1"],
+        ["old-generic-signing-key", "generic-signing-key-1"],
         options={"signature": {"header": "X-Signature"}},
     )
 
@@ -348,12 +348,14 @@ def test_automate_preset_and_missing_secrets() -> None:
     from automate_core.ingest.signatures import sign_hmac_sha256
 
     verify(
-        "hmac_sha256", {"X-Automate-Signature": sign_hmac_sha256(b"generic-key-1", BODY)}, ["generic-key-1"]
+        "hmac_sha256",
+        {"X-Automate-Signature": sign_hmac_sha256(b"generic-signing-key-1", BODY)},
+        ["generic-signing-key-1"],
     )
-    header = {"X-Automate-Signature": sign_hmac_sha256(b"generic-key-1", BODY)}
+    header = {"X-Automate-Signature": sign_hmac_sha256(b"generic-signing-key-1", BODY)}
     assert refused("hmac_sha256", header, []) == "no_secret_configured"
     assert (
-        refused("hmac_sha256", {"X-Automate-Signature": "md5=abc"}, ["generic-key-1"])
+        refused("hmac_sha256", {"X-Automate-Signature": "md5=abc"}, ["generic-signing-key-1"])
         == "malformed_signature"
     )
 
@@ -387,3 +389,129 @@ def test_none_accepts_anything() -> None:
 def test_unknown_scheme_is_a_config_error() -> None:
     with pytest.raises(SchemeConfigError, match="Unknown scheme"):
         schemes.build("md5")
+
+
+# --- Standard Webhooks v1a (Ed25519), signed with a real key ----------------------------------
+
+
+def ed25519_pair() -> tuple[Any, str]:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    private = Ed25519PrivateKey.generate()
+    raw = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return private, "whpk_" + base64.b64encode(raw).decode()
+
+
+def v1a_headers(private: Any, body: bytes = BODY, msg_id: str = "msg_1", ts: float = NOW) -> dict[str, str]:
+    signed = f"{msg_id}.{int(ts)}.".encode() + body
+    signature = base64.b64encode(private.sign(signed)).decode()
+    return {"webhook-id": msg_id, "webhook-timestamp": str(int(ts)), "webhook-signature": f"v1a,{signature}"}
+
+
+def test_standard_webhooks_v1a_ed25519_verifies() -> None:
+    private, public = ed25519_pair()
+    verify("standard_webhooks", v1a_headers(private), [public])
+    verify("standard_webhooks", v1a_headers(private, msg_id="msg_2"), [WHSEC, public])  # rotation
+
+
+def test_standard_webhooks_v1a_refusals() -> None:
+    private, public = ed25519_pair()
+    other, _ = ed25519_pair()
+    assert refused("standard_webhooks", v1a_headers(other), [public]) == "signature_mismatch"
+    assert refused("standard_webhooks", v1a_headers(private), [public], body=BODY + b" ") == (
+        "signature_mismatch"
+    )
+    tampered = {**v1a_headers(private), "webhook-id": "msg_other"}
+    assert refused("standard_webhooks", tampered, [public]) == "signature_mismatch"
+    # a v1 (HMAC) entry does not satisfy a public key, and a v1a entry no HMAC secret
+    assert refused("standard_webhooks", standard_headers(), [public]) == "signature_mismatch"
+    assert refused("standard_webhooks", v1a_headers(private), [WHSEC]) == "signature_mismatch"
+    late = v1a_headers(private, ts=NOW - 301)
+    assert refused("standard_webhooks", late, [public]) == "timestamp_out_of_tolerance"
+    both = {**v1a_headers(other), "webhook-signature": v1a_headers(other)["webhook-signature"]
+            + " " + v1a_headers(private)["webhook-signature"]}  # fmt: skip
+    verify("standard_webhooks", both, [public])  # any entry may match
+
+
+@pytest.mark.parametrize(
+    "value", ["whpk_", "whpk_not base64!", "whpk_" + base64.b64encode(b"short").decode()]
+)
+def test_standard_webhooks_public_key_must_be_32_bytes(value: str) -> None:
+    with pytest.raises(SchemeConfigError, match="32-byte Ed25519 public key"):
+        schemes.build("standard_webhooks").secret(value)
+
+
+# --- hmac_sha256: the timestamped form ---------------------------------------------------------
+
+KEY = "automate-signing-key-0123456789"
+
+
+def test_hmac_sha256_timestamped_form() -> None:
+    from automate_core.ingest.schemes.hmac import hmac_sha256_headers
+
+    headers = hmac_sha256_headers(KEY.encode(), BODY, int(NOW))
+    verify("hmac_sha256", headers, [KEY])
+    # the timestamp is signed: changing it, or moving the signature to another time, fails
+    moved = {**headers, "X-Automate-Timestamp": str(int(NOW) + 1)}
+    assert refused("hmac_sha256", moved, [KEY]) == "signature_mismatch"
+    for ts in (NOW - 301, NOW + 301):
+        old = hmac_sha256_headers(KEY.encode(), BODY, int(ts))
+        assert refused("hmac_sha256", old, [KEY]) == "timestamp_out_of_tolerance"
+    assert refused("hmac_sha256", {**headers, "X-Automate-Timestamp": "soon"}, [KEY]) == "malformed_timestamp"
+    # a body-only signature presented with a timestamp header is not the timestamped form
+    from automate_core.ingest.signatures import sign_hmac_sha256
+
+    mixed = {
+        "X-Automate-Timestamp": str(int(NOW)),
+        "X-Automate-Signature": sign_hmac_sha256(KEY.encode(), BODY),
+    }
+    assert refused("hmac_sha256", mixed, [KEY]) == "signature_mismatch"
+
+
+def test_hmac_sha256_can_require_the_timestamp() -> None:
+    from automate_core.ingest.signatures import sign_hmac_sha256
+
+    body_only = {"X-Automate-Signature": sign_hmac_sha256(KEY.encode(), BODY)}
+    verify("hmac_sha256", body_only, [KEY])  # accepted by default (the original form)
+    strict = {"signature": {"require_timestamp": True}}
+    assert refused("hmac_sha256", body_only, [KEY], options=strict) == "missing_timestamp"
+    from automate_core.ingest.schemes.hmac import hmac_sha256_headers
+
+    verify("hmac_sha256", hmac_sha256_headers(KEY.encode(), BODY, int(NOW)), [KEY], options=strict)
+    for bad in ({"signature": {"require_timestamp": "yes"}}, {"signature": {"header": "X-Other"}}):
+        with pytest.raises(SchemeConfigError, match="signature"):
+            schemes.build("hmac_sha256", bad)
+
+
+def test_hmac_sha256_keys_come_from_signed_material() -> None:
+    from automate_core.ingest.schemes.hmac import hmac_sha256_headers
+
+    scheme = schemes.build("hmac_sha256")
+    timestamped = {k.lower(): v for k, v in hmac_sha256_headers(KEY.encode(), BODY, int(NOW)).items()}
+    assert not scheme.trusts_idempotency_header(timestamped)
+    assert not scheme.trusts_event_header(timestamped)
+    key = scheme.derived_key(timestamped)
+    assert key is not None and key.startswith("sig:")
+    assert scheme.derived_key({**timestamped, "idempotency-key": "new"}) == key  # headers don't matter
+    assert scheme.derived_key({"x-automate-signature": timestamped["x-automate-signature"]}) is None
+
+
+# --- the shortest secret accepted ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["hmac_sha256", "hmac", "github"])
+@pytest.mark.parametrize("secret", ["", " ", "x", "fifteen-bytes!!", " " * 20 + "short" + "\n"])
+def test_short_secrets_are_refused_with_their_length_not_their_value(name: str, secret: str) -> None:
+    options = {"signature": {"header": "X-Sig"}} if name == "hmac" else {}
+    with pytest.raises(SchemeConfigError, match=r"needs at least 16") as caught:
+        schemes.build(name, options).secret(secret)
+    assert f"is {len(secret.strip())} byte(s) long" in str(caught.value)
+    if secret.strip():
+        assert secret.strip() not in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["hmac_sha256", "hmac", "github"])
+def test_sixteen_bytes_is_enough(name: str) -> None:
+    options = {"signature": {"header": "X-Sig"}} if name == "hmac" else {}
+    assert schemes.build(name, options).secret("0123456789abcdef") == b"0123456789abcdef"

@@ -7,6 +7,8 @@ own server in a temporary directory, reachable on a Unix socket, and remove it a
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import subprocess
 import warnings
 from pathlib import Path
@@ -46,6 +48,30 @@ class ThrowawayPostgres:
         socket_dir = str(self.server.get_postmaster_info().socket_dir)
         if socket_dir != self.socket_dir:  # pragma: no cover - the wheel picks the same directory
             raise RuntimeError(f"PostgreSQL came back on another socket: {socket_dir}")
+
+    def processes(self) -> list[int]:
+        """The postmaster and every process it started (backends, checkpointer, walwriter, ...)."""
+        postmaster = int((Path(self.server.pgdata) / "postmaster.pid").read_text().split()[0])
+        found = [postmaster]
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = (Path("/proc") / entry / "stat").read_text()
+            except OSError:  # gone meanwhile
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == postmaster:  # field 4: the parent's pid
+                found.append(int(entry))
+        return found
+
+    def freeze(self) -> None:
+        """SIGSTOP the whole server, as a paused VM or a frozen host: connections stay open, silent."""
+        for pid in self.processes():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for pid in self.processes():
+            os.kill(pid, signal.SIGCONT)
 
     def running(self) -> bool:
         info = self.server.get_postmaster_info()

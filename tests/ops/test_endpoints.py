@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import socket
 from collections.abc import AsyncIterator
@@ -40,6 +41,7 @@ async def remote() -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture(autouse=True)
 def _fresh_state(settings: Any) -> None:
     settings.AUTOMATE_METRICS_DB_CACHE_SECONDS = 0.0
+    settings.AUTOMATE_METRICS_ALLOWED_IPS = ["127.0.0.1", "::1"]  # listed, as a deployment would
     health.probe.cache_clear()
     exposition.database_gauges.cache_clear()
 
@@ -155,11 +157,52 @@ async def test_metrics_refused_to_other_addresses(remote: httpx.AsyncClient) -> 
     assert "automate_" not in response.text
 
 
-async def test_a_forwarded_request_is_never_let_in_by_address(client: httpx.AsyncClient) -> None:
-    """Behind a proxy the client's address is the proxy's say-so; a client can forge the first hop."""
-    for header in ("X-Forwarded-For", "Forwarded", "X-Real-IP"):
-        response = await client.get("/metrics", headers={header: "127.0.0.1"})
-        assert response.status_code == 403, header
+async def test_no_address_is_trusted_unless_listed(client: httpx.AsyncClient, settings: Any) -> None:
+    """Issue 18.7: a reverse proxy on the same host makes every visitor loopback; trust is explicit."""
+    settings.AUTOMATE_METRICS_ALLOWED_IPS = []
+    response = await client.get("/metrics")  # from 127.0.0.1
+    assert response.status_code == 403
+    assert "AUTOMATE_METRICS_ALLOWED_IPS (none set)" in response.json()["detail"]
+    from automate_core.conf import Defaults
+
+    assert Defaults.METRICS_ALLOWED_IPS == []  # the library's default too
+
+
+def test_the_deployable_default_trusts_loopback_only_in_debug() -> None:
+    import subprocess
+    import sys
+
+    code = "import asgi.settings as s; print(s.AUTOMATE_METRICS_ALLOWED_IPS)"
+    for debug, expected in (("0", "[]"), ("1", "['127.0.0.1', '::1']")):
+        env = {**os.environ, "DEBUG": debug, "SECRET_KEY": "x" * 60}
+        env.pop("AUTOMATE_METRICS_ALLOWED_IPS", None)
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
+        assert out.stdout.strip() == expected
+
+
+async def test_a_forwarded_request_is_judged_by_the_client_the_proxy_saw(settings: Any) -> None:
+    """Through a proxy uvicorn trusts, the client is the last X-Forwarded-For hop: that is judged.
+
+    uvicorn has already replaced the peer with that hop; a hop the client wrote itself, or
+    headers uvicorn does not read (Forwarded, X-Real-IP), never let a request in by address.
+    """
+    settings.AUTOMATE_METRICS_ALLOWED_IPS = ["10.0.0.0/8", "127.0.0.1"]
+    cases = [
+        # (client as uvicorn reports it, headers, status)
+        (("10.1.2.3", 0), {"X-Forwarded-For": "10.1.2.3"}, 200),  # proxied for an allowed client
+        (("198.51.100.7", 0), {"X-Forwarded-For": "198.51.100.7"}, 403),  # proxied for a visitor
+        (("198.51.100.7", 0), {"X-Forwarded-For": "10.1.2.3, 198.51.100.7"}, 403),  # forged first hop
+        (("127.0.0.1", 5), {"X-Forwarded-For": "10.1.2.3, 198.51.100.7"}, 403),  # peer not replaced
+        (("127.0.0.1", 5), {"X-Forwarded-For": "127.0.0.1"}, 200),  # a local client, said twice
+        (("127.0.0.1", 5), {"Forwarded": "for=127.0.0.1"}, 403),
+        (("127.0.0.1", 5), {"X-Real-IP": "127.0.0.1"}, 403),
+        (("127.0.0.1", 5), {"X-Forwarded-For": "127.0.0.1", "X-Real-IP": "127.0.0.1"}, 403),
+    ]
+    for address, headers, status in cases:
+        async with client_from(address) as c:
+            assert (await c.get("/metrics", headers=headers)).status_code == status, (address, headers)
 
 
 @pytest.mark.usefixtures("live_db")

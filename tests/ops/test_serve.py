@@ -40,7 +40,9 @@ def parse(*argv: str) -> dict[str, Any]:
 
 def test_the_defaults_are_the_production_configuration() -> None:
     options = serve.uvicorn_options(parse())
-    assert options["loop"] == "uvloop" and options["http"] == "httptools"  # uvicorn[standard]
+    # uvicorn[standard], with the header and body deadlines (issue 18.1)
+    assert options["loop"] == "uvloop"
+    assert options["http"] == "automate_core.ingest.deadlines:HttpToolsProtocol"
     assert options["lifespan"] == "on"
     assert options["server_header"] is False
     assert options["proxy_headers"] is True
@@ -107,10 +109,16 @@ def test_the_rendered_uvicorn_command_serves_and_stops_gracefully(
     )  # fmt: skip
     argv = shlex.split(printed.stdout)
     assert argv[:4] == [sys.executable, "-m", "uvicorn", "asgi.asgi:application"]
-    assert {"--loop", "uvloop", "--http", "httptools", "--workers", "2"} <= set(argv)
+    assert {"--loop", "uvloop", "--workers", "2"} <= set(argv)
+    assert argv[argv.index("--http") + 1] == "automate_core.ingest.deadlines:HttpToolsProtocol"
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
-    env = {**platform_env, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "LOG_LEVEL": "INFO"}
+    env = {
+        **platform_env,
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "LOG_LEVEL": "INFO",
+        "AUTOMATE_METRICS_ALLOWED_IPS": "127.0.0.1",  # none by default
+    }
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -138,6 +146,38 @@ def test_the_rendered_uvicorn_command_serves_and_stops_gracefully(
     assert not list(metrics_dir.glob("gauge_live*.db")), log
     app_lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert any(line["message"] == "readiness: ready" for line in app_lines)
+
+
+@pytest.mark.parametrize(
+    ("key", "why"),
+    [
+        ("django-insecure-dev-only-" + "x" * 40, "the development default"),
+        ("CHANGE-ME-50-random-characters-CHANGE-ME-50-random-chars", "a placeholder"),
+        ("fault-test", "10 characters, fewer than 50"),
+        ("a" * 30 + "b" * 30, "fewer than 5 distinct characters"),
+    ],
+)
+def test_serve_refuses_a_weak_secret_key(platform_env: dict[str, str], key: str, why: str) -> None:
+    """Issue 18.7: the key signs the admin's sessions; refused by name, with the fix."""
+    for extra in ([], ["--print-command"]):
+        done = subprocess.run(
+            [AUTOMATE, "serve", "--port", str(free_port()), *extra],
+            env={**platform_env, "SECRET_KEY": key, "DEBUG": "0"}, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode != 0
+        assert "SECRET_KEY is too weak to serve with" in done.stderr and why in done.stderr, done.stderr
+        assert "DEBUG=1" in done.stderr and "Traceback" not in done.stderr
+        assert key not in done.stderr + done.stdout
+
+
+def test_a_strong_key_or_debug_serves() -> None:
+    assert (
+        serve.weak_secret_key("k8RZ-production-like-key-6f1c2e9a0b7d4e3f8a5c1b2d9e0f7a6b5c4d3e2f1a0") is None
+    )
+    from django.test import override_settings
+
+    with override_settings(DEBUG=True, SECRET_KEY="django-insecure-dev-only-" + "x" * 40):
+        serve.check_secret_key()  # automate up / DEBUG: development keys are fine
 
 
 WORKFLOW = {

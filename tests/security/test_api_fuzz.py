@@ -7,6 +7,8 @@ is available here). Whatever the response, it must match the description.
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -29,13 +31,17 @@ def map_path_parameters(
 
 
 @pytest.fixture
-def sources(live_db: None, load: object) -> None:
+def sources(live_db: None, load: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a source's secret must suit its scheme when it is saved: a whsec_ key for Standard Webhooks
+    monkeypatch.setenv(
+        "AUTOMATE_SECRET_FUZZ_SW", "whsec_" + base64.b64encode(b"fuzz-standard-webhooks-key").decode()
+    )
     load(  # type: ignore[operator]
         {
             "sources": [
                 {"slug": "fuzz", "scheme": "hmac_sha256", "secret_ref": "env:TEST_HOOK"},
                 {"slug": "open", "scheme": "none"},
-                {"slug": "sw", "scheme": "standard_webhooks", "secret_ref": "env:TEST_HOOK"},
+                {"slug": "sw", "scheme": "standard_webhooks", "secret_ref": "env:FUZZ_SW"},
             ]
         }
     )

@@ -1,9 +1,11 @@
 """``automate serve``: the web platform (webhooks, admin, /healthz, /readyz, /metrics) under uvicorn.
 
 The defaults are the production configuration (docs/operations.md explains each choice): uvloop
-and httptools, no ``Server`` header, proxy headers trusted only from ``--forwarded-allow-ips``,
-keep-alive and graceful-shutdown timeouts, a listen backlog, and an optional cap on concurrent
-connections per process (beyond it uvicorn answers 503 at once instead of queueing in memory).
+and httptools (with the header and body read deadlines of ``automate_core.ingest.deadlines``: a
+slow sender is cut off with 408), no ``Server`` header, proxy headers trusted only from
+``--forwarded-allow-ips``, keep-alive and graceful-shutdown timeouts, a listen backlog, and an
+optional cap on concurrent connections per process (beyond it uvicorn answers 503 at once
+instead of queueing in memory).
 Logging is the project's ``LOGGING`` (JSON lines), handed to uvicorn so its own lines match.
 
 With ``--workers`` above 1 the processes share a Prometheus multiprocess directory: the one in
@@ -11,6 +13,10 @@ With ``--workers`` above 1 the processes share a Prometheus multiprocess directo
 one made (and removed) here. ``--print-command``
 prints the equivalent ``uvicorn`` command line instead of serving, for process managers that
 want to run uvicorn themselves.
+
+It refuses to start with a weak ``SECRET_KEY`` (shorter than 50 characters, fewer than 5
+distinct ones, Django's ``django-insecure-`` default or a ``change-me`` placeholder) unless
+``DEBUG`` is on: the key signs the admin's sessions and its CSRF tokens.
 """
 
 from __future__ import annotations
@@ -102,15 +108,48 @@ def _importable(module: str) -> bool:
     return True
 
 
+def weak_secret_key(key: str) -> str | None:
+    """Why ``key`` is too weak to serve with (the rules of Django's ``check --deploy``), or None."""
+    if key.startswith("django-insecure-"):
+        return "it is the development default (django-insecure-...)"
+    if "change-me" in key.lower() or "changeme" in key.lower():
+        return "it is a placeholder (change-me)"
+    if len(key) < 50:
+        return f"it has {len(key)} characters, fewer than 50"
+    if len(set(key)) < 5:
+        return "it has fewer than 5 distinct characters"
+    return None
+
+
+def check_secret_key() -> None:
+    """Refuse (ConfigurationError) to serve with a weak SECRET_KEY, unless DEBUG is on."""
+    from django.conf import settings
+
+    from automate_core.exceptions import ConfigurationError
+
+    if settings.DEBUG:
+        return
+    why = weak_secret_key(str(settings.SECRET_KEY))
+    if why:
+        raise ConfigurationError(
+            f"SECRET_KEY is too weak to serve with: {why}. Set SECRET_KEY to 50 or more random "
+            "characters, for example SECRET_KEY=$(python -c 'import secrets; "
+            "print(secrets.token_urlsafe(50))'), or set DEBUG=1 for local development "
+            "(`automate up` does)."
+        )
+
+
 def uvicorn_options(options: dict[str, Any]) -> dict[str, Any]:
     """Keyword arguments for ``uvicorn.run`` (and ``uvicorn.Config``)."""
+    from automate_core.ingest.deadlines import protocol_path
+
     values: dict[str, Any] = {
         "host": options.get("host", "127.0.0.1"),
         "port": options.get("port", 8000),
         "uds": options.get("uds"),
         "workers": options.get("workers", 1),
         "loop": "uvloop" if _importable("uvloop") else "asyncio",
-        "http": "httptools" if _importable("httptools") else "h11",
+        "http": protocol_path("httptools" if _importable("httptools") else "h11"),
         "lifespan": "on",
         "log_level": options.get("log_level", "warning"),
         "access_log": bool(options.get("access_log", False)),
@@ -173,6 +212,7 @@ def empty_metrics_dir(path: str) -> None:
 
 
 def run(options: dict[str, Any], out: TextIO) -> int:
+    check_secret_key()
     if options.get("print_command"):
         out.write(shlex.join(uvicorn_command(options)) + "\n")
         return 0

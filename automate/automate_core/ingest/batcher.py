@@ -13,8 +13,10 @@ of an older event or of an earlier row of the same batch; ``FIND_DUPLICATES`` (a
 so it sees whatever committed meanwhile) maps it to the original. A batch that PostgreSQL refuses
 as data (a JSON text jsonb rejects) is retried row by row, so only the bad row is refused. When the
 database is unreachable the whole batch, and everything queued behind it, gets
-:class:`DatabaseUnavailable` at once, so no request waits longer than ``INGEST_DB_TIMEOUT`` plus
-one statement.
+:class:`DatabaseUnavailable` at once. A request waits for its future at most for what is left of
+its database budget (``dbwait.Budget``); past it, a row still queued is taken out (nothing was
+recorded), a row already sent is answered "outcome unknown" (``dbwait.OutcomeUnknown``). The
+flush itself is bounded the same way (``dbwait.bounded``), so a frozen server stalls no flusher.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from typing import Any
 
 import psycopg
 
-from automate_core import db
 from automate_core.exceptions import DatabaseUnavailable, IngestError
 from automate_core.ingest import queries, tuning
+from automate_core.ingest.dbwait import Budget, NotRecorded, OutcomeUnknown, bounded
 
 logger = logging.getLogger("automate.ingest")
 
@@ -46,22 +48,37 @@ class GroupCommitter:
         self._ready = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def insert(self, row: Row) -> tuple[int, str, bool]:
+    async def insert(self, row: Row, budget: Budget | None = None) -> tuple[int, str, bool]:
         """Write one event and its job; returns ``(event_id, trace_id, duplicate)`` after the commit."""
-        future: asyncio.Future[tuple[int, str, bool]] = asyncio.get_running_loop().create_future()
-        self._queue.append((row, future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[int, str, bool]] = loop.create_future()
+        entry = (row, future)
+        self._queue.append(entry)
         self._ready.set()
         if len(self._tasks) < self.flushers:
-            task = asyncio.get_running_loop().create_task(self._flusher())
+            task = loop.create_task(self._flusher())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return await future
+        if budget is None:
+            return await future
+        started = loop.time()
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), max(budget.left, 0.0))
+        except TimeoutError:
+            for i, queued in enumerate(self._queue):
+                if queued is entry:  # never sent: take it out
+                    del self._queue[i]
+                    raise NotRecorded() from None
+            future.cancel()  # in a statement already: whatever it did, nobody waits for it now
+            raise OutcomeUnknown() from None
+        finally:
+            budget.left -= loop.time() - started
 
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._fail(self._take(len(self._queue)), DatabaseUnavailable("The server is shutting down."))
+        self._fail(self._take(len(self._queue)), NotRecorded("The server is shutting down."))
 
     def _take(self, n: int) -> list[Pending]:
         batch = self._queue[:n]
@@ -80,7 +97,8 @@ class GroupCommitter:
                 await self._flush(batch)
             except DatabaseUnavailable as exc:
                 # whatever waits behind this batch would meet the same database: answer now
-                self._fail(batch + self._take(len(self._queue)), exc)
+                self._fail(batch, exc)
+                self._fail(self._take(len(self._queue)), NotRecorded())
             except BaseException as exc:
                 self._fail(batch, exc)
                 if not isinstance(exc, Exception):
@@ -94,28 +112,31 @@ class GroupCommitter:
 
     async def _flush(self, batch: list[Pending]) -> None:
         rows = [row for row, _ in batch]
-        pool = await db.get_pool()
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> tuple[dict[str, int], dict[Any, Any]] | None:
+            try:
+                inserted = await self._insert(conn, rows)
+            except (psycopg.errors.DataError, psycopg.errors.UntranslatableCharacter):
+                if len(batch) == 1:
+                    raise
+                await self._one_by_one(conn, batch)
+                return None
+            missing = [r for r in rows if r["trace_id"] not in inserted]
+            return inserted, (await self._originals(conn, missing) if missing else {})
+
+        timeout = tuning.current().db_timeout
         try:
-            timeout = tuning.current().db_timeout
-            async with asyncio.timeout(timeout * 2):
-                async with pool.connection(timeout=timeout) as conn:
-                    try:
-                        inserted = await self._insert(conn, rows)
-                    except (psycopg.errors.DataError, psycopg.errors.UntranslatableCharacter):
-                        if len(batch) == 1:
-                            raise
-                        await self._one_by_one(conn, batch)
-                        return
-                    missing = [r for r in rows if r["trace_id"] not in inserted]
-                    originals = await self._originals(conn, missing) if missing else {}
+            found = await bounded(work, Budget(timeout * 2), pool_timeout=timeout, writes=True)
         except (psycopg.errors.DataError, psycopg.errors.UntranslatableCharacter) as exc:
             raise _unstorable(exc) from exc
-        except psycopg.Error as exc:  # connection lost, server shutting down, read-only standby, ...
-            logger.warning("ingest batch of %d not written: %s: %s", len(batch), type(exc).__name__, exc)
-            db.recheck_soon(pool)
-            raise DatabaseUnavailable() from exc
-        except TimeoutError as exc:
-            raise DatabaseUnavailable() from exc
+        except DatabaseUnavailable as exc:
+            cause = exc.__cause__
+            detail = f"{type(cause).__name__}: {cause}" if cause else "no answer in time"
+            logger.warning("ingest batch of %d not written (%s): %s", len(batch), exc.outcome, detail)
+            raise
+        if found is None:
+            return
+        inserted, originals = found
         for row, future in batch:
             if future.done():
                 continue

@@ -19,11 +19,11 @@ from typing import Any
 import psycopg
 from asgiref.sync import sync_to_async
 
-from automate_core import db
 from automate_core.conf import settings
 from automate_core.exceptions import DatabaseUnavailable, IngestError
 from automate_core.ingest import queries, tuning
 from automate_core.ingest.batcher import GroupCommitter, _insert_one, _unstorable
+from automate_core.ingest.dbwait import Budget, bounded
 
 logger = logging.getLogger("automate.ingest")
 
@@ -83,23 +83,22 @@ async def close_committer() -> None:
 class EventIngestor:
     """Durably records events. ``ingest()`` returns only after the commit."""
 
-    async def ingest(self, event: NewEvent) -> IngestResult:
+    async def ingest(self, event: NewEvent, budget: Budget | None = None) -> IngestResult:
+        """Record ``event``; waits for the database at most what ``budget`` has left (2 x
+        INGEST_DB_TIMEOUT without one), then raises ``NotRecorded`` or ``OutcomeUnknown``."""
         options = tuning.current()
         params = event.params(options.max_attempts)
+        budget = budget or Budget(options.db_timeout * 2)
         if options.group_commit:
-            return IngestResult(*await committer().insert(params))
-        pool = await db.get_pool()
+            return IngestResult(*await committer().insert(params, budget))
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> tuple[int, str, bool]:
+            return await _insert_one(conn, params)
+
         try:
-            async with asyncio.timeout(options.db_timeout * 2):
-                async with pool.connection(timeout=options.db_timeout) as conn:
-                    return IngestResult(*await _insert_one(conn, params))
-        except (psycopg.errors.DataError, psycopg.errors.UntranslatableCharacter) as exc:
+            return IngestResult(*await bounded(work, budget, pool_timeout=options.db_timeout, writes=True))
+        except psycopg.errors.DataError as exc:  # UntranslatableCharacter is one too
             raise _unstorable(exc) from exc
-        except psycopg.Error as exc:  # connection lost, server shutting down, read-only standby, ...
-            db.recheck_soon(pool)
-            raise DatabaseUnavailable() from exc
-        except TimeoutError as exc:  # no connection from the pool in time, or the insert hung
-            raise DatabaseUnavailable() from exc
 
 
 def _validated(source: str, event_type: str, payload: Any, idempotency_key: str | None) -> NewEvent:

@@ -1,18 +1,25 @@
 """``WebhookService``: one webhook request in, one HTTP answer out, independent of the web framework.
 
-The order of checks is the order of cost: method (405), admission (429), source (404), content
-type (415), body size while reading (413), verification (401), body parsing (400), then the
-database write (202, 200 for a redelivery, 503 when the database is unavailable). Every refusal
-has a status, a reason code and a message; the JSON error body is ``{"error": <reason>,
-"detail": <message>}``. Both the lean ASGI lane (``automate_core.asgi``) and the Django view
-(``views.WebhookView``) call :meth:`WebhookService.handle`, so both answer the same.
+The order of checks is the order of cost: method (405), the source's name (404), an unverified
+slot (429), source (404), content type (415), body size while reading (413), verification (401),
+then a verified slot of the process and of the source (429, see ``admission.py``), body parsing
+(400), then the database write (202, 200 for a redelivery, 503 when the database is unavailable).
+Every refusal has a status, a reason code and a message; the JSON error body is ``{"error":
+<reason>, "detail": <message>}`` (a 503 adds ``"outcome"``: ``not_recorded``, or ``unknown``
+when the write was sent and not confirmed, see ``dbwait.py``). All database waits of a request
+together take at most ``2 x INGEST_DB_TIMEOUT``. Both the lean ASGI lane (``automate_core.asgi``)
+and the Django view (``views.WebhookView``) call :meth:`WebhookService.handle`, so both answer
+the same. Refusals are counted per source and reason (``rejections.py``: the metrics, and the
+source's page in the admin).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,7 +32,9 @@ from automate_core import context
 from automate_core.exceptions import DatabaseUnavailable, IngestError, SecretNotFoundError, SecretsError
 from automate_core.ingest import tuning
 from automate_core.ingest.admission import Admission
+from automate_core.ingest.dbwait import Budget
 from automate_core.ingest.ingestor import EventIngestor, NewEvent, new_trace_id
+from automate_core.ingest.rejections import RejectionCounter
 from automate_core.ingest.schemes import SchemeConfigError
 from automate_core.ingest.schemes.base import body_str, json_path
 from automate_core.ingest.schemes.slack import url_verification_challenge
@@ -42,6 +51,9 @@ _DROPPED_HEADERS = frozenset(
 #: Reads the request body, raising :class:`BodyTooLarge` as soon as it exceeds the limit given.
 BodyReader = Callable[[int], Awaitable[bytes]]
 
+#: What a source's slug can be (``models.source.SLUG_VALIDATOR``); anything else is a 404 at once.
+_SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,99}")
+
 
 @dataclass(slots=True)
 class WebhookResponse:
@@ -54,7 +66,18 @@ class WebhookResponse:
 
 
 def error(exc: IngestError) -> WebhookResponse:
-    return WebhookResponse(exc.status, {"error": exc.reason, "detail": str(exc)}, exc.headers)
+    body = {"error": exc.reason, "detail": str(exc)}
+    outcome = getattr(exc, "outcome", None)
+    if outcome:
+        body["outcome"] = outcome
+    return WebhookResponse(exc.status, body, exc.headers)
+
+
+class ClientGone(IngestError):
+    """The client went away (or was cut off by the body deadline) before its body had arrived."""
+
+    status = 499  # nginx's "client closed request": counted, never sent
+    reason = "client_disconnected"
 
 
 class BodyTooLarge(IngestError):
@@ -75,11 +98,43 @@ def fixed_body(body: bytes) -> BodyReader:
     return read
 
 
+class Unavailable(IngestError):
+    """503: the event store (or the secrets backend) is unavailable; ``outcome`` says what is known."""
+
+    status = 503
+    reason = "unavailable"
+
+    def __init__(self, message: str, outcome: str) -> None:
+        super().__init__(message, headers={"Retry-After": tuning.current().retry_after})
+        self.outcome = outcome
+
+
 def unavailable(
     message: str = "The event store is unavailable; nothing was recorded. Retry shortly.",
 ) -> IngestError:
-    retry = tuning.current().retry_after
-    return IngestError(message, status=503, reason="unavailable", headers={"Retry-After": retry})
+    """A 503 for a failure before anything was written."""
+    return Unavailable(message, "not_recorded")
+
+
+def database_unavailable(exc: DatabaseUnavailable, idempotency_key: str | None) -> IngestError:
+    """The 503 for a failed write: "nothing was recorded" only when that is known."""
+    if exc.outcome == "not_recorded":
+        return unavailable()
+    if idempotency_key is not None:
+        advice = (
+            "Retrying with the same idempotency key is safe: if it was recorded, the retry "
+            "answers 200 duplicate with the event's id."
+        )
+    else:
+        advice = (
+            "This request named no idempotency key, so a retry may record it a second time; "
+            "send one to make retries safe."
+        )
+    return Unavailable(
+        "The event store did not confirm the write in time: the event may or may not have been "
+        f"recorded. {advice}",
+        "unknown",
+    )
 
 
 class WebhookService:
@@ -87,11 +142,15 @@ class WebhookService:
         self.sources = sources or SourceCache()
         self.ingestor = ingestor or EventIngestor()
         self.admission = Admission()
+        self.rejections = RejectionCounter()
 
     async def handle(
         self, slug: str, method: str, headers: Mapping[str, str], read_body: BodyReader
     ) -> WebhookResponse:
-        """Answer one request to ``/hooks/<slug>/``; ``headers`` have lower-case names."""
+        """Answer one request to ``/hooks/<slug>/``; ``headers`` have lower-case names.
+
+        A response with status 499 means the client is gone: count it, send nothing.
+        """
         started = time.perf_counter()
         try:
             response = await self._handle(slug, method, headers, read_body)
@@ -103,14 +162,25 @@ class WebhookService:
         elif response.status == 200 and response.body.get("status") == "duplicate":
             metrics.webhooks_duplicate.labels(slug).inc()
         elif response.status >= 400:
+            reason = str(response.body.get("error", ""))
             # an unknown slug is a sender's typo or a scan: don't let it create label values
-            source = slug if self.sources.known(slug) else "(unknown)"
-            metrics.webhooks_rejected.labels(source, response.body.get("error", "")).inc()
+            if self.sources.known(slug):
+                metrics.webhooks_rejected.labels(slug, reason).inc()
+                self.rejections.add(slug, response.status, reason, str(response.body.get("detail", "")))
+            else:
+                metrics.webhooks_rejected.labels("(unknown)", reason).inc()
         return response
 
-    async def lookup(self, slug: str) -> SourceConfig:
+    async def lookup(self, slug: str, budget: Budget | None = None) -> SourceConfig:
+        if not _SLUG.fullmatch(slug):
+            logger.info("webhook refused: %.120r is not a source name (404)", slug)
+            raise IngestError(
+                "No webhook source by that name: a source's name is lowercase letters, digits, '-' and '_'.",
+                status=404,
+                reason="unknown_source",
+            )
         try:
-            source = await self.sources.get(slug)
+            source = await self.sources.get(slug, budget)
         except SchemeConfigError as exc:
             logger.error("webhook source %s is misconfigured: %s", slug, exc)
             raise IngestError(
@@ -118,9 +188,10 @@ class WebhookService:
                 status=500,
                 reason="misconfigured_source",
             ) from exc
-        except (psycopg.Error, OSError, TimeoutError) as exc:  # pool timeout, connection refused, ...
-            raise unavailable() from exc
+        except (DatabaseUnavailable, psycopg.Error, OSError, TimeoutError) as exc:
+            raise unavailable() from exc  # a read: nothing was written
         if source is None or not source.enabled:
+            logger.info("webhook refused: no enabled source %r (404)", slug)
             raise IngestError(f"No enabled webhook source {slug!r}.", status=404, reason="unknown_source")
         return source
 
@@ -134,18 +205,24 @@ class WebhookService:
                 reason="method_not_allowed",
                 headers={"Allow": "POST"},
             )
+        budget = Budget(tuning.current().db_timeout * 2)
+        # reading and verifying: anyone can get this far, so it counts against no source
+        self.admission.enter_unverified()
+        try:
+            source = await self.lookup(slug, budget)
+            form = self._content_type(source, headers)
+            body = await read_body(source.max_body_bytes)
+            keys = await self._keys(source, budget)
+            source.scheme.verify(headers, body, keys, time.time())
+        finally:
+            self.admission.leave_unverified()
         self.admission.enter()
         try:
-            source = await self.lookup(slug)
             self.admission.enter_source(slug, source.max_in_flight)
             try:
-                form = self._content_type(source, headers)
-                body = await read_body(source.max_body_bytes)
-                return await self._accept(source, headers, body, form)
+                return await self._accept(source, headers, body, form, budget)
             finally:
                 self.admission.leave_source(slug)
-        except DatabaseUnavailable as exc:
-            raise unavailable() from exc
         finally:
             self.admission.leave()
 
@@ -167,10 +244,8 @@ class WebhookService:
         )
 
     async def _accept(
-        self, source: SourceConfig, headers: Mapping[str, str], body: bytes, form: bool
+        self, source: SourceConfig, headers: Mapping[str, str], body: bytes, form: bool, budget: Budget
     ) -> WebhookResponse:
-        keys = await self._keys(source)
-        source.scheme.verify(headers, body, keys, time.time())
         text, payload = _parse_form(body) if form else _parse_json(body)
         if source.scheme_name == "slack":
             challenge = url_verification_challenge(payload)
@@ -184,13 +259,16 @@ class WebhookService:
             idempotency_key=_idempotency_key(source, headers, payload),
             trace_id=context.trace_id.get() or new_trace_id(),  # the request's (see asgi.py)
         )
-        result = await self.ingestor.ingest(event)
+        try:
+            result = await self.ingestor.ingest(event, budget)
+        except DatabaseUnavailable as exc:
+            raise database_unavailable(exc, event.idempotency_key) from exc
         answer = {"event_id": result.event_id, "trace_id": result.trace_id}
         if result.duplicate:
             return WebhookResponse(200, {**answer, "status": "duplicate"})
         return WebhookResponse(202, {**answer, "status": "accepted"})
 
-    async def _keys(self, source: SourceConfig) -> list[bytes]:
+    async def _keys(self, source: SourceConfig, budget: Budget) -> list[bytes]:
         """The keys the scheme verifies against: resolved secrets, or the token hashes."""
         if source.scheme_name == "token":
             return list(source.token_hashes)
@@ -201,16 +279,23 @@ class WebhookService:
         resolver = get_resolver()
         keys: list[bytes] = []
         failed = False
+        loop = asyncio.get_running_loop()
         for ref in source.secret_refs:
+            started = loop.time()
             try:
-                keys.append(source.scheme.secret(await resolver.aresolve(ref)))
+                # a backend that hangs (a database, Vault) must not hold the request past its budget
+                async with asyncio.timeout(max(budget.left, 0.0)):
+                    value = await resolver.aresolve(ref)
+                keys.append(source.scheme.secret(value))
             except SecretNotFoundError as exc:
                 logger.error("webhook source %s: secret %s: %s", source.slug, ref, exc)
             except SchemeConfigError as exc:
                 logger.error("webhook source %s: secret %s is not usable: %s", source.slug, ref, exc)
-            except SecretsError as exc:
+            except (SecretsError, TimeoutError) as exc:
                 failed = True
-                logger.error("webhook source %s: secret %s: %s", source.slug, ref, exc)
+                logger.error("webhook source %s: secret %s: %s", source.slug, ref, exc or "no answer in time")
+            finally:
+                budget.left -= loop.time() - started
         if not keys and failed:
             raise unavailable("The secrets backend is unavailable; nothing was recorded. Retry shortly.")
         return keys
@@ -253,6 +338,11 @@ def _parse_form(body: bytes) -> tuple[str, Any]:
 
 
 def _event_type(source: SourceConfig, headers: Mapping[str, str], payload: Any) -> str:
+    """The event type: the source's explicit choice, the scheme's, else what the body says.
+
+    ``X-Automate-Event`` is read only for sources whose scheme signs nothing (``token``,
+    ``none``): a signed body's type must not be overridden by a header a replayer can write.
+    """
     if source.event_type_header and headers.get(source.event_type_header):
         return headers[source.event_type_header]
     if source.event_type_path:
@@ -262,7 +352,7 @@ def _event_type(source: SourceConfig, headers: Mapping[str, str], payload: Any) 
     found = source.scheme.event_type(headers, payload)
     if found:
         return found
-    if headers.get("x-automate-event"):
+    if source.scheme.trusts_event_header(headers) and headers.get("x-automate-event"):
         return headers["x-automate-event"]
     for key in ("type", "event_type", "event"):
         found = body_str(payload, key)
@@ -272,13 +362,20 @@ def _event_type(source: SourceConfig, headers: Mapping[str, str], payload: Any) 
 
 
 def _idempotency_key(source: SourceConfig, headers: Mapping[str, str], payload: Any) -> str | None:
+    """The idempotency key: the source's explicit choice, the scheme's, the signed body's
+    ``idempotency_key``, one derived from the signature, and only then ``Idempotency-Key``."""
     key = None
     if source.idempotency_header:
         key = headers.get(source.idempotency_header) or None
     elif source.idempotency_path:
         key = json_path(payload, source.idempotency_path)
     else:
-        key = source.scheme.idempotency_key(headers, payload) or headers.get("idempotency-key") or None
+        scheme = source.scheme
+        key = scheme.idempotency_key(headers, payload)
+        if key is None and scheme.signs_body:
+            key = body_str(payload, "idempotency_key") or scheme.derived_key(headers)
+        if key is None and scheme.trusts_idempotency_header(headers):
+            key = headers.get("idempotency-key") or None
     if key is not None and len(key) > 255:  # keep long keys distinct instead of cutting them
         key = "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
     return key

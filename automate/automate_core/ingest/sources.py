@@ -22,9 +22,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from automate_core import db
+import psycopg
+
 from automate_core.conf import settings
 from automate_core.ingest import queries, schemes
+from automate_core.ingest.dbwait import Budget, bounded
 from automate_core.ingest.schemes import Scheme, SchemeConfigError
 
 #: GitHub's payload cap; nothing larger is ever needed.
@@ -88,8 +90,14 @@ def parse_options(
     secret_refs: str = "",
     token_hash: str = "",
     enabled: bool = True,
+    check_secrets: bool = False,
 ) -> SourceConfig:
-    """Validate a source's settings and build its :class:`SourceConfig`; raises SchemeConfigError."""
+    """Validate a source's settings and build its :class:`SourceConfig`; raises SchemeConfigError.
+
+    With ``check_secrets`` (when a source is saved: the admin, ``automate load``), each secret
+    that can be resolved now must suit the scheme (long enough, well formed); one that cannot be
+    resolved here (set only in the server's environment, say) is checked at verification.
+    """
     config = config or {}
     if not isinstance(config, Mapping):
         raise SchemeConfigError("config must be a mapping.")
@@ -106,6 +114,9 @@ def parse_options(
         if len(digest) != 32:
             raise SchemeConfigError("token_hash holds SHA-256 hex digests separated by spaces.")
         hashes.append(digest)
+    refs = tuple(r.strip() for r in secret_refs.split(",") if r.strip())
+    if check_secrets and scheme.needs_secret:
+        _check_secrets(scheme, refs)
     window = _positive(config, "dedupe_window_seconds", float(settings.INGEST_DEDUPE_WINDOW))
     if window < MIN_DEDUPE_WINDOW:
         raise SchemeConfigError(
@@ -114,7 +125,7 @@ def parse_options(
     return SourceConfig(
         slug=slug,
         scheme_name=scheme_name,
-        secret_refs=tuple(r.strip() for r in secret_refs.split(",") if r.strip()),
+        secret_refs=refs,
         config=config,
         enabled=enabled,
         scheme=scheme,
@@ -134,6 +145,22 @@ def parse_options(
     )
 
 
+def _check_secrets(scheme: Scheme, refs: tuple[str, ...]) -> None:
+    from automate_core.exceptions import SecretsError
+    from automate_governance.secrets.resolver import get_resolver
+
+    resolver = get_resolver()
+    for ref in refs:
+        try:
+            value = resolver.resolve(ref)
+        except SecretsError:  # not found here, or the backend is down: checked when used
+            continue
+        try:
+            scheme.secret(value)
+        except SchemeConfigError as exc:
+            raise SchemeConfigError(f"secret {ref}: {exc}") from None
+
+
 class SourceCache:
     """Looks sources up by slug; a found source is cached for ``SOURCE_CACHE_TTL`` seconds.
 
@@ -147,11 +174,12 @@ class SourceCache:
     def __init__(self) -> None:
         self._entries: dict[str, tuple[float, SourceConfig | SchemeConfigError | None]] = {}
 
-    async def get(self, slug: str) -> SourceConfig | None:
+    async def get(self, slug: str, budget: Budget | None = None) -> SourceConfig | None:
+        """The source ``slug``; a database read waits at most what ``budget`` has left."""
         now = time.monotonic()
         hit = self._entries.get(slug)
         if hit is None or hit[0] <= now:
-            hit = (now + float(settings.SOURCE_CACHE_TTL), await self._load(slug))
+            hit = (now + float(settings.SOURCE_CACHE_TTL), await self._load(slug, budget))
             if hit[1] is None:  # not cached: random slugs from a scan must not grow the cache
                 self._entries.pop(slug, None)
                 return None
@@ -160,11 +188,14 @@ class SourceCache:
             raise hit[1]
         return hit[1]
 
-    async def _load(self, slug: str) -> SourceConfig | SchemeConfigError | None:
-        pool = await db.get_pool()
-        async with pool.connection(timeout=float(settings.INGEST_DB_TIMEOUT)) as conn:
+    async def _load(self, slug: str, budget: Budget | None) -> SourceConfig | SchemeConfigError | None:
+        timeout = float(settings.INGEST_DB_TIMEOUT)
+
+        async def work(conn: psycopg.AsyncConnection[Any]) -> Any:
             cur = await conn.execute(queries.SOURCE_BY_SLUG, {"slug": slug})
-            row = await cur.fetchone()
+            return await cur.fetchone()
+
+        row = await bounded(work, budget or Budget(timeout * 2), pool_timeout=timeout, writes=False)
         if row is None:
             return None
         slug, scheme, secret_ref, config, enabled, token_hash = row

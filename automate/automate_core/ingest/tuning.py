@@ -19,6 +19,7 @@ from automate_core.conf import settings
 @dataclass(frozen=True, slots=True)
 class IngestSettings:
     max_in_flight: int
+    max_unverified: int
     retry_after: str
     retry_after_busy: str
     db_timeout: float
@@ -32,6 +33,7 @@ class IngestSettings:
 def current() -> IngestSettings:
     return IngestSettings(
         max_in_flight=int(settings.INGEST_MAX_IN_FLIGHT),
+        max_unverified=int(settings.INGEST_MAX_UNVERIFIED),
         retry_after=str(int(settings.INGEST_RETRY_AFTER)),
         retry_after_busy=str(int(settings.INGEST_RETRY_AFTER_BUSY)),
         db_timeout=float(settings.INGEST_DB_TIMEOUT),

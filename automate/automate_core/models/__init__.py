@@ -6,6 +6,7 @@ from automate_core.models.event import Event
 from automate_core.models.execution import BulkReplay, ExecutionRun, RunMode, RunStatus, StepRun
 from automate_core.models.flow import RunWait, WaitKind, WaitPattern, WaitStatus
 from automate_core.models.outbox import JobStatus, OutboxJob
+from automate_core.models.security import LoginFailure, WebhookRejection
 from automate_core.models.source import SignatureScheme, WebhookSource
 from automate_core.models.workflow import ConcurrencySlot, Schedule, Step, Workflow, WorkflowVersion
 
@@ -15,6 +16,7 @@ __all__ = [
     "Event",
     "ExecutionRun",
     "JobStatus",
+    "LoginFailure",
     "OutboxJob",
     "RunMode",
     "RunStatus",
@@ -26,6 +28,7 @@ __all__ = [
     "WaitKind",
     "WaitPattern",
     "WaitStatus",
+    "WebhookRejection",
     "WebhookSource",
     "Workflow",
     "WorkflowVersion",

@@ -79,10 +79,16 @@ class WebhookSource(models.Model):
 
         try:
             parse_options(
-                self.slug, self.scheme, self.config, secret_refs=self.secret_ref, token_hash=self.token_hash
+                self.slug,
+                self.scheme,
+                self.config,
+                secret_refs=self.secret_ref,
+                token_hash=self.token_hash,
+                check_secrets=True,
             )
         except SchemeConfigError as exc:
-            raise ValidationError({"config": str(exc)}) from exc
+            field = "secret_ref" if str(exc).startswith("secret ") else "config"
+            raise ValidationError({field: str(exc)}) from exc
         if self.needs_secret_ref and not self.secret_ref.strip():
             raise ValidationError({"secret_ref": f"Scheme {self.scheme} needs a secret reference."})
 

@@ -11,7 +11,8 @@ path         answers
 /readyz      200 when the database answers and all migrations are applied, else 503 with the
              failing check (``{"status": "unavailable", "checks": {"database": ...}}``).
 /metrics     Prometheus text (OpenMetrics on request); 401/403 unless the client is allowed
-             (:func:`automate_core.observability.exposition.authorize`).
+             (:func:`automate_core.observability.exposition.authorize`: a token, or an address
+             the deployment lists; none by default on the web outside DEBUG).
 /openapi.json  The OpenAPI description of the HTTP API (``automate_core/openapi.yaml``).
 ===========  ======================================================================================
 """
@@ -90,11 +91,15 @@ async def readyz(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 def metrics_handler(*, database: bool) -> Handler:
-    """``/metrics``; with ``database``, the scrape-time database gauges are included."""
+    """``/metrics``; with ``database`` (the web's), the scrape-time database gauges are included.
+
+    The web's is judged by ``AUTOMATE_METRICS_ALLOWED_IPS``, a worker's (``database=False``) by
+    ``AUTOMATE_WORKER_METRICS_ALLOWED_IPS`` (see ``exposition.authorize``).
+    """
 
     @_read_only
     async def metrics(scope: Scope, receive: Receive, send: Send) -> None:
-        decision = exposition.authorize(scope)
+        decision = exposition.authorize(scope, worker=not database)
         if not decision.allowed:
             extra = [(b"www-authenticate", b"Bearer")] if decision.status == 401 else []
             refusal = {"error": "forbidden", "detail": decision.reason}

@@ -18,10 +18,15 @@ web instances. ``automate_metrics_database_up`` is 0 when the read failed.
 
 **Access.** The page shows internals (source names, workflow names, queue state). A client may
 read it when it sends ``Authorization: Bearer <AUTOMATE_METRICS_TOKEN>`` (if a token is set), or
-when it connects *directly* from an address in ``AUTOMATE_METRICS_ALLOWED_IPS`` (loopback by
-default). A request that came through a proxy (it carries ``X-Forwarded-For``, ``Forwarded`` or
-``X-Real-IP``) is never let in by address: behind a proxy the address is whatever the proxy
-chain says, and a client can write the first hop itself.
+by its address, only when the deployment lists addresses: ``AUTOMATE_METRICS_ALLOWED_IPS`` for
+the web (empty by default outside ``DEBUG``: a reverse proxy on the same host makes every
+visitor look like loopback, so loopback is trusted only when said), and
+``AUTOMATE_WORKER_METRICS_ALLOWED_IPS`` for a worker's own port (loopback by default: that port
+is not published). A request that carries a forwarding header is judged by the client the
+nearest proxy saw: it is let in only when uvicorn, trusting that proxy
+(``--forwarded-allow-ips``), replaced the peer with the last ``X-Forwarded-For`` hop, and that
+address is listed. ``Forwarded`` and ``X-Real-IP`` (uvicorn does not read them), or a hop the
+client may have written itself, never let a request in by address.
 """
 
 from __future__ import annotations
@@ -70,7 +75,7 @@ class Decision:
     reason: str = ""
 
 
-def authorize(scope: Mapping[str, Any]) -> Decision:
+def authorize(scope: Mapping[str, Any], *, worker: bool = False) -> Decision:
     """May this request read ``/metrics``? (See the module docstring for the rules.)"""
     headers = dict(scope.get("headers") or [])
     token = str(settings.METRICS_TOKEN or "")
@@ -80,19 +85,33 @@ def authorize(scope: Mapping[str, Any]) -> Decision:
             return Decision(True)
         if sent:
             return Decision(False, 401, "The bearer token is not the metrics token.")
-    if _FORWARDING_HEADERS.isdisjoint(headers) and _address_allowed(scope.get("client")):
+    allowed = tuple(settings.WORKER_METRICS_ALLOWED_IPS if worker else settings.METRICS_ALLOWED_IPS)
+    if _judged_client(scope, headers) and _address_allowed(scope.get("client"), allowed):
         return Decision(True)
     if token:
         return Decision(False, 401, "Send Authorization: Bearer <AUTOMATE_METRICS_TOKEN>.")
+    setting = "AUTOMATE_WORKER_METRICS_ALLOWED_IPS" if worker else "AUTOMATE_METRICS_ALLOWED_IPS"
+    listed = ", ".join(allowed) if allowed else "none set"
     return Decision(
         False,
         403,
-        "Metrics are served to direct connections from AUTOMATE_METRICS_ALLOWED_IPS (loopback "
-        "by default) and to holders of AUTOMATE_METRICS_TOKEN; see docs/operations.md.",
+        f"Metrics are served to the addresses in {setting} ({listed}) and to holders of "
+        "AUTOMATE_METRICS_TOKEN; see docs/operations.md.",
     )
 
 
-def _address_allowed(client: Any) -> bool:
+def _judged_client(scope: Mapping[str, Any], headers: Mapping[bytes, bytes]) -> bool:
+    """Whether ``scope["client"]`` is an address the request truly came from (see the docstring)."""
+    if _FORWARDING_HEADERS.isdisjoint(headers):
+        return True
+    if b"forwarded" in headers or b"x-real-ip" in headers:
+        return False
+    hops = [hop.strip() for hop in headers[b"x-forwarded-for"].decode("latin-1").split(",")]
+    client = scope.get("client")
+    return bool(client and hops and hops[-1] == client[0])
+
+
+def _address_allowed(client: Any, allowed: tuple[str, ...]) -> bool:
     if not client:  # a Unix socket: whoever is behind the proxy that owns it
         return False
     try:
@@ -101,7 +120,7 @@ def _address_allowed(client: Any) -> bool:
         return False
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
-    return any(address in network for network in _networks(tuple(settings.METRICS_ALLOWED_IPS)))
+    return any(address in network for network in _networks(allowed))
 
 
 _parsed: dict[tuple[str, ...], list[ipaddress.IPv4Network | ipaddress.IPv6Network]] = {}

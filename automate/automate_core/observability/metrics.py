@@ -24,6 +24,14 @@ webhooks_rejected = Counter(
     "Webhooks refused, by reason code (signature_mismatch, unavailable, ...).",
     ["source", "reason"],
 )
+http_request_timeouts = Counter(
+    "automate_http_request_timeouts_total",
+    "Requests cut off because their headers or body did not arrive in time (ingest/deadlines.py).",
+    ["phase"],
+)
+login_refusals = Counter(
+    "automate_admin_login_throttled_total", "Admin login attempts refused by the failure limit."
+)
 ingest_latency = Histogram(
     "automate_ingest_latency_seconds",
     "Time from the request's arrival to its answer, for accepted webhooks.",

@@ -22,6 +22,11 @@ Headers = Mapping[str, str]  # lower-cased names
 
 DIGESTS: dict[str, Callable[[], Any]] = {"sha256": hashlib.sha256, "sha512": hashlib.sha512}
 
+#: Shortest signing secret (in bytes, surrounding whitespace not counted) the schemes whose secret
+#: the operator chooses (``hmac_sha256``, ``hmac``, ``github``) accept: 128 bits. Secrets a provider
+#: generates (Stripe, Slack, Shopify, Standard Webhooks) are long already.
+MIN_SECRET_BYTES = 16
+
 
 class SignatureError(IngestError):
     """The request's signature could not be verified."""
@@ -51,6 +56,11 @@ class Scheme:
     needs_secret: ClassVar[bool] = True
     #: Also accepts ``application/x-www-form-urlencoded`` bodies (Slack).
     form_encoded: ClassVar[bool] = False
+    #: Shortest secret accepted, in bytes (:data:`MIN_SECRET_BYTES` where the operator picks it).
+    min_secret_bytes: ClassVar[int] = 1
+    #: The signature covers the body (and whatever the scheme adds): values the body states (its
+    #: ``type``, its ``idempotency_key``) win over unsigned headers. False for ``token``/``none``.
+    signs_body: ClassVar[bool] = True
 
     def __init__(self, options: Mapping[str, Any], default_tolerance: float = 300.0) -> None:
         tolerance = options.get("tolerance_seconds", default_tolerance)
@@ -59,8 +69,12 @@ class Scheme:
         self.tolerance = float(tolerance)
 
     def secret(self, value: str) -> bytes:
-        """The signing key for a secret as stored in the secrets backend."""
-        return value.encode()
+        """The signing key for a secret as stored in the secrets backend.
+
+        Raises :class:`SchemeConfigError` (with the length, never the value) for a secret shorter
+        than :attr:`min_secret_bytes`: a one-character or blank secret proves nothing.
+        """
+        return check_secret_length(value.encode(), self.min_secret_bytes, self.name)
 
     def verify(self, headers: Headers, body: bytes, secrets: Sequence[bytes], now: float) -> None:
         raise NotImplementedError
@@ -68,11 +82,35 @@ class Scheme:
     def idempotency_key(self, headers: Headers, payload: Any) -> str | None:
         return None
 
+    def derived_key(self, headers: Headers) -> str | None:
+        """An idempotency key taken from the verified signature, when nothing else names one."""
+        return None
+
+    def trusts_idempotency_header(self, headers: Headers) -> bool:
+        """May the unsigned ``Idempotency-Key`` header name the event (when nothing signed does)?"""
+        return True
+
+    def trusts_event_header(self, headers: Headers) -> bool:
+        """May the unsigned ``X-Automate-Event`` header name the type? Not when the body is signed."""
+        return not self.signs_body
+
     def event_type(self, headers: Headers, payload: Any) -> str | None:
         return None
 
 
 # --- helpers the schemes share ------------------------------------------------------------------
+
+
+def check_secret_length(key: bytes, minimum: int, scheme: str) -> bytes:
+    """``key`` if it has at least ``minimum`` bytes once stripped; else a clear SchemeConfigError."""
+    length = len(key.strip())
+    if length < minimum:
+        raise SchemeConfigError(
+            f"The signing secret is {length} byte(s) long (not counting surrounding whitespace); "
+            f"scheme {scheme} needs at least {minimum}. Generate one with "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'."
+        )
+    return key
 
 
 def require_secrets(secrets: Sequence[bytes]) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from automate_core.ingest.schemes.base import (
+    MIN_SECRET_BYTES,
     Headers,
     Scheme,
     any_match,
@@ -26,6 +27,7 @@ class GitHub(Scheme):
     name = "github"
     label = "GitHub (X-Hub-Signature-256)"
     form_encoded = True
+    min_secret_bytes = MIN_SECRET_BYTES  # the operator types GitHub's secret
 
     def verify(self, headers: Headers, body: bytes, secrets: Sequence[bytes], now: float) -> None:
         header = headers.get("x-hub-signature-256", "")

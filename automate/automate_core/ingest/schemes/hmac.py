@@ -10,17 +10,33 @@
       timestamp_header: X-Timestamp  # optional; checked against the tolerance
       signed_content: "{timestamp}.{body}"  # default "{body}", or "{timestamp}.{body}" with a timestamp
 
-``hmac_sha256`` is the platform's own preset: ``X-Automate-Signature: sha256=<hex>`` over the body.
+``hmac_sha256`` is the platform's own preset, in two forms:
+
+* timestamped (recommended): ``X-Automate-Timestamp: <unix seconds>`` and
+  ``X-Automate-Signature: sha256=<hex HMAC-SHA256(secret, "{timestamp}.{body}")>``; the timestamp
+  must be within the tolerance, so a captured request cannot be replayed later;
+* body only (the original form): ``X-Automate-Signature: sha256=<hex HMAC-SHA256(secret, body)>``.
+  It proves who wrote the body but not when: ``config.signature.require_timestamp: true`` refuses it.
+
+What decides what is stored comes from signed material: the event type from the body (``type``,
+``event_type`` or ``event``), never from ``X-Automate-Event``; the idempotency key from the body's
+``idempotency_key``, else, for a timestamped request, from its signature (a replay within the
+tolerance is the same event, whatever ``Idempotency-Key`` it carries). Only the body-only form
+still honours ``Idempotency-Key``: nothing in it can be protected from a replay anyway.
+
+Secrets of both schemes are at least :data:`~automate_core.ingest.schemes.base.MIN_SECRET_BYTES`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from automate_core.ingest.schemes.base import (
     DIGESTS,
+    MIN_SECRET_BYTES,
     Headers,
     Scheme,
     SchemeConfigError,
@@ -40,6 +56,7 @@ _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 class GenericHmac(Scheme):
     name = "hmac"
     label = "HMAC, configurable (header, prefix, hex/base64, SHA-256/512, optional timestamp)"
+    min_secret_bytes = MIN_SECRET_BYTES
 
     def __init__(self, options: Mapping[str, Any], default_tolerance: float = 300.0) -> None:
         super().__init__(options, default_tolerance)
@@ -91,36 +108,108 @@ class GenericHmac(Scheme):
             timestamp = check_timestamp(
                 headers.get(self.timestamp_header), self.tolerance, now, self.timestamp_header
             )
+        self._check(value, self.before, self.after, timestamp, body, secrets)
+
+    def _decoded(self, value: str) -> bytes | None:
         if self.prefix:
-            if not value[: len(self.prefix)].lower() == self.prefix.lower():
-                raise signature_error(
-                    "malformed_signature", f"{self.header} must start with {self.prefix!r}."
-                )
+            if value[: len(self.prefix)].lower() != self.prefix.lower():
+                return None
             value = value[len(self.prefix) :]
-        decoded = hexdecode(value) if self.encoding == "hex" else b64decode(value)
+        return hexdecode(value) if self.encoding == "hex" else b64decode(value)
+
+    def _check(
+        self, value: str, before: str, after: str, timestamp: str, body: bytes, secrets: Sequence[bytes]
+    ) -> None:
+        decoded = self._decoded(value)
         if not decoded:
             raise signature_error(
                 "malformed_signature", f"{self.header} must be {self.prefix}<{self.encoding} digest>."
             )
         require_secrets(secrets)
         signed = (
-            self.before.replace("{timestamp}", timestamp).encode()
+            before.replace("{timestamp}", timestamp).encode()
             + body
-            + self.after.replace("{timestamp}", timestamp).encode()
+            + after.replace("{timestamp}", timestamp).encode()
         )
         if not any_match((mac(s, signed, self.algorithm) for s in secrets), [decoded]):
             raise signature_error("signature_mismatch", f"{self.header} does not match the body.")
+
+    def trusts_idempotency_header(self, headers: Headers) -> bool:
+        """``Idempotency-Key`` is read only when no timestamp is signed (see the module docstring)."""
+        return not self.timestamp_header
+
+    def derived_key(self, headers: Headers) -> str | None:
+        """A timestamped request's key when its body names none: a digest of its signature."""
+        if not self.timestamp_header or not headers.get(self.timestamp_header):
+            return None
+        decoded = self._decoded(headers.get(self.header, ""))
+        return "sig:" + hashlib.sha256(decoded).hexdigest() if decoded else None
+
+
+TIMESTAMP_HEADER = "x-automate-timestamp"
 
 
 class AutomateHmacSha256(GenericHmac):
     name = "hmac_sha256"
     label = "HMAC-SHA256 of the body (X-Automate-Signature: sha256=<hex>)"
 
+    def __init__(self, options: Mapping[str, Any], default_tolerance: float = 300.0) -> None:
+        given = options.get("signature") or {}
+        if not isinstance(given, Mapping) or set(given) - {"require_timestamp"}:
+            raise SchemeConfigError(
+                "signature: scheme hmac_sha256 takes only require_timestamp (true refuses requests "
+                "without X-Automate-Timestamp); for other headers use scheme 'hmac'."
+            )
+        if not isinstance(given.get("require_timestamp", False), bool):
+            raise SchemeConfigError("signature.require_timestamp must be true or false.")
+        self.require_timestamp = bool(given.get("require_timestamp", False))
+        super().__init__(options, default_tolerance)
+
     @staticmethod
     def spec(options: Mapping[str, Any]) -> Mapping[str, Any]:
         return {"header": "X-Automate-Signature", "prefix": "sha256=", "encoding": "hex"}
 
+    def verify(self, headers: Headers, body: bytes, secrets: Sequence[bytes], now: float) -> None:
+        value = headers.get(self.header, "")
+        if not value:
+            raise signature_error("missing_signature", f"Missing {self.header} header.")
+        if TIMESTAMP_HEADER in headers:
+            timestamp = check_timestamp(
+                headers[TIMESTAMP_HEADER], self.tolerance, now, "X-Automate-Timestamp"
+            )
+            self._check(value, "{timestamp}.", "", timestamp, body, secrets)
+        elif self.require_timestamp:
+            raise signature_error(
+                "missing_timestamp",
+                "Missing X-Automate-Timestamp header: this source accepts only timestamped "
+                'signatures, sha256=<hex HMAC-SHA256(secret, "{timestamp}.{body}")>.',
+            )
+        else:
+            self._check(value, "", "", "", body, secrets)
 
-def sign_hmac_sha256(secret: bytes, body: bytes) -> str:
-    """The header value a sender puts in ``X-Automate-Signature``."""
-    return "sha256=" + mac(secret, body).hex()
+    def trusts_idempotency_header(self, headers: Headers) -> bool:
+        return TIMESTAMP_HEADER not in headers
+
+    def derived_key(self, headers: Headers) -> str | None:
+        if TIMESTAMP_HEADER not in headers:
+            return None
+        decoded = self._decoded(headers.get(self.header, ""))
+        return "sig:" + hashlib.sha256(decoded).hexdigest() if decoded else None
+
+
+def sign_hmac_sha256(secret: bytes, body: bytes, timestamp: int | None = None) -> str:
+    """The header value a sender puts in ``X-Automate-Signature``.
+
+    With ``timestamp`` (Unix seconds, sent as ``X-Automate-Timestamp``), the signature covers
+    ``"{timestamp}.{body}"``: the timestamped form.
+    """
+    signed = body if timestamp is None else f"{timestamp}.".encode() + body
+    return "sha256=" + mac(secret, signed).hex()
+
+
+def hmac_sha256_headers(secret: bytes, body: bytes, timestamp: int) -> dict[str, str]:
+    """Both headers of a timestamped ``hmac_sha256`` request."""
+    return {
+        "X-Automate-Timestamp": str(timestamp),
+        "X-Automate-Signature": sign_hmac_sha256(secret, body, timestamp),
+    }

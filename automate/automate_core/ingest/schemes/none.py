@@ -11,6 +11,7 @@ class Unverified(Scheme):
     name = "none"
     label = "None (UNVERIFIED: anyone who knows the URL can post)"
     needs_secret = False
+    signs_body = False
 
     def verify(self, headers: Headers, body: bytes, secrets: Sequence[bytes], now: float) -> None:
         """Accepts every request: the source opted out of verification."""

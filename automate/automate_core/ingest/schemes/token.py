@@ -29,6 +29,7 @@ class Token(Scheme):
     name = "token"
     label = "Bearer token (for callers that cannot sign; stored hashed)"
     needs_secret = False
+    signs_body = False
 
     def verify(self, headers: Headers, body: bytes, secrets: Sequence[bytes], now: float) -> None:
         """``secrets`` are the source's token hashes (raw SHA-256 digests), not signing keys."""
