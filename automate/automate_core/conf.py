@@ -250,7 +250,13 @@ def database_from_url(url: str) -> dict[str, Any]:
         raise ImproperlyConfigured(
             f"DATABASE_URL must be a postgresql:// URL; got one starting with {url.split(':', 1)[0]!r}."
         )
-    params = conninfo_to_dict(url)
+    try:
+        params = conninfo_to_dict(url)
+    except Exception as exc:  # psycopg.ProgrammingError; its text may quote the URL (and a password)
+        from django.core.exceptions import ImproperlyConfigured
+
+        reason = str(exc).replace(url, "<the URL>").strip().splitlines()[0] if str(exc).strip() else ""
+        raise ImproperlyConfigured(f"DATABASE_URL is not a valid PostgreSQL URL: {reason}") from None
     options = {k: v for k, v in params.items() if k not in {"dbname", "user", "password", "host", "port"}}
     return {
         "ENGINE": "django.db.backends.postgresql",

@@ -21,6 +21,7 @@ SUBCOMMANDS = [
     "trigger",
     "test-step",
     "export",
+    "workflow",
     "diff",
     "rollback",
     "bench",

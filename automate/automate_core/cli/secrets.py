@@ -33,8 +33,12 @@ def run(options: dict[str, Any], out: TextIO) -> int:
     if action == "list":
         from automate_governance.models import StoredSecret
 
-        for row in StoredSecret.objects.order_by("name"):
+        rows = list(StoredSecret.objects.order_by("name"))
+        if not rows:
+            out.write('No secrets stored in the db backend (add one: printf %s "$VALUE" | automate secrets set NAME).\n')
+        for row in rows:
             out.write(f"{row.name}  key={row.key_id}  updated={row.updated_at:%Y-%m-%d %H:%M}\n")
+        out.write(_backend_note())
         return 0
     if not name:
         out.write(f"automate secrets {action} needs a NAME\n")
@@ -48,5 +52,20 @@ def run(options: dict[str, Any], out: TextIO) -> int:
         out.write('no value on standard input (pipe it in: printf %s "$VALUE" | automate secrets set NAME)\n')
         return 2
     db.set_secret(name, value)
-    out.write(f"stored {name}\n")
+    out.write(f'stored {name}: templates read it as secret("{name}"), sources as secret_ref: {name}\n')
+    out.write(_backend_note(name))
     return 0
+
+
+def _backend_note(name: str = "NAME") -> str:
+    """When the db backend is not searched, say how its values are reached anyway, and the fix."""
+    from automate_core.conf import settings
+
+    order = list(settings.SECRETS_BACKENDS or [])
+    if "db" in order:
+        return ""
+    return (
+        f"note: the db backend is not in AUTOMATE_SECRETS_BACKENDS ({','.join(order) or 'empty'}), so a "
+        f'bare reference does not find this value: write secret("db:{name}") (secret_ref: db:{name}), or '
+        f"set AUTOMATE_SECRETS_BACKENDS={','.join([*order, 'db'])}\n"
+    )
