@@ -1,11 +1,14 @@
-"""URLs of the deployable project: the admin and the webhook endpoints."""
+"""URLs of the deployable project: a start page, the admin and the webhook endpoints."""
 
 from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path
 
+from automate_core.start import start_page
+
 urlpatterns = [
+    path("", start_page, name="automate_start"),  # DEBUG: links and a curl command; else the console
     path("admin/automate/", include("automate_core.admin.urls")),  # the console's dashboard
     path("admin/", admin.site.urls),
     path("", include("automate_core.ingest.urls")),

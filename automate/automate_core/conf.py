@@ -3,17 +3,22 @@
 Every setting has a default here and can be overridden in Django settings as ``AUTOMATE_<NAME>``
 (for example ``AUTOMATE_WORKER_CONCURRENCY = 64``), or, in the deployable project (``asgi/``), by
 an environment variable of the same name (``AUTOMATE_WORKER_CONCURRENCY=64``; lists are
-comma-separated or JSON, mappings JSON, booleans 1/true/yes/on). Only this module reads
-``django.conf.settings`` for platform options; everything else receives them as arguments or
-through ``conf.settings``.
+comma-separated or JSON, mappings JSON, booleans 1/true/yes/on or 0/false/no/off, an optional
+value ``null`` for None). Every value is checked against its declared type: a variable that does
+not convert stops the process at start with its name (:func:`settings_from_environ`), and the
+system check ``automate.E010`` (run by ``automate serve``, ``worker`` and ``up``) checks the
+values set in Django settings. Only this module reads ``django.conf.settings`` for platform
+options; everything else receives them as arguments or through ``conf.settings``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import types
 from collections.abc import Mapping
-from typing import Any, get_type_hints
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from django.core.signals import setting_changed
 from psycopg.conninfo import conninfo_to_dict
@@ -72,8 +77,11 @@ class Defaults:
     SCHEDULER_INTERVAL: float = 1.0
     #: Threads for sync plugins (connectors, secrets backends, LLM providers).
     THREAD_POOL_SIZE: int = 16
-    #: Secrets backends searched in order for an unqualified reference.
-    SECRETS_BACKENDS: list[str] = ["env"]
+    #: Secrets backends searched in order for an unqualified reference: ``{NAME: {"BACKEND": code,
+    #: "OPTIONS": {...}}}`` (a reference ``NAME:key`` asks one; two Vaults are two names with
+    #: ``"BACKEND": "vault"``). The old form, a list of codes (``["env", "db"]``), still works
+    #: (deprecated: automate.W010). See automate_governance.secrets.config.
+    SECRETS_BACKENDS: dict[str, dict[str, Any]] | list[str] = {"env": {"BACKEND": "env"}}
     #: Seconds a resolved secret is cached in process.
     SECRETS_CACHE_TTL: float = 60.0
     #: ``db`` secrets backend: base64 AES-256 keys; the first encrypts, all decrypt (rotation).
@@ -175,24 +183,140 @@ setting_changed.connect(_clear_cache)
 settings = _Settings()
 
 
-def _parse(name: str, raw: str, kind: Any) -> Any:
-    text = str(kind)
-    if kind is bool or text == "bool":
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
-    if kind is int or text == "int":
-        return int(raw)
-    if kind is float or text == "float":
-        return float(raw)
-    if text.startswith("dict"):
-        value = json.loads(raw)
+TRUE = frozenset({"1", "true", "yes", "on"})
+FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def parse_bool(raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in TRUE:
+        return True
+    if word in FALSE:
+        return False
+    raise ValueError("expected 1/true/yes/on or 0/false/no/off")
+
+
+def _members(kind: Any) -> tuple[Any, ...]:
+    """The types of a union (``float | None``), or ``(kind,)``."""
+    if get_origin(kind) in (Union, types.UnionType):
+        return get_args(kind)
+    return (kind,)
+
+
+def describe(kind: Any) -> str:
+    """A declared type in words, for messages."""
+    names = []
+    for member in _members(kind):
+        origin = get_origin(member) or member
+        if member is type(None):
+            names.append("null")
+        elif member is bool:
+            names.append("a boolean (1/true/yes/on or 0/false/no/off)")
+        elif member is int:
+            names.append("a whole number")
+        elif member is float:
+            names.append("a number")
+        elif member is str:
+            names.append("a string")
+        elif origin is list:
+            names.append("a list (comma-separated, or a JSON list)")
+        elif origin is dict:
+            names.append("a JSON object")
+        else:
+            names.append(str(member))
+    return " or ".join(names)
+
+
+def check_value(value: Any, kind: Any) -> str | None:
+    """``None`` when ``value`` fits the declared type ``kind``; else what is wrong with it."""
+    members = _members(kind)
+    if len(members) > 1:
+        problems = [check_value(value, member) for member in members]
+        return None if None in problems else f"expected {describe(kind)}, got {value!r}"
+    origin, args = get_origin(kind) or kind, get_args(kind)
+    if kind is Any:
+        return None
+    if kind is type(None):
+        return None if value is None else f"expected null, got {value!r}"
+    if kind is bool:
+        return None if isinstance(value, bool) else f"expected a boolean, got {value!r}"
+    if kind in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+            return f"expected {describe(kind)}, got {value!r}"
+        if not math.isfinite(value) or value < 0:
+            return f"expected {describe(kind)} of at least 0, got {value!r}"
+        return None
+    if kind is str:
+        return None if isinstance(value, str) else f"expected a string, got {value!r}"
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            return f"expected a list, got {value!r}"
+        for i, item in enumerate(value):
+            problem = check_value(item, args[0]) if args else None
+            if problem:
+                return f"item {i}: {problem}"
+        return None
+    if origin is dict:
         if not isinstance(value, dict):
-            raise ValueError("expected a JSON object")
-        return value
-    if text.startswith("list"):
+            return f"expected a mapping, got {value!r}"
+        for key, item in value.items():
+            problem = (check_value(key, args[0]) or check_value(item, args[1])) if args else None
+            if problem:
+                return f"key {key!r}: {problem}"
+        return None
+    return None
+
+
+def _parse(name: str, raw: str, kind: Any) -> Any:
+    """An environment variable's text as a value of the declared type ``kind`` (or ValueError)."""
+    members = _members(kind)
+    if len(members) > 1:
+        if type(None) in members and raw.strip() == "null":
+            return None
+        first: ValueError | None = None
+        for member in sorted((m for m in members if m is not type(None)), key=_text_order(raw)):
+            try:
+                return _parse(name, raw, member)
+            except ValueError as exc:
+                first = first or exc
+        if raw.lstrip().startswith(("{", "[")) and first is not None:
+            raise first  # JSON of the right shape with a wrong part: say which part
+        raise ValueError(f"expected {describe(kind)}")
+    origin = get_origin(kind) or kind
+    if kind is bool:
+        return parse_bool(raw)
+    if kind is int:
+        value: Any = int(raw.strip())
+    elif kind is float:
+        value = float(raw.strip())
+    elif origin is dict:
+        value = json.loads(raw)
+    elif origin is list:
+        if raw.lstrip().startswith("{"):
+            raise ValueError("expected a list, got a JSON object")
         if raw.lstrip().startswith("["):
-            return list(json.loads(raw))
-        return [item.strip() for item in raw.split(",") if item.strip()]
-    return raw
+            value = json.loads(raw)
+        else:
+            value = [item.strip() for item in raw.split(",") if item.strip()]
+    else:
+        value = raw
+    problem = check_value(value, kind)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+def _text_order(raw: str) -> Any:
+    """Try the member a text looks like first (a JSON object, then a list), so errors are apt."""
+    text = raw.lstrip()
+
+    def order(member: Any) -> int:
+        origin = get_origin(member) or member
+        if origin is dict:
+            return 0 if text.startswith("{") else 2
+        return 1
+
+    return order
 
 
 def settings_from_environ(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -211,17 +335,39 @@ def settings_from_environ(environ: Mapping[str, str] | None = None) -> dict[str,
         except ValueError as exc:
             from django.core.exceptions import ImproperlyConfigured
 
+            takes = "" if str(exc).startswith("expected") else f" (AUTOMATE_{name} takes {describe(kind)})"
             raise ImproperlyConfigured(
-                f"Environment variable AUTOMATE_{name}={raw!r} is not a valid {kind}: {exc}"
-            ) from exc
+                f"Environment variable AUTOMATE_{name}={raw!r} is not valid: {exc}{takes}."
+            ) from None
     return found
+
+
+def setting_problems() -> list[tuple[str, str]]:
+    """``(setting, problem)`` for every ``AUTOMATE_<NAME>`` Django setting not of its declared type."""
+    from django.conf import settings as django_settings
+
+    problems = []
+    for name, kind in get_type_hints(Defaults).items():
+        if not hasattr(django_settings, f"AUTOMATE_{name}"):
+            continue
+        problem = check_value(getattr(django_settings, f"AUTOMATE_{name}"), kind)
+        if problem:
+            problems.append((f"AUTOMATE_{name}", f"{problem} (it takes {describe(kind)})"))
+    return problems
 
 
 def env_bool(name: str, *, default: bool) -> bool:
     value = os.environ.get(name)
     if value is None or value == "":
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    try:
+        return parse_bool(value)
+    except ValueError:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            f"Environment variable {name}={value!r} is not valid: expected 1/true/yes/on or 0/false/no/off."
+        ) from None
 
 
 def env_list(name: str, *, default: list[str]) -> list[str]:

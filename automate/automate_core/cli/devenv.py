@@ -7,7 +7,7 @@ variables never override the real environment.
 Development is ``DEBUG`` on (``automate up`` turns it on) or the embedded database (no
 ``DATABASE_URL``). There, unless the environment says otherwise:
 
-* the ``db`` secrets backend is on (``AUTOMATE_SECRETS_BACKENDS=env,db``) with a key generated once
+* the ``db`` secrets backend is on after ``env`` (``AUTOMATE_SECRETS_BACKENDS``) with a key generated once
   and kept in the project's home (``.automate/secrets-key``), so ``automate secrets set NAME`` works
   at once, and secrets are cached for one second only;
 * the http connectors may call this machine (``AUTOMATE_HTTP_ALLOWED_HOSTS=localhost,127.0.0.0/8,::1``).
@@ -30,6 +30,7 @@ from automate_core import embedded
 logger = logging.getLogger("automate_core.cli")
 
 DEV_ALLOWED_HOSTS = "localhost,127.0.0.0/8,::1"
+DEV_SECRETS_BACKENDS = '{"env": {"BACKEND": "env"}, "db": {"BACKEND": "db"}}'
 TRUE = {"1", "true", "yes", "on"}
 
 #: the variables the process had before any .env was read: a reload never touches them
@@ -96,7 +97,7 @@ def development_defaults(*, may_create_home: bool) -> None:
         return
     os.environ.setdefault("AUTOMATE_HTTP_ALLOWED_HOSTS", DEV_ALLOWED_HOSTS)
     if os.environ.get("AUTOMATE_SECRETS_ENCRYPTION_KEYS"):
-        os.environ.setdefault("AUTOMATE_SECRETS_BACKENDS", "env,db")
+        os.environ.setdefault("AUTOMATE_SECRETS_BACKENDS", DEV_SECRETS_BACKENDS)
         return
     if embedded.find_home() is None and not may_create_home:
         return  # a read-only command outside any project: nothing to keep a key in
@@ -107,7 +108,7 @@ def development_defaults(*, may_create_home: bool) -> None:
         path.write_text(crypto.generate_key())
         path.chmod(0o600)
     os.environ["AUTOMATE_SECRETS_ENCRYPTION_KEYS"] = path.read_text().strip()
-    os.environ.setdefault("AUTOMATE_SECRETS_BACKENDS", "env,db")
+    os.environ.setdefault("AUTOMATE_SECRETS_BACKENDS", DEV_SECRETS_BACKENDS)
     os.environ.setdefault("AUTOMATE_SECRETS_CACHE_TTL", "1")
 
 

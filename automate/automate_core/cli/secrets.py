@@ -52,20 +52,26 @@ def run(options: dict[str, Any], out: TextIO) -> int:
         out.write('no value on standard input (pipe it in: printf %s "$VALUE" | automate secrets set NAME)\n')
         return 2
     db.set_secret(name, value)
-    out.write(f'stored {name}: templates read it as secret("{name}"), sources as secret_ref: {name}\n')
-    out.write(_backend_note(name))
+    note = _backend_note(name)
+    read = "" if note else f': templates read it as secret("{name}"), sources as secret_ref: {name}'
+    out.write(f"stored {name}{read}\n{note}")
     return 0
 
 
 def _backend_note(name: str = "NAME") -> str:
     """When the db backend is not searched, say how its values are reached anyway, and the fix."""
-    from automate_core.conf import settings
+    import json
 
-    order = list(settings.SECRETS_BACKENDS or [])
-    if "db" in order:
+    from automate_governance.secrets import config
+
+    entries = config.entries()
+    if "db" in config.backend_codes():
         return ""
+    # never the OPTIONS themselves: they may hold credentials
+    wanted = {e.name: {"BACKEND": e.backend, **({"OPTIONS": "..."} if e.options else {})} for e in entries}
+    wanted["db"] = {"BACKEND": "db"}
     return (
-        f"note: the db backend is not in AUTOMATE_SECRETS_BACKENDS ({','.join(order) or 'empty'}), so a "
-        f'bare reference does not find this value: write secret("db:{name}") (secret_ref: db:{name}), or '
-        f"set AUTOMATE_SECRETS_BACKENDS={','.join([*order, 'db'])}\n"
+        f"note: the db backend is not in AUTOMATE_SECRETS_BACKENDS ({', '.join(config.names()) or 'empty'}), "
+        f'so a bare reference does not find this value: write secret("db:{name}") (secret_ref: db:{name}), '
+        f"or set AUTOMATE_SECRETS_BACKENDS='{json.dumps(wanted)}'\n"
     )

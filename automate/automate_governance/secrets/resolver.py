@@ -26,6 +26,7 @@ from automate_core.exceptions import (
     SecretsError,
 )
 from automate_core.plugins import registry
+from automate_governance.secrets import config
 
 
 class SecretsResolver:
@@ -35,14 +36,14 @@ class SecretsResolver:
         self._cache: dict[str, tuple[float, str]] = {}
 
     def _order(self) -> list[str]:
-        return list(self.order if self.order is not None else settings.SECRETS_BACKENDS)
+        return list(self.order if self.order is not None else config.names())
 
     def _ttl(self) -> float:
         return float(self.ttl if self.ttl is not None else settings.SECRETS_CACHE_TTL)
 
     def parse(self, ref: str) -> tuple[list[str], str]:
         prefix, sep, rest = ref.partition(":")
-        if sep and prefix in registry.secrets_backends().codes():
+        if sep and (prefix in config.names() or prefix in registry.secrets_backends().codes()):
             return [prefix], rest
         return self._order(), ref
 
@@ -54,7 +55,7 @@ class SecretsResolver:
         unavailable: list[str] = []
         for code in backends:
             try:
-                backend = registry.secrets_backends().get(code)
+                backend = config.get_backend(code)
             except PluginError as exc:
                 raise SecretsBackendUnavailable(f"Secrets backend {code!r}: {exc}") from exc
             try:
