@@ -56,7 +56,9 @@ def plugins_named_in_settings(app_configs: Any = None, **kwargs: Any) -> list[Ch
             try:
                 config.get_backend(entry.name)
             except PluginError as exc:
-                messages.append(Error(str(exc), id="automate.E002", obj=f"AUTOMATE_SECRETS_BACKENDS:{entry.name}"))
+                messages.append(
+                    Error(str(exc), id="automate.E002", obj=f"AUTOMATE_SECRETS_BACKENDS:{entry.name}")
+                )
     if "db" in config.backend_codes() and not settings.SECRETS_ENCRYPTION_KEYS:
         messages.append(
             Error(
@@ -92,7 +94,7 @@ def settings_have_their_types(app_configs: Any = None, **kwargs: Any) -> list[Ch
                 messages.append(
                     Error(
                         f"AUTOMATE_METRICS_ALLOWED_IPS: {entry!r} is not an IP address or network.",
-                        hint="List addresses or networks, e.g. AUTOMATE_METRICS_ALLOWED_IPS=127.0.0.1,10.0.0.0/8.",
+                        hint="List addresses or networks: AUTOMATE_METRICS_ALLOWED_IPS=127.0.0.1,10.0.0.0/8.",
                         id="automate.E011",
                     )
                 )

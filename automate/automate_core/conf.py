@@ -183,6 +183,11 @@ setting_changed.connect(_clear_cache)
 settings = _Settings()
 
 
+#: settings that may hold credentials: a message about a bad value never quotes it
+SENSITIVE = frozenset(
+    {"METRICS_TOKEN", "SECRETS_ENCRYPTION_KEYS", "VAULT", "LLM_PROVIDERS", "SECRETS_BACKENDS"}
+)
+
 TRUE = frozenset({"1", "true", "yes", "on"})
 FALSE = frozenset({"0", "false", "no", "off"})
 
@@ -241,13 +246,21 @@ def check_value(value: Any, kind: Any) -> str | None:
     if kind is bool:
         return None if isinstance(value, bool) else f"expected a boolean, got {value!r}"
     if kind in (int, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
-            return f"expected {describe(kind)}, got {value!r}"
-        if not math.isfinite(value) or value < 0:
-            return f"expected {describe(kind)} of at least 0, got {value!r}"
-        return None
+        return _check_number(value, kind)
     if kind is str:
         return None if isinstance(value, str) else f"expected a string, got {value!r}"
+    return _check_container(value, origin, args)
+
+
+def _check_number(value: Any, kind: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+        return f"expected {describe(kind)}, got {value!r}"
+    if not math.isfinite(value) or value < 0:
+        return f"expected {describe(kind)} of at least 0, got {value!r}"
+    return None
+
+
+def _check_container(value: Any, origin: Any, args: tuple[Any, ...]) -> str | None:
     if origin is list:
         if not isinstance(value, (list, tuple)):
             return f"expected a list, got {value!r}"
@@ -336,10 +349,20 @@ def settings_from_environ(environ: Mapping[str, str] | None = None) -> dict[str,
             from django.core.exceptions import ImproperlyConfigured
 
             takes = "" if str(exc).startswith("expected") else f" (AUTOMATE_{name} takes {describe(kind)})"
+            shown, problem = f"AUTOMATE_{name}={raw!r}", str(exc)
+            if name in SENSITIVE:  # the value may be a credential: never in a message
+                shown, problem = f"AUTOMATE_{name} (value not shown)", _unquoted(problem)
             raise ImproperlyConfigured(
-                f"Environment variable AUTOMATE_{name}={raw!r} is not valid: {exc}{takes}."
+                f"Environment variable {shown} is not valid: {problem}{takes}."
             ) from None
     return found
+
+
+def _unquoted(problem: str) -> str:
+    """A problem's text without the value it quotes (``..., got 'sk-...'``; ``int()``'s literal)."""
+    if problem.startswith(("invalid literal", "could not convert")):
+        return "not a number"
+    return problem.split(", got ")[0]
 
 
 def setting_problems() -> list[tuple[str, str]]:
@@ -351,6 +374,8 @@ def setting_problems() -> list[tuple[str, str]]:
         if not hasattr(django_settings, f"AUTOMATE_{name}"):
             continue
         problem = check_value(getattr(django_settings, f"AUTOMATE_{name}"), kind)
+        if problem and name in SENSITIVE:
+            problem = _unquoted(problem)
         if problem:
             problems.append((f"AUTOMATE_{name}", f"{problem} (it takes {describe(kind)})"))
     return problems

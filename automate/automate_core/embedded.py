@@ -81,8 +81,10 @@ MISSING_PACKAGE = (
 
 def no_project_message(name: str = "pgdata") -> str:
     where = os.environ.get("AUTOMATE_HOME")
-    looked = f"AUTOMATE_HOME={where} has no {name}/" if where else (
-        f"no .automate/ folder in {Path.cwd()} or its parents"
+    looked = (
+        f"AUTOMATE_HOME={where} has no {name}/"
+        if where
+        else (f"no .automate/ folder in {Path.cwd()} or its parents")
     )
     return (
         f"No database: DATABASE_URL is not set and {looked}. Run this command in the project's "

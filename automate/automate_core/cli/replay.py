@@ -91,7 +91,10 @@ def run(options: dict[str, Any], out: TextIO) -> int:
     preview_filters = {**filters, "status": "failed"} if mode == RunMode.RESUME else filters
     count = replay.matching_runs(preview_filters).count()
     if not options["yes"]:
-        out.write(f"{plural(count, 'run')} match {json.dumps(preview_filters)}; add --yes to replay them ({mode}).\n")
+        out.write(
+            f"{plural(count, 'run')} match {json.dumps(preview_filters)}; "
+            f"add --yes to replay them ({mode}).\n"
+        )
         return 0
     bulk = replay.start_bulk(filters, mode, author="cli")
     out.write(

@@ -35,7 +35,10 @@ def run(options: dict[str, Any], out: TextIO) -> int:
 
         rows = list(StoredSecret.objects.order_by("name"))
         if not rows:
-            out.write('No secrets stored in the db backend (add one: printf %s "$VALUE" | automate secrets set NAME).\n')
+            out.write(
+                "No secrets stored in the db backend "
+                '(add one: printf %s "$VALUE" | automate secrets set NAME).\n'
+            )
         for row in rows:
             out.write(f"{row.name}  key={row.key_id}  updated={row.updated_at:%Y-%m-%d %H:%M}\n")
         out.write(_backend_note())

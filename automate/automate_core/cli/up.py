@@ -17,7 +17,6 @@ from automate_core import embedded
 HELP = "Run everything for local use: migrate, load the demo, serve web and worker in one process."
 
 
-
 def add_arguments(parser: ArgumentParser) -> None:
     parser.add_argument("--host", default=os.environ.get("AUTOMATE_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("AUTOMATE_PORT", "8000")))
@@ -66,7 +65,8 @@ def _instructions(host: str, port: int, password: str, demo_secret: str | None) 
         f"  Settings and secrets: {env_file} (read again when it changes: no restart needed)",
         f"    http steps may call: {os.environ.get('AUTOMATE_HTTP_ALLOWED_HOSTS', '') or 'public hosts only'}"
         "  (AUTOMATE_HTTP_ALLOWED_HOSTS)",
-        '    a new secret: printf %s "$VALUE" | automate secrets set NAME   (or AUTOMATE_SECRET_NAME=... in .env)',
+        '    a new secret: printf %s "$VALUE" | automate secrets set NAME'
+        "   (or AUTOMATE_SECRET_NAME=... in .env)",
     ]
     return "\n".join(lines) + "\n"
 

@@ -43,7 +43,10 @@ def run(options: dict[str, Any], out: TextIO) -> int:
         for w in workflows:
             version = f"v{w.current_version.number}" if w.current_version else "v-"
             state = "enabled" if w.enabled else "disabled"
-            out.write(f"{w.name:<32} {version:<5} {state:<9} source {w.source_pattern}  type {w.event_type_pattern}\n")
+            out.write(
+                f"{w.name:<32} {version:<5} {state:<9} "
+                f"source {w.source_pattern}  type {w.event_type_pattern}\n"
+            )
         return 0
     if not names:
         raise WorkflowError(f"automate workflow {action} needs one or more workflow names.")

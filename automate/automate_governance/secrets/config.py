@@ -106,8 +106,8 @@ def get_backend(name: str) -> Any:
                 raise PluginLoadError(
                     registry.secrets_backends().group,
                     entry.backend,
-                    f"{SETTING}[{entry.name!r}] OPTIONS were refused by {cls.__name__} ({type(exc).__name__}: "
-                    f"it takes {_parameters(cls)})",
+                    f"{SETTING}[{entry.name!r}] OPTIONS were refused by {cls.__name__} "
+                    f"({type(exc).__name__}: it takes {_parameters(cls)})",
                 ) from exc
             _instances[key] = instance
         return instance
