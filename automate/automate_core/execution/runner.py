@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from automate_core import context as log_context
 from automate_core import masking
 from automate_core.conf import settings
 from automate_core.exceptions import (
@@ -144,7 +145,8 @@ class WorkflowRunner:
         workflow = plan.workflow
         attempt = job.spent if job else 1  # attempts spent; snoozes do not count
         try:
-            return await self._run(plan, event, job, attempt, until)
+            with log_context.bind(workflow=workflow.name, run_id=plan.run_id, event_id=event.id):
+                return await self._run(plan, event, job, attempt, until)
         except LeaseExpired as exc:
             metrics.runs_finished.labels(workflow.name, "superseded").inc()
             return RunOutcome(workflow, plan.run_id or 0, False, str(exc), True, superseded=True)
@@ -169,12 +171,14 @@ class WorkflowRunner:
             )
         elif plan.queued and not await self.journal.begin_queued_run(run_id, attempt):
             return RunOutcome(workflow, run_id, True, cancelled=True)  # cancelled while it waited
+        log_context.add(run_id=run_id)
         if plan.error:
             return await self._finish(workflow, run_id, job, plan.error, retryable=False)
         scope: dict[str, Any] = {"event": event_context(event), "steps": {}}
         reusing, tolerated = bool(plan.reuse), []
         try:
             for step in workflow.steps:
+                log_context.add(step=step.name)
                 if reusing and step.name in plan.reuse:
                     status, output = plan.reuse[step.name]
                     await self._record(run_id, step, "reused", None, output, "", now())
