@@ -139,7 +139,8 @@ class Policy:
             return
         raise BlockedDestination(
             f"{host} resolves to {ip}, a non-public address. If this internal API is intended, "
-            "add it to AUTOMATE_HTTP_ALLOWED_HOSTS (a host name, address or network)."
+            f"add {host} to AUTOMATE_HTTP_ALLOWED_HOSTS (comma-separated host names, addresses or "
+            "networks; under `automate up` a line in .env takes effect without a restart)."
         )
 
     async def resolve(self, host: str, port: int) -> list[IPAddress]:

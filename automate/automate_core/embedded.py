@@ -46,6 +46,12 @@ def find_home() -> Path | None:
     return None
 
 
+def existing_home() -> Path | None:
+    """The project's home if it exists already (read-only commands write nowhere else)."""
+    found = find_home()
+    return found if found is not None and found.is_dir() else None
+
+
 def home(*, create: bool = True) -> Path:
     """The project's home (see the module docstring); ``./.automate`` when there is none yet."""
     path = find_home() or (Path.cwd() / ".automate").resolve()

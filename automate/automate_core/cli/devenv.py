@@ -100,7 +100,7 @@ def development_defaults(*, may_create_home: bool) -> None:
     if os.environ.get("AUTOMATE_SECRETS_ENCRYPTION_KEYS"):
         os.environ.setdefault("AUTOMATE_SECRETS_BACKENDS", DEV_SECRETS_BACKENDS)
         return
-    if embedded.find_home() is None and not may_create_home:
+    if embedded.existing_home() is None and not may_create_home:
         return  # a read-only command outside any project: nothing to keep a key in
     path = embedded.home() / "secrets-key"
     if not path.exists():

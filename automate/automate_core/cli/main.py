@@ -27,7 +27,7 @@ _KEEPS_KEY = _CREATES | {"serve", "worker"}
 def _secret_key(keep: bool) -> None:
     if os.environ.get("SECRET_KEY"):
         return
-    if not keep and embedded.find_home() is None:
+    if not keep and embedded.existing_home() is None:
         # a short command outside any project signs nothing that outlives it
         os.environ["SECRET_KEY"] = secrets.token_urlsafe(50)
         return
@@ -39,7 +39,9 @@ def _secret_key(keep: bool) -> None:
 
 
 def _needs_db(args: list[str]) -> bool:
-    return bool(args) and args[0] not in _NEEDS_NO_DB and args[:2] != ["secrets", "genkey"]
+    if not args or {"-h", "--help"} & set(args):
+        return False
+    return args[0] not in _NEEDS_NO_DB and args[:2] != ["secrets", "genkey"]
 
 
 def fail(message: str) -> SystemExit:

@@ -1,0 +1,43 @@
+"""Running ``automate`` as a user does: a subprocess in a folder of its own, with a clean environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from tests.acceptance.test_platform import AUTOMATE
+
+#: variables of the test process that a user's shell would not have
+_TEST_ONLY = ("DATABASE_URL", "SECRET_KEY", "DJANGO_SETTINGS_MODULE", "AUTOMATE_HOME", "DEBUG")
+
+
+def user_env(**values: str) -> dict[str, str]:
+    """The environment of a user's shell: no test settings, no platform variables but ``values``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOMATE_") and k not in _TEST_ONLY}
+    env["AUTOMATE_DOTENV"] = "0"  # no .env of the checkout's; tests that want one name it
+    env.update(values)
+    return env
+
+
+def automate(
+    cwd: Path, *args: str, env: dict[str, str] | None = None, stdin: str = "", timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [AUTOMATE, *args],
+        cwd=cwd,
+        env=user_env() if env is None else env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def one_line(done: subprocess.CompletedProcess[str]) -> str:
+    """The command failed with exactly one line on stderr (no traceback); that line."""
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0].startswith("automate: "), lines[0]
+    return lines[0]
