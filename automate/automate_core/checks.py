@@ -83,7 +83,7 @@ def settings_have_their_types(app_configs: Any = None, **kwargs: Any) -> list[Ch
     from automate_core.exceptions import ConfigurationError
 
     messages: list[CheckMessage] = [
-        Error(f"{name}: {problem}", id="automate.E010", obj=name) for name, problem in setting_problems()
+        Error(problem, id="automate.E010", obj=name) for name, problem in setting_problems()
     ]
     bad = {name for name, _ in setting_problems()}
     if "AUTOMATE_METRICS_ALLOWED_IPS" not in bad:

@@ -69,7 +69,9 @@ def test_the_project_is_found_from_a_sub_folder(tmp_path: Path) -> None:
 @pytest.mark.django_db
 def test_database_problems_are_one_line_naming_the_fix(tmp_path: Path) -> None:
     port = closed_port()
-    refused = one_line(automate(tmp_path, "runs", env=user_env(DATABASE_URL=f"postgresql://ada@127.0.0.1:{port}/x")))
+    refused = one_line(
+        automate(tmp_path, "runs", env=user_env(DATABASE_URL=f"postgresql://ada@127.0.0.1:{port}/x"))
+    )
     assert f"127.0.0.1:{port}" in refused and "Connection refused" in refused and "DATABASE_URL" in refused
     base = database_url().rsplit("/", 1)[0]
     missing = one_line(automate(tmp_path, "runs", env=user_env(DATABASE_URL=f"{base}/no_such_db_here")))
