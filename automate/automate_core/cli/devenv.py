@@ -93,14 +93,20 @@ def is_development() -> bool:
 
 
 def development_defaults(*, may_create_home: bool) -> None:
-    """Set the development defaults (module docstring) where the environment has no value."""
-    if not is_development():
+    """Set the development defaults (module docstring) where the environment has no value.
+
+    A command run beside ``automate up`` (``automate secrets set`` in another terminal) finds the
+    development key that ``up`` keeps in the project's home, even with a ``DATABASE_URL``."""
+    found = embedded.existing_home()
+    kept = found is not None and (found / "secrets-key").is_file()
+    if not is_development() and not kept:
         return
-    os.environ.setdefault("AUTOMATE_HTTP_ALLOWED_HOSTS", DEV_ALLOWED_HOSTS)
+    if is_development():
+        os.environ.setdefault("AUTOMATE_HTTP_ALLOWED_HOSTS", DEV_ALLOWED_HOSTS)
     if os.environ.get("AUTOMATE_SECRETS_ENCRYPTION_KEYS"):
         os.environ.setdefault("AUTOMATE_SECRETS_BACKENDS", DEV_SECRETS_BACKENDS)
         return
-    if embedded.existing_home() is None and not may_create_home:
+    if found is None and not may_create_home:
         return  # a read-only command outside any project: nothing to keep a key in
     path = embedded.home() / "secrets-key"
     if not path.exists():
