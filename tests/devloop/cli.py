@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 from tests.acceptance.test_platform import AUTOMATE
@@ -41,3 +43,40 @@ def one_line(done: subprocess.CompletedProcess[str]) -> str:
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert lines[0].startswith("automate: "), lines[0]
     return lines[0]
+
+
+class Output:
+    """A process's output, read as it comes; ``wait_for`` a line without sleeping."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc, self.lines, self.changed = proc, list[str](), threading.Condition()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self.changed:
+                self.lines.append(line)
+                self.changed.notify_all()
+
+    def wait_for(self, text: str, within: float = 30.0) -> str:
+        deadline = time.monotonic() + within
+        with self.changed:
+            while True:
+                found = [line for line in self.lines if text in line]
+                if found:
+                    return found[0]
+                left = deadline - time.monotonic()
+                assert left > 0 and self.proc.poll() is None, f"no {text!r} in:\n{''.join(self.lines)}"
+                self.changed.wait(left)
+
+    def close(self) -> None:
+        """After the process ended: the rest of its output read, the pipe closed."""
+        self.reader.join(timeout=10)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+
+    def text(self) -> str:
+        with self.changed:
+            return "".join(self.lines)

@@ -4,14 +4,17 @@ usage lines, counts, version and empty listings read right."""
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from automate_core import __version__
+from tests.acceptance.test_platform import AUTOMATE, free_port
 from tests.conftest import database_url
-from tests.devloop.cli import automate, one_line, user_env
+from tests.devloop.cli import Output, automate, one_line, user_env
 
 READ_ONLY = [
     ["runs"],
@@ -103,3 +106,21 @@ def test_usage_lines_name_the_command_once_and_version_is_the_packages(tmp_path:
     version = automate(tmp_path, "--version")
     assert version.returncode == 0 and version.stdout.startswith(f"django-automate {__version__} (Django ")
     assert list(tmp_path.iterdir()) == []  # neither needed a database
+
+
+def test_serve_against_an_unreachable_database_says_so_at_start(tmp_path: Path) -> None:
+    port = closed_port()
+    env = user_env(DATABASE_URL=f"postgresql://ada@127.0.0.1:{port}/shop", SECRET_KEY="k" * 50)
+    proc = subprocess.Popen(
+        [AUTOMATE, "serve", "--port", str(free_port())],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    output = Output(proc)
+    try:
+        line = output.wait_for("automate: warning: cannot connect")
+        assert f"ada@127.0.0.1:{port}/shop (DATABASE_URL)" in line and "starting anyway" in line
+        output.wait_for("Serving on http://")  # and it serves: /readyz answers 503 until the database is up
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        output.close()

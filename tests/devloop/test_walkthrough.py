@@ -21,7 +21,7 @@ import pytest
 from automate_core.models import ExecutionRun
 from tests.acceptance.test_platform import AUTOMATE, free_port, wait_http
 from tests.conftest import database_url, sign
-from tests.devloop.cli import automate, user_env
+from tests.devloop.cli import Output, automate, user_env
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.usefixtures("live_db")]
 
@@ -46,43 +46,6 @@ workflows:
           headers: {{Authorization: 'Bearer {{{{ secret("SHOP_API") }}}}'}}
           json: {{order: "{{{{ event.payload.id }}}}"}}
 """
-
-
-class Output:
-    """A process's output, read as it comes; ``wait_for`` a line without sleeping."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.proc, self.lines, self.changed = proc, list[str](), threading.Condition()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            with self.changed:
-                self.lines.append(line)
-                self.changed.notify_all()
-
-    def wait_for(self, text: str, within: float = 30.0) -> str:
-        deadline = time.monotonic() + within
-        with self.changed:
-            while True:
-                found = [line for line in self.lines if text in line]
-                if found:
-                    return found[0]
-                left = deadline - time.monotonic()
-                assert left > 0 and self.proc.poll() is None, f"no {text!r} in:\n{''.join(self.lines)}"
-                self.changed.wait(left)
-
-    def close(self) -> None:
-        """After the process ended: the rest of its output read, the pipe closed."""
-        self.reader.join(timeout=10)
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
-
-    def text(self) -> str:
-        with self.changed:
-            return "".join(self.lines)
 
 
 class Api:
