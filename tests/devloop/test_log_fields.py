@@ -84,10 +84,11 @@ def test_extra_wins_over_bound_ids_and_plain_lines_show_them() -> None:
     record.run_id = 99
     with context.bind(run_id=1, workflow="wf", step=None):
         context.TraceIdFilter().filter(record)
-    assert (record.run_id, record.workflow, getattr(record, "step", None)) == (99, "wf", None)
-    assert record.ids == " run_id=99 workflow=wf"
+    fields = vars(record)
+    assert (fields["run_id"], fields["workflow"], fields.get("step")) == (99, "wf", None)
+    assert fields["ids"] == " run_id=99 workflow=wf"
     formatted = logging.Formatter(logs.PLAIN_FORMAT).format(record)
     assert formatted.endswith("m run_id=99 workflow=wf")
     outside = logging.LogRecord("t", logging.INFO, __file__, 1, "m", None, None)
     context.TraceIdFilter().filter(outside)
-    assert outside.ids == "" and not hasattr(outside, "run_id")
+    assert vars(outside)["ids"] == "" and "run_id" not in vars(outside)
