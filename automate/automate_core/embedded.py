@@ -6,7 +6,8 @@ home, so it survives restarts; it listens on a Unix socket only. The server stop
 process that asked for it exits.
 
 The project's home is ``AUTOMATE_HOME`` when set, else the nearest ``.automate/`` folder in the
-current directory or one of its parents (the way git finds ``.git``), so every ``automate`` command
+current directory or one of its parents (the way git finds ``.git``; ``AUTOMATE_CEILING=/some/dir``
+stops the search there, like git's ``GIT_CEILING_DIRECTORIES``), so every ``automate`` command
 finds the same data from any sub-folder. Only commands that set a project up (``automate up``,
 ``automate migrate``) create a home or a cluster; the others say how to get one instead.
 
@@ -40,9 +41,13 @@ def find_home() -> Path | None:
     if given:
         return Path(given).expanduser().resolve()
     cwd = Path.cwd().resolve()
+    ceiling = os.environ.get("AUTOMATE_CEILING")
+    top = Path(ceiling).expanduser().resolve() if ceiling else None
     for folder in (cwd, *cwd.parents):
         if (folder / ".automate").is_dir():
             return folder / ".automate"
+        if folder == top:
+            break  # the last folder searched
     return None
 
 

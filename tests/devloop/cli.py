@@ -18,6 +18,8 @@ def user_env(**values: str) -> dict[str, str]:
     """The environment of a user's shell: no test settings, no platform variables but ``values``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOMATE_") and k not in _TEST_ONLY}
     env["AUTOMATE_DOTENV"] = "0"  # no .env of the checkout's; tests that want one name it
+    if "AUTOMATE_CEILING" in os.environ:  # the test's own folder: a .automate/ above it is not ours
+        env["AUTOMATE_CEILING"] = os.environ["AUTOMATE_CEILING"]
     env.update(values)
     return env
 

@@ -43,6 +43,15 @@ def test_a_read_only_command_outside_a_project_creates_nothing_and_says_what_to_
     assert list(tmp_path.iterdir()) == []  # no .automate/, no cluster, no key
 
 
+def test_the_search_for_a_project_stops_at_the_ceiling(tmp_path: Path) -> None:
+    (tmp_path / ".automate").mkdir()  # above the ceiling: not this command's project
+    inner = tmp_path / "inner" / "sub"
+    inner.mkdir(parents=True)
+    env = {**user_env(), "AUTOMATE_CEILING": str(tmp_path / "inner")}
+    line = one_line(automate(inner, "runs", env=env))
+    assert f"no .automate/ folder in {inner}" in line
+
+
 def test_a_home_named_by_automate_home_without_a_cluster_is_not_filled(tmp_path: Path) -> None:
     home = tmp_path / "data"
     home.mkdir()
