@@ -18,6 +18,8 @@ from automate_core.cli.main import _CREATES, fail
 #: commands that start even when the database is not there yet
 _WAITS = {"serve", "worker"}
 CONNECT_TIMEOUT = 5
+#: serve and worker only warn: they should not wait long for that (a paused database)
+WAITING_CONNECT_TIMEOUT = 2
 
 
 def describe(url: str) -> str:
@@ -66,7 +68,8 @@ def check_database(command: str) -> None:
     database_from_url(url)  # a malformed URL: ImproperlyConfigured, one line below
     what = describe(url)
     try:
-        with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT, autocommit=True) as conn:
+        timeout = WAITING_CONNECT_TIMEOUT if command in _WAITS else CONNECT_TIMEOUT
+        with psycopg.connect(url, connect_timeout=timeout, autocommit=True) as conn:
             migrated = conn.execute("SELECT to_regclass('automate_outbox_job') IS NOT NULL").fetchone()
     except psycopg.Error as exc:
         message = f"cannot connect to {what}: {first_line(exc, url)} ({_hint(str(exc), url)})"
