@@ -12,7 +12,12 @@ Environment variables:
 ``AUTOMATE_METRICS_TOKEN``, ``AUTOMATE_METRICS_ALLOWED_IPS``, ``AUTOMATE_WORKER_METRICS_PORT``,
 ``AUTOMATE_WORKER_METRICS_HOST``: who may read ``/metrics``, and the worker's metrics port
                    (docs/operations.md).
-``AUTOMATE_*``     Platform settings; see ``automate_core.conf``.
+``AUTOMATE_*``     Platform settings, typed and checked at start; see ``automate_core.conf``.
+``AUTOMATE_HOME``  The project's data folder (default: the nearest ``.automate/``); see
+                   ``automate_core.embedded``.
+
+The ``automate`` command also reads these from the project's ``.env`` file (the real environment
+wins; ``automate_core.cli.devenv``); ``uvicorn asgi.asgi:application`` reads only the environment.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import os
 
 from automate_core.conf import database_from_url, env_bool, env_list, settings_from_environ
+from automate_core.embedded import home as project_home
 from automate_core.observability.logs import default_format, logging_config
 
 DEBUG = env_bool("DEBUG", default=False)
@@ -86,7 +92,7 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = os.environ.get("STATIC_ROOT", os.path.join(os.getcwd(), ".automate", "static"))
+STATIC_ROOT = os.environ.get("STATIC_ROOT") or str(project_home(create=False) / "static")
 # The admin's CSS and JS are served by the web processes themselves (ServeStatic, an async
 # middleware: no thread hop under uvicorn), straight from the installed packages: no collectstatic
 # step, and it works on a read-only filesystem. Files are indexed once at startup and sent with
