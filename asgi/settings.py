@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 
-from automate_core.conf import database_from_url, env_bool, env_list, settings_from_environ
+from automate_core.conf import Defaults, database_from_url, env_bool, env_int, env_list, settings_from_environ
 from automate_core.embedded import home as project_home
 from automate_core.observability.logs import default_format, logging_config
 
@@ -107,14 +107,14 @@ LOGGING = logging_config(os.environ.get("LOG_LEVEL", "INFO"), default_format())
 # Django's tasks framework (@task functions) runs on the outbox workers: automate_core.tasks.
 TASKS = {"default": {"BACKEND": "automate_core.tasks.backend.OutboxTaskBackend"}}
 
-# Hosts (names, addresses or networks) the http connector may call although they are private.
-AUTOMATE_HTTP_ALLOWED_HOSTS = env_list("AUTOMATE_HTTP_ALLOWED_HOSTS", default=[])
-
-# Who may read /metrics (docs/operations.md), and where a worker serves its own.
-AUTOMATE_METRICS_TOKEN = os.environ.get("AUTOMATE_METRICS_TOKEN", "")
-AUTOMATE_METRICS_ALLOWED_IPS = env_list("AUTOMATE_METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
-AUTOMATE_WORKER_METRICS_PORT = int(os.environ.get("AUTOMATE_WORKER_METRICS_PORT") or 0)
-AUTOMATE_WORKER_METRICS_HOST = os.environ.get("AUTOMATE_WORKER_METRICS_HOST", "127.0.0.1")
+# Hosts (names, addresses or networks) the http connector may call although they are private;
+# who may read /metrics (docs/operations.md), and where a worker serves its own. The defaults;
+# AUTOMATE_* environment variables (typed, checked) are applied below.
+AUTOMATE_HTTP_ALLOWED_HOSTS = list(Defaults.HTTP_ALLOWED_HOSTS)
+AUTOMATE_METRICS_TOKEN = Defaults.METRICS_TOKEN
+AUTOMATE_METRICS_ALLOWED_IPS = list(Defaults.METRICS_ALLOWED_IPS)
+AUTOMATE_WORKER_METRICS_PORT = Defaults.WORKER_METRICS_PORT
+AUTOMATE_WORKER_METRICS_HOST = Defaults.WORKER_METRICS_HOST
 
 # --- HTTPS and security headers: what `manage.py check --deploy` asks for -----------------------
 # On unless DEBUG is on (local development over plain HTTP; `automate up` sets DEBUG=1).
@@ -124,7 +124,7 @@ _HTTPS = env_bool("AUTOMATE_HTTPS", default=not DEBUG)
 SECURE_SSL_REDIRECT = _HTTPS
 SESSION_COOKIE_SECURE = _HTTPS
 CSRF_COOKIE_SECURE = _HTTPS
-SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000" if _HTTPS else "0"))
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", default=31536000 if _HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = _HTTPS
 # Preloading is an operator's decision that cannot be undone quickly (browsers ship the list);
 # opt in with SECURE_HSTS_PRELOAD=1. Its deploy-check warning (security.W021) is silenced for that reason.

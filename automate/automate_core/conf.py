@@ -395,6 +395,20 @@ def env_bool(name: str, *, default: bool) -> bool:
         ) from None
 
 
+def env_int(name: str, *, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return _parse(name, value, int)  # type: ignore[no-any-return]
+    except ValueError:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            f"Environment variable {name}={value!r} is not valid: expected a whole number of at least 0."
+        ) from None
+
+
 def env_list(name: str, *, default: list[str]) -> list[str]:
     value = os.environ.get(name)
     if not value:
