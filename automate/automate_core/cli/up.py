@@ -19,7 +19,12 @@ HELP = "Run everything for local use: migrate, load the demo, serve web and work
 
 def add_arguments(parser: ArgumentParser) -> None:
     parser.add_argument("--host", default=os.environ.get("AUTOMATE_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("AUTOMATE_PORT", "8000")))
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=os.environ.get("AUTOMATE_PORT", "8000"),
+        help="(default $AUTOMATE_PORT or 8000)",
+    )
     parser.add_argument("--no-demo", action="store_true", help="Do not load the demo workflow.")
 
 
