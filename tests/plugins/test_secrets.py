@@ -390,7 +390,7 @@ def test_secrets_cli_stores_from_stdin_lists_names_and_rotates(
     code, listing = run("list")
     assert "CLI_SECRET" in listing and "from-stdin-value" not in listing
     settings.AUTOMATE_SECRETS_ENCRYPTION_KEYS = [KEY_B, KEY_A]
-    assert run("rotate") == (0, "re-encrypted 1 secret(s) under the current key\n")
+    assert run("rotate") == (0, "re-encrypted 1 secret under the current key\n")
     assert DbSecretsBackend().get_secret("CLI_SECRET") == "from-stdin-value"
     assert run("delete", "CLI_SECRET")[0] == 0 and run("delete", "CLI_SECRET")[0] == 1
 

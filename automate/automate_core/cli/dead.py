@@ -11,6 +11,7 @@ import json
 from argparse import ArgumentParser
 from typing import Any, TextIO
 
+from automate_core.cli.words import plural
 from automate_core.outbox import replay
 
 HELP = "Dead jobs (attempts used up, or a failure retrying cannot fix): list them, or replay them."
@@ -59,11 +60,13 @@ def _replay(options: dict[str, Any], out: TextIO) -> int:
         raise replay.EmptyReplayFilter()
     if options.get("dry_run"):
         count = selection.queryset().count()
-        out.write(f"{count} dead jobs would be replayed (not yet replayed and matching the filter).\n")
+        out.write(
+            f"{plural(count, 'dead job')} would be replayed (not yet replayed and matching the filter).\n"
+        )
         return 0
     new = replay.replay(selection)
     if new:
-        out.write(f"Replayed {len(new)} dead jobs as new jobs {new[0]}..{new[-1]}.\n")
+        out.write(f"Replayed {plural(len(new), 'dead job')} as new jobs {new[0]}..{new[-1]}.\n")
     else:
         out.write("No dead job matches (or every match was replayed already).\n")
     return 0
@@ -80,7 +83,7 @@ def _list(options: dict[str, Any], out: TextIO) -> int:
         out.write("No dead jobs.\n")
         return 0
     shown = f" (showing the newest {len(rows)})" if total > len(rows) else ""
-    out.write(f"{total} dead jobs{shown}\n")
+    out.write(f"{plural(total, 'dead job')}{shown}\n")
     for job in rows:
         event = job.event
         what = f"{event.source}/{event.event_type} event {event.pk}" if event else job.kind

@@ -28,7 +28,9 @@ def run(options: dict[str, Any], out: TextIO) -> int:
         out.write(crypto.generate_key() + "\n")
         return 0
     if action == "rotate":
-        out.write(f"re-encrypted {db.rotate()} secret(s) under the current key\n")
+        from automate_core.cli.words import plural
+
+        out.write(f"re-encrypted {plural(db.rotate(), 'secret')} under the current key\n")
         return 0
     if action == "list":
         from automate_governance.models import StoredSecret
