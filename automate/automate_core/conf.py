@@ -4,24 +4,24 @@ Every setting has a default here and can be overridden in Django settings as ``A
 (for example ``AUTOMATE_WORKER_CONCURRENCY = 64``), or, in the deployable project (``asgi/``), by
 an environment variable of the same name (``AUTOMATE_WORKER_CONCURRENCY=64``; lists are
 comma-separated or JSON, mappings JSON, booleans 1/true/yes/on or 0/false/no/off, an optional
-value ``null`` for None). Every value is checked against its declared type: a variable that does
-not convert stops the process at start with its name (:func:`settings_from_environ`), and the
-system check ``automate.E010`` (run by ``automate serve``, ``worker`` and ``up``) checks the
-values set in Django settings. Only this module reads ``django.conf.settings`` for platform
-options; everything else receives them as arguments or through ``conf.settings``.
+value ``null`` for None; see :mod:`automate_core.conftypes`). Every value is checked against its
+declared type: a variable that does not convert stops the process at start with its name
+(:func:`settings_from_environ`), and the system check ``automate.E010`` (run by ``automate serve``,
+``worker`` and ``up``) checks the values set in Django settings. Only this module reads
+``django.conf.settings`` for platform options; everything else receives them as arguments or
+through ``conf.settings``.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import types
 from collections.abc import Mapping
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, get_type_hints
 
 from django.core.signals import setting_changed
 from psycopg.conninfo import conninfo_to_dict
+
+from automate_core.conftypes import check_value, describe, parse, parse_bool, unquoted
 
 
 class Defaults:
@@ -188,149 +188,6 @@ SENSITIVE = frozenset(
     {"METRICS_TOKEN", "SECRETS_ENCRYPTION_KEYS", "VAULT", "LLM_PROVIDERS", "SECRETS_BACKENDS"}
 )
 
-TRUE = frozenset({"1", "true", "yes", "on"})
-FALSE = frozenset({"0", "false", "no", "off"})
-
-
-def parse_bool(raw: str) -> bool:
-    word = raw.strip().lower()
-    if word in TRUE:
-        return True
-    if word in FALSE:
-        return False
-    raise ValueError("expected 1/true/yes/on or 0/false/no/off")
-
-
-def _members(kind: Any) -> tuple[Any, ...]:
-    """The types of a union (``float | None``), or ``(kind,)``."""
-    if get_origin(kind) in (Union, types.UnionType):
-        return get_args(kind)
-    return (kind,)
-
-
-def describe(kind: Any) -> str:
-    """A declared type in words, for messages."""
-    names = []
-    for member in _members(kind):
-        origin = get_origin(member) or member
-        if member is type(None):
-            names.append("null")
-        elif member is bool:
-            names.append("a boolean (1/true/yes/on or 0/false/no/off)")
-        elif member is int:
-            names.append("a whole number")
-        elif member is float:
-            names.append("a number")
-        elif member is str:
-            names.append("a string")
-        elif origin is list:
-            names.append("a list (comma-separated, or a JSON list)")
-        elif origin is dict:
-            names.append("a JSON object")
-        else:
-            names.append(str(member))
-    return " or ".join(names)
-
-
-def check_value(value: Any, kind: Any) -> str | None:
-    """``None`` when ``value`` fits the declared type ``kind``; else what is wrong with it."""
-    members = _members(kind)
-    if len(members) > 1:
-        problems = [check_value(value, member) for member in members]
-        return None if None in problems else f"expected {describe(kind)}, got {value!r}"
-    origin, args = get_origin(kind) or kind, get_args(kind)
-    if kind is Any:
-        return None
-    if kind is type(None):
-        return None if value is None else f"expected null, got {value!r}"
-    if kind is bool:
-        return None if isinstance(value, bool) else f"expected a boolean, got {value!r}"
-    if kind in (int, float):
-        return _check_number(value, kind)
-    if kind is str:
-        return None if isinstance(value, str) else f"expected a string, got {value!r}"
-    return _check_container(value, origin, args)
-
-
-def _check_number(value: Any, kind: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
-        return f"expected {describe(kind)}, got {value!r}"
-    if not math.isfinite(value) or value < 0:
-        return f"expected {describe(kind)} of at least 0, got {value!r}"
-    return None
-
-
-def _check_container(value: Any, origin: Any, args: tuple[Any, ...]) -> str | None:
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            return f"expected a list, got {value!r}"
-        for i, item in enumerate(value):
-            problem = check_value(item, args[0]) if args else None
-            if problem:
-                return f"item {i}: {problem}"
-        return None
-    if origin is dict:
-        if not isinstance(value, dict):
-            return f"expected a mapping, got {value!r}"
-        for key, item in value.items():
-            problem = (check_value(key, args[0]) or check_value(item, args[1])) if args else None
-            if problem:
-                return f"key {key!r}: {problem}"
-        return None
-    return None
-
-
-def _parse(name: str, raw: str, kind: Any) -> Any:
-    """An environment variable's text as a value of the declared type ``kind`` (or ValueError)."""
-    members = _members(kind)
-    if len(members) > 1:
-        if type(None) in members and raw.strip() == "null":
-            return None
-        first: ValueError | None = None
-        for member in sorted((m for m in members if m is not type(None)), key=_text_order(raw)):
-            try:
-                return _parse(name, raw, member)
-            except ValueError as exc:
-                first = first or exc
-        if raw.lstrip().startswith(("{", "[")) and first is not None:
-            raise first  # JSON of the right shape with a wrong part: say which part
-        raise ValueError(f"expected {describe(kind)}")
-    origin = get_origin(kind) or kind
-    if kind is bool:
-        return parse_bool(raw)
-    if kind is int:
-        value: Any = int(raw.strip())
-    elif kind is float:
-        value = float(raw.strip())
-    elif origin is dict:
-        value = json.loads(raw)
-    elif origin is list:
-        if raw.lstrip().startswith("{"):
-            raise ValueError("expected a list, got a JSON object")
-        if raw.lstrip().startswith("["):
-            value = json.loads(raw)
-        else:
-            value = [item.strip() for item in raw.split(",") if item.strip()]
-    else:
-        value = raw
-    problem = check_value(value, kind)
-    if problem:
-        raise ValueError(problem)
-    return value
-
-
-def _text_order(raw: str) -> Any:
-    """Try the member a text looks like first (a JSON object, then a list), so errors are apt."""
-    text = raw.lstrip()
-
-    def order(member: Any) -> int:
-        origin = get_origin(member) or member
-        if origin is dict:
-            return 0 if text.startswith("{") else 2
-        return 1
-
-    return order
-
 
 def settings_from_environ(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """``{"AUTOMATE_<NAME>": value}`` for every ``AUTOMATE_<NAME>`` environment variable naming a
@@ -344,25 +201,18 @@ def settings_from_environ(environ: Mapping[str, str] | None = None) -> dict[str,
         if raw is None or raw == "":
             continue
         try:
-            found[f"AUTOMATE_{name}"] = _parse(name, raw, kind)
+            found[f"AUTOMATE_{name}"] = parse(name, raw, kind)
         except ValueError as exc:
             from django.core.exceptions import ImproperlyConfigured
 
             takes = "" if str(exc).startswith("expected") else f" (AUTOMATE_{name} takes {describe(kind)})"
             shown, problem = f"AUTOMATE_{name}={raw!r}", str(exc)
             if name in SENSITIVE:  # the value may be a credential: never in a message
-                shown, problem = f"AUTOMATE_{name} (value not shown)", _unquoted(problem)
+                shown, problem = f"AUTOMATE_{name} (value not shown)", unquoted(problem)
             raise ImproperlyConfigured(
                 f"Environment variable {shown} is not valid: {problem}{takes}."
             ) from None
     return found
-
-
-def _unquoted(problem: str) -> str:
-    """A problem's text without the value it quotes (``..., got 'sk-...'``; ``int()``'s literal)."""
-    if problem.startswith(("invalid literal", "could not convert")):
-        return "not a number"
-    return problem.split(", got ")[0]
 
 
 def setting_problems() -> list[tuple[str, str]]:
@@ -375,7 +225,7 @@ def setting_problems() -> list[tuple[str, str]]:
             continue
         problem = check_value(getattr(django_settings, f"AUTOMATE_{name}"), kind)
         if problem and name in SENSITIVE:
-            problem = _unquoted(problem)
+            problem = unquoted(problem)
         if problem:
             problems.append((f"AUTOMATE_{name}", f"{problem} (it takes {describe(kind)})"))
     return problems
@@ -400,7 +250,7 @@ def env_int(name: str, *, default: int) -> int:
     if value is None or value == "":
         return default
     try:
-        return _parse(name, value, int)  # type: ignore[no-any-return]
+        return parse(name, value, int)  # type: ignore[no-any-return]
     except ValueError:
         from django.core.exceptions import ImproperlyConfigured
 

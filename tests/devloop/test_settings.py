@@ -11,7 +11,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 
 from automate_core import checks
-from automate_core.conf import SENSITIVE, Defaults, _members, env_bool, settings_from_environ
+from automate_core.conf import SENSITIVE, Defaults, env_bool, settings_from_environ
+from automate_core.conftypes import union_members
 from automate_core.management.commands.automate import Command
 from automate_governance.secrets import config
 from automate_governance.secrets.resolver import SecretsResolver
@@ -25,7 +26,7 @@ CREDENTIAL = "sk-live-do-not-print-4f2a"
 
 def bad_texts(kind: Any) -> list[str]:
     """Texts that are not a value of ``kind``: the misspellings and wrong shapes people type."""
-    names = {getattr(m, "__origin__", m) for m in _members(kind)}
+    names = {getattr(m, "__origin__", m) for m in union_members(kind)}
     if bool in names:
         return ["ture", "enabled", "2"]
     if int in names and float not in names:
