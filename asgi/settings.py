@@ -12,15 +12,22 @@ Environment variables:
                    on a terminal, json otherwise).
 ``AUTOMATE_METRICS_TOKEN``, ``AUTOMATE_METRICS_ALLOWED_IPS`` (none by default unless ``DEBUG``),
 ``AUTOMATE_WORKER_METRICS_PORT``, ``AUTOMATE_WORKER_METRICS_HOST``: who may read ``/metrics``, and
-                   the worker's metrics port (docs/operations.md).
-``AUTOMATE_*``     Platform settings; see ``automate_core.conf``.
+the worker's metrics port
+                   (docs/operations.md).
+``AUTOMATE_*``     Platform settings, typed and checked at start; see ``automate_core.conf``.
+``AUTOMATE_HOME``  The project's data folder (default: the nearest ``.automate/``); see
+                   ``automate_core.embedded``.
+
+The ``automate`` command also reads these from the project's ``.env`` file (the real environment
+wins; ``automate_core.cli.devenv``); ``uvicorn asgi.asgi:application`` reads only the environment.
 """
 
 from __future__ import annotations
 
 import os
 
-from automate_core.conf import database_from_url, env_bool, env_list, settings_from_environ
+from automate_core.conf import Defaults, database_from_url, env_bool, env_int, env_list, settings_from_environ
+from automate_core.embedded import home as project_home
 from automate_core.observability.logs import default_format, logging_config
 
 DEBUG = env_bool("DEBUG", default=False)
@@ -87,7 +94,7 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = os.environ.get("STATIC_ROOT", os.path.join(os.getcwd(), ".automate", "static"))
+STATIC_ROOT = os.environ.get("STATIC_ROOT") or str(project_home(create=False) / "static")
 # The admin's CSS and JS are served by the web processes themselves (ServeStatic, an async
 # middleware: no thread hop under uvicorn), straight from the installed packages: no collectstatic
 # step, and it works on a read-only filesystem. Files are indexed once at startup and sent with
@@ -102,17 +109,15 @@ LOGGING = logging_config(os.environ.get("LOG_LEVEL", "INFO"), default_format())
 # Django's tasks framework (@task functions) runs on the outbox workers: automate_core.tasks.
 TASKS = {"default": {"BACKEND": "automate_core.tasks.backend.OutboxTaskBackend"}}
 
-# Hosts (names, addresses or networks) the http connector may call although they are private.
-AUTOMATE_HTTP_ALLOWED_HOSTS = env_list("AUTOMATE_HTTP_ALLOWED_HOSTS", default=[])
-
-# Who may read /metrics (docs/operations.md), and where a worker serves its own.
-AUTOMATE_METRICS_TOKEN = os.environ.get("AUTOMATE_METRICS_TOKEN", "")
+# Hosts (names, addresses or networks) the http connector may call although they are private;
+# who may read /metrics (docs/operations.md), and where a worker serves its own. The defaults;
+# AUTOMATE_* environment variables (typed, checked) are applied below.
+AUTOMATE_HTTP_ALLOWED_HOSTS = list(Defaults.HTTP_ALLOWED_HOSTS)
+AUTOMATE_METRICS_TOKEN = Defaults.METRICS_TOKEN
 # none by default in production: a reverse proxy on the same host would make every visitor loopback
-AUTOMATE_METRICS_ALLOWED_IPS = env_list(
-    "AUTOMATE_METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"] if DEBUG else []
-)
-AUTOMATE_WORKER_METRICS_PORT = int(os.environ.get("AUTOMATE_WORKER_METRICS_PORT") or 0)
-AUTOMATE_WORKER_METRICS_HOST = os.environ.get("AUTOMATE_WORKER_METRICS_HOST", "127.0.0.1")
+AUTOMATE_METRICS_ALLOWED_IPS = ["127.0.0.1", "::1"] if DEBUG else list(Defaults.METRICS_ALLOWED_IPS)
+AUTOMATE_WORKER_METRICS_PORT = Defaults.WORKER_METRICS_PORT
+AUTOMATE_WORKER_METRICS_HOST = Defaults.WORKER_METRICS_HOST
 
 # --- HTTPS and security headers: what `manage.py check --deploy` asks for -----------------------
 # On unless DEBUG is on (local development over plain HTTP; `automate up` sets DEBUG=1).
@@ -122,7 +127,7 @@ _HTTPS = env_bool("AUTOMATE_HTTPS", default=not DEBUG)
 SECURE_SSL_REDIRECT = _HTTPS
 SESSION_COOKIE_SECURE = _HTTPS
 CSRF_COOKIE_SECURE = _HTTPS
-SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "31536000" if _HTTPS else "0"))
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", default=31536000 if _HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = _HTTPS
 # Preloading is an operator's decision that cannot be undone quickly (browsers ship the list);
 # opt in with SECURE_HSTS_PRELOAD=1. Its deploy-check warning (security.W021) is silenced for that reason.

@@ -1,4 +1,4 @@
-"""URLs of the deployable project: the admin and the webhook endpoints."""
+"""URLs of the deployable project: a start page, the admin and the webhook endpoints."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from django.contrib import admin
 from django.urls import include, path
 
 from automate_core.admin.approvals import approval_link_view
+from automate_core.start import start_page
 
 urlpatterns = [
+    path("", start_page, name="automate_start"),  # DEBUG: links and a curl command; else the console
     path("approvals/<str:token>/", approval_link_view, name="automate_approval_link"),
     path("admin/automate/", include("automate_core.admin.urls")),  # the console's dashboard
     path("admin/", admin.site.urls),

@@ -9,6 +9,9 @@ import os
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-0123456789abcdef")
 os.environ.setdefault("AUTOMATE_HTTP_ALLOWED_HOSTS", "127.0.0.1:*")  # test servers use any port
+# the platform processes the tests start read no developer's .env nor the checkout's dev defaults
+os.environ.setdefault("AUTOMATE_DOTENV", "0")
+os.environ.setdefault("AUTOMATE_SECRETS_BACKENDS", '{"env": {"BACKEND": "env"}}')
 if not os.environ.get("DATABASE_URL"):
     from automate_core.embedded import ensure_database_url
 

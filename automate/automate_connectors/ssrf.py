@@ -228,8 +228,9 @@ class Policy:
             )
         raise BlockedDestination(
             f"{host} resolves to {ip}, a non-public address. If this internal API is intended, "
-            "add it to AUTOMATE_HTTP_ALLOWED_HOSTS (a host name, address or network, with ':port' "
-            "for a port other than 80 and 443)."
+            f"add {host} to AUTOMATE_HTTP_ALLOWED_HOSTS (a host name, address or network, with "
+            "':port' for a port other than 80 and 443; under `automate up` a line in .env takes "
+            "effect without a restart)."
         )
 
     async def resolve(self, host: str, port: int) -> list[IPAddress]:

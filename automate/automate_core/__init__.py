@@ -12,4 +12,8 @@ The stages, in the order an event travels (one sub-package each):
 
 from __future__ import annotations
 
-__all__: list[str] = []
+#: The one version of the distribution ``django-automate`` (pyproject.toml reads it from here, so
+#: ``importlib.metadata.version("django-automate")`` of an installed copy says the same).
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

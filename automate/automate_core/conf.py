@@ -3,20 +3,25 @@
 Every setting has a default here and can be overridden in Django settings as ``AUTOMATE_<NAME>``
 (for example ``AUTOMATE_WORKER_CONCURRENCY = 64``), or, in the deployable project (``asgi/``), by
 an environment variable of the same name (``AUTOMATE_WORKER_CONCURRENCY=64``; lists are
-comma-separated or JSON, mappings JSON, booleans 1/true/yes/on). Only this module reads
+comma-separated or JSON, mappings JSON, booleans 1/true/yes/on or 0/false/no/off, an optional
+value ``null`` for None; see :mod:`automate_core.conftypes`). Every value is checked against its
+declared type: a variable that does not convert stops the process at start with its name
+(:func:`settings_from_environ`), and the system check ``automate.E010`` (run by ``automate serve``,
+``worker`` and ``up``) checks the values set in Django settings. Only this module reads
 ``django.conf.settings`` for platform options; everything else receives them as arguments or
 through ``conf.settings``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from typing import Any, get_type_hints
 
 from django.core.signals import setting_changed
 from psycopg.conninfo import conninfo_to_dict
+
+from automate_core.conftypes import check_value, describe, parse, parse_bool, unquoted
 
 
 class Defaults:
@@ -81,8 +86,11 @@ class Defaults:
     SCHEDULER_INTERVAL: float = 1.0
     #: Threads for sync plugins (connectors, secrets backends, LLM providers).
     THREAD_POOL_SIZE: int = 16
-    #: Secrets backends searched in order for an unqualified reference.
-    SECRETS_BACKENDS: list[str] = ["env"]
+    #: Secrets backends searched in order for an unqualified reference: ``{NAME: {"BACKEND": code,
+    #: "OPTIONS": {...}}}`` (a reference ``NAME:key`` asks one; two Vaults are two names with
+    #: ``"BACKEND": "vault"``). The old form, a list of codes (``["env", "db"]``), still works
+    #: (deprecated: automate.W010). See automate_governance.secrets.config.
+    SECRETS_BACKENDS: dict[str, dict[str, Any]] | list[str] = {"env": {"BACKEND": "env"}}
     #: Seconds a resolved secret is cached in process.
     SECRETS_CACHE_TTL: float = 60.0
     #: ``db`` secrets backend: base64 AES-256 keys; the first encrypts, all decrypt (rotation).
@@ -199,24 +207,10 @@ setting_changed.connect(_clear_cache)
 settings = _Settings()
 
 
-def _parse(name: str, raw: str, kind: Any) -> Any:
-    text = str(kind)
-    if kind is bool or text == "bool":
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
-    if kind is int or text == "int":
-        return int(raw)
-    if kind is float or text == "float":
-        return float(raw)
-    if text.startswith("dict"):
-        value = json.loads(raw)
-        if not isinstance(value, dict):
-            raise ValueError("expected a JSON object")
-        return value
-    if text.startswith("list"):
-        if raw.lstrip().startswith("["):
-            return list(json.loads(raw))
-        return [item.strip() for item in raw.split(",") if item.strip()]
-    return raw
+#: settings that may hold credentials: a message about a bad value never quotes it
+SENSITIVE = frozenset(
+    {"METRICS_TOKEN", "SECRETS_ENCRYPTION_KEYS", "VAULT", "LLM_PROVIDERS", "SECRETS_BACKENDS"}
+)
 
 
 def settings_from_environ(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -231,21 +225,62 @@ def settings_from_environ(environ: Mapping[str, str] | None = None) -> dict[str,
         if raw is None or raw == "":
             continue
         try:
-            found[f"AUTOMATE_{name}"] = _parse(name, raw, kind)
+            found[f"AUTOMATE_{name}"] = parse(name, raw, kind)
         except ValueError as exc:
             from django.core.exceptions import ImproperlyConfigured
 
+            takes = "" if str(exc).startswith("expected") else f" (AUTOMATE_{name} takes {describe(kind)})"
+            shown, problem = f"AUTOMATE_{name}={raw!r}", str(exc)
+            if name in SENSITIVE:  # the value may be a credential: never in a message
+                shown, problem = f"AUTOMATE_{name} (value not shown)", unquoted(problem)
             raise ImproperlyConfigured(
-                f"Environment variable AUTOMATE_{name}={raw!r} is not a valid {kind}: {exc}"
-            ) from exc
+                f"Environment variable {shown} is not valid: {problem}{takes}."
+            ) from None
     return found
+
+
+def setting_problems() -> list[tuple[str, str]]:
+    """``(setting, problem)`` for every ``AUTOMATE_<NAME>`` Django setting not of its declared type."""
+    from django.conf import settings as django_settings
+
+    problems = []
+    for name, kind in get_type_hints(Defaults).items():
+        if not hasattr(django_settings, f"AUTOMATE_{name}"):
+            continue
+        problem = check_value(getattr(django_settings, f"AUTOMATE_{name}"), kind)
+        if problem and name in SENSITIVE:
+            problem = unquoted(problem)
+        if problem:
+            problems.append((f"AUTOMATE_{name}", f"{problem} (it takes {describe(kind)})"))
+    return problems
 
 
 def env_bool(name: str, *, default: bool) -> bool:
     value = os.environ.get(name)
     if value is None or value == "":
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    try:
+        return parse_bool(value)
+    except ValueError:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            f"Environment variable {name}={value!r} is not valid: expected 1/true/yes/on or 0/false/no/off."
+        ) from None
+
+
+def env_int(name: str, *, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return parse(name, value, int)  # type: ignore[no-any-return]
+    except ValueError:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(
+            f"Environment variable {name}={value!r} is not valid: expected a whole number of at least 0."
+        ) from None
 
 
 def env_list(name: str, *, default: list[str]) -> list[str]:
@@ -274,7 +309,13 @@ def database_from_url(url: str) -> dict[str, Any]:
         raise ImproperlyConfigured(
             f"DATABASE_URL must be a postgresql:// URL; got one starting with {url.split(':', 1)[0]!r}."
         )
-    params = conninfo_to_dict(url)
+    try:
+        params = conninfo_to_dict(url)
+    except Exception as exc:  # psycopg.ProgrammingError; its text may quote the URL (and a password)
+        from django.core.exceptions import ImproperlyConfigured
+
+        reason = str(exc).replace(url, "<the URL>").strip().splitlines()[0] if str(exc).strip() else ""
+        raise ImproperlyConfigured(f"DATABASE_URL is not a valid PostgreSQL URL: {reason}") from None
     options = {k: v for k, v in params.items() if k not in {"dbname", "user", "password", "host", "port"}}
     return {
         "ENGINE": "django.db.backends.postgresql",

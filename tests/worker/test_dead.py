@@ -52,7 +52,7 @@ def test_replay_creates_new_jobs_linked_to_the_old_ones() -> None:
     old = bury("shop", "order.created")
     other = bury("crm", "contact.updated")
     out = automate("dead", "replay", "--source", "shop")
-    assert "Replayed 1 dead jobs" in out
+    assert "Replayed 1 dead job " in out
     new = OutboxJob.objects.get(replay_of=old)
     assert (new.status, new.attempts, new.event_id, new.kind) == ("ready", 0, old.event_id, "event")
     assert new.max_attempts == old.max_attempts
@@ -107,12 +107,12 @@ def test_replay_filters_by_time_error_kind_and_type() -> None:
     OutboxJob.objects.filter(pk=old.pk).update(updated_at=timezone.now() - timedelta(days=3))
     recent = bury("shop", "order.paid", "HttpError: 503")
     task = bury("shop", "order.paid", "HttpError: 503", kind="task")
-    assert "1 dead jobs would be replayed" in automate("dead", "replay", "--until", "2d", "--dry-run")
+    assert "1 dead job would be replayed" in automate("dead", "replay", "--until", "2d", "--dry-run")
     assert "2 dead jobs would be replayed" in automate("dead", "replay", "--since", "1h", "--dry-run")
-    assert "1 dead jobs would be replayed" in automate(
+    assert "1 dead job would be replayed" in automate(
         "dead", "replay", "--error", "503", "--kind", "event", "--dry-run"
     )
-    assert "1 dead jobs would be replayed" in automate(
+    assert "1 dead job would be replayed" in automate(
         "dead", "replay", "--event-type", "*.created", "--dry-run"
     )
     automate("dead", "replay", "--error", "503", "--event-type", "order.paid")

@@ -39,7 +39,7 @@ def test_export_diff_rollback(tmp_path: Path) -> None:
     exported = yaml.safe_load(automate("export", "wf", "--version", "1"))
     assert exported["workflows"][0]["steps"][0]["params"] == {"message": "one"}
     target = tmp_path / "all.yaml"
-    assert "1 workflows written" in automate("export", "-o", str(target))
+    assert "0 sources, 1 workflow, 0 schedules written" in automate("export", "-o", str(target))
     assert "v3 is current (same definition as v1)" in automate("rollback", "wf", "--to", "1")
     assert Workflow.objects.get().current_version.definition["steps"][0]["params"]["message"] == "one"  # type: ignore[union-attr]
     definitions.load_file(target)  # the exported file loads back: v2's definition is v4
@@ -85,5 +85,7 @@ def test_bulk_replay_previews_then_starts_and_refuses_an_empty_filter() -> None:
     bulk = BulkReplay.objects.get()
     assert f"bulk replay #{bulk.pk} started for 3 runs" in started
     assert OutboxJob.objects.filter(payload={"bulk_replay": bulk.pk}).exists()  # the workers do it
-    progress = json.loads(automate("replay", "--progress", str(bulk.pk)))
+    progress = json.loads(automate("replay", "--progress", str(bulk.pk), "--json"))
+    shown = automate("replay", "--progress", str(bulk.pk))
+    assert f"bulk replay #{bulk.pk}: pending" in shown and "queued 0 of 3 runs (0%)" in shown
     assert progress["total"] == 3 and progress["queued"] == 0 and progress["status"] == "pending"

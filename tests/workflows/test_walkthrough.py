@@ -130,7 +130,7 @@ def test_write_load_fire_watch_break_fix_resume(api: Api, tmp_path: Path) -> Non
     # 1. write the file (with a typo in the confirm step's path) and load it
     path = tmp_path / "shop.yaml"
     path.write_text(WORKFLOW_FILE.format(api=api.url, confirm_path="confrim"))
-    assert "1 workflows (1 new versions), 3 steps" in cli(env, "load", str(path))
+    assert "1 workflow (1 new version), 3 steps" in cli(env, "load", str(path))
 
     port = free_port()
     web = start(["serve", "--port", str(port)], env)
@@ -171,7 +171,7 @@ def test_write_load_fire_watch_break_fix_resume(api: Api, tmp_path: Path) -> Non
 
         # 5. fix the typo, load again: a new version; the diff shows the fix
         path.write_text(WORKFLOW_FILE.format(api=api.url, confirm_path="confirm"))
-        assert "(1 new versions)" in cli(env, "load", str(path))
+        assert "(1 new version)" in cli(env, "load", str(path))
         diff = cli(env, "diff", "order_flow", "1", "2")
         assert (
             "/confrim\n" in diff

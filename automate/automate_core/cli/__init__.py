@@ -23,6 +23,7 @@ SUBCOMMANDS = [
     "trigger",
     "test-step",
     "export",
+    "workflow",
     "diff",
     "rollback",
     "bench",

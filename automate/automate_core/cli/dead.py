@@ -16,6 +16,7 @@ import json
 from argparse import ArgumentParser
 from typing import Any, TextIO
 
+from automate_core.cli.words import plural
 from automate_core.models import OutboxJob
 from automate_core.observability import dead_letters
 from automate_core.outbox import replay
@@ -81,11 +82,14 @@ def _replay(options: dict[str, Any], out: TextIO) -> int:
     )
     if options.get("dry_run"):
         count = chosen.count()
-        out.write(f"{count} dead jobs would be replayed (not yet replayed and matching the filter).{note}\n")
+        out.write(
+            f"{plural(count, 'dead job')} would be replayed (not yet replayed and matching the "
+            f"filter).{note}\n"
+        )
         return 0
     new = replay.replay(chosen)
     if new:
-        out.write(f"Replayed {len(new)} dead jobs as new jobs {new[0]}..{new[-1]}.{note}\n")
+        out.write(f"Replayed {plural(len(new), 'dead job')} as new jobs {new[0]}..{new[-1]}.{note}\n")
     else:
         out.write(f"No dead job matches (or every match was replayed already).{note}\n")
     return 0
@@ -118,8 +122,8 @@ def _list(options: dict[str, Any], out: TextIO) -> int:
             out.write("No dead jobs.\n")
         return 0
     shown = f" (showing the newest {len(rows)})" if total > len(rows) else ""
-    what_kind = "dead jobs, resolved or not" if options.get("include_resolved") else "dead jobs not resolved"
-    out.write(f"{total} {what_kind}{shown}\n")
+    what_kind = "resolved or not" if options.get("include_resolved") else "not resolved"
+    out.write(f"{plural(total, 'dead job')} ({what_kind}){shown}\n")
     for job in rows:
         event = job.event
         what = f"{event.source}/{event.event_type} event {event.pk}" if event else job.kind

@@ -11,6 +11,7 @@ from argparse import ArgumentParser
 from typing import Any, TextIO
 
 from automate_core.cli._json import payload_argument
+from automate_core.cli.words import plural
 from automate_core.exceptions import WorkflowError
 from automate_core.execution import replay
 from automate_core.models import BulkReplay, RunMode
@@ -44,6 +45,21 @@ def add_arguments(parser: ArgumentParser) -> None:
         bulk.add_argument(f"--{key.replace('_', '-')}", dest=f"filter_{key}", help=hint)
     bulk.add_argument("--yes", action="store_true", help="Start the bulk replay (without it: preview only).")
     bulk.add_argument("--progress", type=int, metavar="BULK_ID", help="Show a bulk replay's progress.")
+    bulk.add_argument("--json", action="store_true", help="--progress as JSON.")
+
+
+def describe_progress(state: dict[str, Any]) -> str:
+    """A bulk replay's progress for people: what, how far, and its runs by status."""
+    filters = ", ".join(f"{k}={v}" for k, v in sorted((state.get("filter") or {}).items())) or "all runs"
+    total, queued = int(state["total"] or 0), int(state["queued"] or 0)
+    share = f" ({100 * queued // total}%)" if total else ""
+    runs = state.get("runs") or {}
+    lines = [
+        f"bulk replay #{state['id']}: {state['status']}, mode {state['mode']}, filter {filters}",
+        f"  queued {queued} of {plural(total, 'run')}{share}",
+        "  runs: " + (", ".join(f"{n} {status}" for status, n in sorted(runs.items())) or "none yet"),
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def run(options: dict[str, Any], out: TextIO) -> int:
@@ -51,7 +67,11 @@ def run(options: dict[str, Any], out: TextIO) -> int:
         bulk = BulkReplay.objects.filter(pk=options["progress"]).first()
         if bulk is None:
             raise WorkflowError(f"No bulk replay #{options['progress']}.")
-        out.write(json.dumps(replay.progress(bulk), indent=2, default=str) + "\n")
+        state = replay.progress(bulk)
+        if options.get("json"):
+            out.write(json.dumps(state, indent=2, default=str) + "\n")
+        else:
+            out.write(describe_progress(state))
         return 0
     mode = MODES[options["mode"]]
     filters = {k: options.get(f"filter_{k}") for k in replay.FILTER_KEYS}
@@ -71,11 +91,14 @@ def run(options: dict[str, Any], out: TextIO) -> int:
     preview_filters = {**filters, "status": "failed"} if mode == RunMode.RESUME else filters
     count = replay.matching_runs(preview_filters).count()
     if not options["yes"]:
-        out.write(f"{count} runs match {json.dumps(preview_filters)}; add --yes to replay them ({mode}).\n")
+        out.write(
+            f"{plural(count, 'run')} match {json.dumps(preview_filters)}; "
+            f"add --yes to replay them ({mode}).\n"
+        )
         return 0
     bulk = replay.start_bulk(filters, mode, author="cli")
     out.write(
-        f"bulk replay #{bulk.pk} started for {bulk.total} runs ({mode}); the workers queue them. "
+        f"bulk replay #{bulk.pk} started for {plural(bulk.total, 'run')} ({mode}); the workers queue them. "
         f"Follow it with: automate replay --progress {bulk.pk}\n"
     )
     return 0

@@ -49,12 +49,16 @@ def workers_arg(value: str) -> int:
 def add_arguments(parser: ArgumentParser) -> None:
     env = os.environ.get
     parser.add_argument("--host", default=env("AUTOMATE_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(env("AUTOMATE_PORT", "8000")))
+    # string defaults from the environment are converted by argparse when used, so a bad one is a
+    # usage error of this command only (not a traceback of every command)
+    parser.add_argument(
+        "--port", type=int, default=env("AUTOMATE_PORT", "8000"), help="(default $AUTOMATE_PORT or 8000)"
+    )
     parser.add_argument("--uds", default=None, help="Listen on this Unix socket instead of host:port.")
     parser.add_argument(
         "--workers",
         type=workers_arg,
-        default=workers_arg(env("WEB_CONCURRENCY", "1")),
+        default=env("WEB_CONCURRENCY", "1"),
         help="Web processes: a number, or 'auto' for one per CPU (default $WEB_CONCURRENCY or 1).",
     )
     parser.add_argument("--log-level", default=env("UVICORN_LOG_LEVEL", "warning"))
@@ -72,8 +76,8 @@ def add_arguments(parser: ArgumentParser) -> None:
     parser.add_argument(
         "--limit-concurrency",
         type=int,
-        default=_int_or_none(env("AUTOMATE_LIMIT_CONCURRENCY")),
-        help="Most connections and tasks per process; beyond it, 503 at once.",
+        default=env("AUTOMATE_LIMIT_CONCURRENCY") or None,
+        help="Most connections and tasks per process; beyond it, 503 at once ($AUTOMATE_LIMIT_CONCURRENCY).",
     )
     parser.add_argument(
         "--limit-max-requests", type=int, default=None, help="Recycle a process after this many requests."
@@ -94,10 +98,6 @@ def add_arguments(parser: ArgumentParser) -> None:
     parser.add_argument(
         "--print-command", action="store_true", help="Print the equivalent uvicorn command and exit."
     )
-
-
-def _int_or_none(value: str | None) -> int | None:
-    return int(value) if value else None
 
 
 def _importable(module: str) -> bool:

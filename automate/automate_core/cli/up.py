@@ -16,12 +16,15 @@ from automate_core import embedded
 
 HELP = "Run everything for local use: migrate, load the demo, serve web and worker in one process."
 
-DEMO_BODY = '{"type": "demo.hello", "name": "world"}'
-
 
 def add_arguments(parser: ArgumentParser) -> None:
     parser.add_argument("--host", default=os.environ.get("AUTOMATE_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("AUTOMATE_PORT", "8000")))
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=os.environ.get("AUTOMATE_PORT", "8000"),
+        help="(default $AUTOMATE_PORT or 8000)",
+    )
     parser.add_argument("--no-demo", action="store_true", help="Do not load the demo workflow.")
 
 
@@ -45,7 +48,7 @@ def _admin_password() -> str:
 
 
 def _instructions(host: str, port: int, password: str, demo_secret: str | None) -> str:
-    from automate_core.ingest.signatures import sign_hmac_sha256
+    from automate_core.start import demo_curl
 
     base = f"http://{host}:{port}"
     lines = [
@@ -55,14 +58,21 @@ def _instructions(host: str, port: int, password: str, demo_secret: str | None) 
         f"          (the password is kept in {embedded.home() / 'admin-password'})",
     ]
     if demo_secret:
-        signature = sign_hmac_sha256(demo_secret.encode(), DEMO_BODY.encode())
         lines += [
             "  Send a signed test webhook:",
-            f"    curl -i -X POST {base}/hooks/demo/ -H 'Content-Type: application/json' \\",
-            f"      -H 'X-Automate-Signature: {signature}' \\",
-            f"      -d '{DEMO_BODY}'",
-            "  Then see the run:  .venv/bin/automate runs    (or the admin: Execution runs)",
+            *("    " + line for line in demo_curl(base, demo_secret).splitlines()),
+            "  Then see the run:  .venv/bin/automate runs    (or the console)",
         ]
+    from automate_core.cli import devenv
+
+    env_file = devenv.dotenv_path() or embedded.home().parent / ".env"
+    lines += [
+        f"  Settings and secrets: {env_file} (read again when it changes: no restart needed)",
+        f"    http steps may call: {os.environ.get('AUTOMATE_HTTP_ALLOWED_HOSTS', '') or 'public hosts only'}"
+        "  (AUTOMATE_HTTP_ALLOWED_HOSTS)",
+        '    a new secret: printf %s "$VALUE" | automate secrets set NAME'
+        "   (or AUTOMATE_SECRET_NAME=... in .env)",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -111,10 +121,14 @@ async def serve_all(host: str, port: int) -> None:
     from automate_core.schedules import service as schedules
 
     scheduler = asyncio.create_task(schedules.run(pool.stopping))
+    from automate_core.cli import devenv
+
+    watcher = asyncio.create_task(devenv.watch_dotenv(pool.stopping), name="automate-dotenv")
     try:
         await server.serve()
     finally:
         pool.stop()
         await worker
         await scheduler
+        await watcher
         await db.close_pool()

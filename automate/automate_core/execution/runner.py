@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from automate_core import context as log_context
 from automate_core import masking
 from automate_core.exceptions import (
     LeaseExpired,
@@ -140,7 +141,8 @@ class WorkflowRunner(ActionSteps):
         workflow = plan.workflow
         attempt = job.spent if job else 1  # attempts spent; snoozes do not count
         try:
-            return await self._run(plan, event, job, attempt, until)
+            with log_context.bind(workflow=workflow.name, run_id=plan.run_id, event_id=event.id):
+                return await self._run(plan, event, job, attempt, until)
         except LeaseExpired as exc:
             metrics.runs_finished.labels(workflow.name, "superseded").inc()
             return RunOutcome(workflow, plan.run_id or 0, False, str(exc), True, superseded=True)
@@ -165,6 +167,7 @@ class WorkflowRunner(ActionSteps):
             )
         elif plan.queued and not await self.journal.begin_queued_run(run_id, attempt):
             return RunOutcome(workflow, run_id, True, cancelled=True)  # cancelled while it waited
+        log_context.add(run_id=run_id)
         if plan.error:
             return await self._finish(workflow, run_id, job, plan, plan.error, retryable=False)
         scope: dict[str, Any] = {"event": event_context(event), "steps": {}, "run": {"id": run_id}}
@@ -203,6 +206,7 @@ class WorkflowRunner(ActionSteps):
 
         results = walk.scope["steps"]
         for step in steps:
+            log_context.add(step=step.name)
             reused = walk.plan.reuse.get(step.name) if walk.reusing else None
             if reused is not None and (reused[0] != "failed" or step.continue_on_error):
                 status, output = reused

@@ -13,7 +13,9 @@ a processor chain beside the one we have.
 Every line carries ``timestamp`` (UTC, ISO 8601), ``level``, ``logger``, ``message``, ``pid``, and
 ``trace_id`` when an event is being handled (the ingest lane sets it per request, the worker per
 job; see :mod:`automate_core.context`), plus ``span_id`` when OpenTelemetry is tracing. So
-``grep <trace_id>`` follows one event through web and worker logs alike. Values passed with
+``grep <trace_id>`` follows one event through web and worker logs alike. Lines logged while the
+worker handles a job carry its ids as fields: ``event_id``, ``job_id``, and within a run
+``run_id``, ``workflow`` and ``step`` (a connector's own lines too). Values passed with
 ``extra=`` appear as fields; they are masked like the message.
 
 ``LOG_FORMAT=plain`` gives one readable line per record instead. Without ``LOG_FORMAT``, the format
@@ -32,7 +34,7 @@ from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 from automate_core.masking import masker
 
 FORMATS = ("json", "plain")
-PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(trace_id)s] %(message)s"
+PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(trace_id)s] %(message)s%(ids)s"
 
 
 class JsonFormatter(_JsonFormatter):
@@ -50,6 +52,7 @@ class JsonFormatter(_JsonFormatter):
         if not log_data.get("trace_id"):
             log_data.pop("trace_id", None)
         log_data.pop("color_message", None)  # uvicorn's ANSI-coloured copy of the message
+        log_data.pop("ids", None)  # the plain format's copy of the id fields
         span_id = tracing.current_span_id()
         if span_id:
             log_data["span_id"] = span_id

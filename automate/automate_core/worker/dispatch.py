@@ -41,7 +41,8 @@ class Dispatcher:
     async def execute(self, job: ClaimedJob) -> Settlement:
         """Run ``job`` and return what to record. Only cancellation escapes."""
         token = context.trace_id.set(job.event.trace_id if job.event else "")
-        try:  # the trace id stays set for the decision too: its log lines belong to the event
+        ids = context.log_fields.set({"job_id": job.id, **({"event_id": job.event.id} if job.event else {})})
+        try:  # the trace id and the ids stay set for the decision too: its log lines belong to the event
             try:
                 outcome, result = await self.run(job)
             except asyncio.CancelledError:
@@ -55,6 +56,7 @@ class Dispatcher:
                 outcome, result = JobOutcome(False, retryable=True, error=error), None
             return self.decide(job, outcome, result)
         finally:
+            context.log_fields.reset(ids)
             context.trace_id.reset(token)
 
     async def run(self, job: ClaimedJob) -> tuple[JobOutcome, Any]:

@@ -28,6 +28,7 @@ from automate_core.exceptions import (
     SecretsError,
 )
 from automate_core.plugins import registry
+from automate_governance.secrets import config
 
 
 class SecretsResolver:
@@ -37,16 +38,18 @@ class SecretsResolver:
         self._cache: dict[str, tuple[float, str]] = {}
 
     def _order(self) -> list[str]:
-        return list(self.order if self.order is not None else settings.SECRETS_BACKENDS)
+        return list(self.order if self.order is not None else config.names())
 
     def _ttl(self) -> float:
         return float(self.ttl if self.ttl is not None else settings.SECRETS_CACHE_TTL)
 
     def parse(self, ref: str) -> tuple[list[str], str]:
         prefix, sep, rest = ref.partition(":")
+        if sep and prefix in config.names():
+            return [prefix], rest
         if sep and prefix in registry.secrets_backends().codes():
-            order = self._order()
-            if prefix not in order:  # installed is not configured: only configured backends answer
+            if prefix not in config.backend_codes():  # installed but not configured: it answers nothing
+                order = self._order()
                 raise SecretAccessDeniedError(
                     f"Secret {ref!r} names the backend {prefix!r}, which is not in "
                     f"AUTOMATE_SECRETS_BACKENDS ({', '.join(order) or 'none'}); add it there to use it."
@@ -62,7 +65,7 @@ class SecretsResolver:
         unavailable: list[str] = []
         for code in backends:
             try:
-                backend = registry.secrets_backends().get(code)
+                backend = config.get_backend(code)
             except PluginError as exc:
                 raise SecretsBackendUnavailable(f"Secrets backend {code!r}: {exc}") from exc
             try:

@@ -43,8 +43,9 @@ class VaultSecretsBackend(SecretsBackend):
     code = "vault"
     name = "HashiCorp Vault (KV v2)"
 
-    def __init__(self, config: dict[str, Any] | None = None) -> None:
-        self._config = config
+    def __init__(self, config: dict[str, Any] | None = None, **options: Any) -> None:
+        # options: an AUTOMATE_SECRETS_BACKENDS entry's OPTIONS (url=..., mount=...), one Vault each
+        self._config = {**(config or {}), **options} if config is not None or options else None
         self._lock = threading.Lock()
         self._token: str | None = None
         self._token_expires = 0.0

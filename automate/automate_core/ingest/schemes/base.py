@@ -117,8 +117,9 @@ def require_secrets(secrets: Sequence[bytes]) -> None:
     if not secrets:
         raise signature_error(
             "no_secret_configured",
-            "The source has no usable signing secret; nothing can be verified. "
-            "Check the source's secret references in the admin.",
+            "The source has no usable signing secret; nothing can be verified. Its operator finds "
+            "the missing secret's name in the platform's log and sets it with `automate secrets set "
+            "NAME` or AUTOMATE_SECRET_NAME (in .env under `automate up`: no restart needed).",
         )
 
 
