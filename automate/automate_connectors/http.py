@@ -29,6 +29,7 @@ from automate_connectors.adapters.base import ConnectorAdapter, ConnectorConfigE
 from automate_connectors.calls import check_params
 from automate_core import masking
 from automate_core.exceptions import UnknownActionError
+from automate_core.observability import tracing
 
 _METHODS = ("get", "post", "put", "patch", "delete")
 _ALL_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
@@ -82,7 +83,10 @@ class HttpConnector(ConnectorAdapter):
         supplied = params.get("headers") or {}
         if not isinstance(supplied, dict):
             raise ConnectorError("http: 'headers' must be a mapping of names to values.", retryable=False)
-        defaults = idempotency.headers(context, params.get("idempotency_key"))
+        defaults = {
+            **tracing.outgoing_headers(),
+            **idempotency.headers(context, params.get("idempotency_key")),
+        }
         try:
             async with httpclient.guarded_client(timeout=float(timeout), transport=self._transport) as client:
                 response = await httpclient.request(

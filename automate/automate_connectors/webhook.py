@@ -28,6 +28,7 @@ from automate_connectors import httpclient, idempotency
 from automate_connectors.adapters.base import ConnectorAdapter, ConnectorError
 from automate_connectors.calls import check_call
 from automate_connectors.http import check_url
+from automate_core.observability import tracing
 
 _PARAMS = {"url", "payload", "secret", "id", "headers", "timeout", "idempotency_key"}
 TOLERANCE_SECONDS = 300
@@ -88,7 +89,8 @@ class WebhookConnector(ConnectorAdapter):
         override = params.get("idempotency_key", msg_id)  # by default the webhook-id itself
         headers = {
             **idempotency.merged(
-                idempotency.headers(context, override, "webhook"), dict(params.get("headers") or {})
+                {**tracing.outgoing_headers(), **idempotency.headers(context, override, "webhook")},
+                dict(params.get("headers") or {}),
             ),
             "content-type": "application/json",
             "webhook-id": msg_id,

@@ -58,7 +58,9 @@ class AutomateApplication:
         elif scope["type"] == "http" and scope["path"] in self.ops_routes:
             await self.ops_routes[scope["path"]](scope, receive, send)
         elif self.fast_path and scope["type"] == "http" and scope["path"].startswith(HOOKS_PREFIX):
-            with self.request_trace("webhook", **{"http.request.method": scope["method"]}):
+            incoming = next((v for k, v in scope.get("headers", ()) if k == b"traceparent"), None)
+            attributes = {"http.request.method": scope["method"], "url.path": scope["path"]}
+            with self.request_trace("webhook", incoming, **attributes):
                 await self._webhook(scope, receive, send)
         else:
             await self.django_app(scope, receive, send)

@@ -31,7 +31,7 @@ from automate_core.exceptions import (
 )
 from automate_core.execution import templating
 from automate_core.execution.journal import RunJournal, StepRecord
-from automate_core.observability import metrics
+from automate_core.observability import metrics, tracing
 from automate_core.outbox.store import ClaimedJob
 from automate_core.plugins import registry
 from automate_core.rules.engine import StepSpec, WorkflowSpec
@@ -93,6 +93,29 @@ class ActionSteps:
     dry_run: bool
 
     async def _run_step(
+        self,
+        run_id: int,
+        workflow: WorkflowSpec,
+        step: StepSpec,
+        scope: dict[str, Any],
+        job: ClaimedJob | None,
+        *,
+        name: str | None = None,
+    ) -> dict[str, Any]:
+        """Run one action step in a span of its own (its connector and action as attributes)."""
+        attributes: dict[str, Any] = {
+            "automate.step": name or step.name,
+            "automate.connector": step.connector,
+            "automate.action": step.action,
+            "automate.run.id": run_id,
+        }
+        with tracing.span(f"step {name or step.name}", **attributes) as span:
+            result = await self._run_step_inner(run_id, workflow, step, scope, job, name=name)
+            if span is not None:
+                span.set_attribute("automate.step.status", str(result.get("status")))
+            return result
+
+    async def _run_step_inner(
         self,
         run_id: int,
         workflow: WorkflowSpec,

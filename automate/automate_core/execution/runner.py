@@ -37,7 +37,7 @@ from automate_core.execution.actions import (
     now,
 )
 from automate_core.execution.journal import RunJournal
-from automate_core.observability import metrics
+from automate_core.observability import metrics, tracing
 from automate_core.outbox.store import ClaimedEvent, ClaimedJob
 from automate_core.rules.engine import StepSpec, WorkflowSpec
 
@@ -140,9 +140,24 @@ class WorkflowRunner(ActionSteps):
         """Run the plan's workflow; ``until`` stops after that step (test mode)."""
         workflow = plan.workflow
         attempt = job.spent if job else 1  # attempts spent; snoozes do not count
+        attributes: dict[str, Any] = {
+            "automate.workflow": workflow.name,
+            "automate.workflow.version": workflow.version,
+            "automate.event.id": event.id,
+        }
         try:
-            with log_context.bind(workflow=workflow.name, run_id=plan.run_id, event_id=event.id):
-                return await self._run(plan, event, job, attempt, until)
+            with (
+                log_context.bind(workflow=workflow.name, run_id=plan.run_id, event_id=event.id),
+                tracing.span(f"run {workflow.name}", **attributes) as span,
+            ):
+                outcome = await self._run(plan, event, job, attempt, until)
+                if span is not None:
+                    span.set_attribute("automate.run.id", outcome.run_id)
+                    status = (
+                        "waiting" if outcome.waiting else ("succeeded" if outcome.succeeded else "failed")
+                    )
+                    span.set_attribute("automate.run.status", status)
+                return outcome
         except LeaseExpired as exc:
             metrics.runs_finished.labels(workflow.name, "superseded").inc()
             return RunOutcome(workflow, plan.run_id or 0, False, str(exc), True, superseded=True)

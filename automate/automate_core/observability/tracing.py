@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import re
 import secrets
 import uuid
 from collections.abc import Iterator
@@ -32,7 +33,8 @@ def _optional(module: str) -> Any:
         return None
 
 
-# optional: pip install opentelemetry-sdk (or django-automate[otel]); Any, because it may be absent
+# the API is a dependency; the SDK (what records and exports spans) is the deployment's choice.
+# Any, and looked up once: tests swap them for None to play a process without OpenTelemetry
 otel_trace: Any = _optional("opentelemetry.trace")
 otel_context: Any = _optional("opentelemetry.context")
 
@@ -60,15 +62,55 @@ def current_span_id() -> str:
     return format(span_context.span_id, "016x") if span_context.is_valid else ""
 
 
+_TRACEPARENT = re.compile(r"^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:-.*)?$")
+
+
+def parse_traceparent(value: str | bytes | None) -> tuple[str, str, int] | None:
+    """(trace id, parent span id, flags) of a W3C ``traceparent`` header, or None when it is
+    absent or malformed (version ``ff``, all-zero ids, wrong lengths or case: ignored, as the
+    W3C Trace Context recommendation says)."""
+    if not value:
+        return None
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    match = _TRACEPARENT.match(text.strip())
+    if match is None:
+        return None
+    version, trace_id, span_id, flags = match.groups()
+    if version == "ff" or (version == "00" and len(text.strip()) != 55):
+        return None
+    if int(trace_id, 16) == 0 or int(span_id, 16) == 0:
+        return None
+    return trace_id, span_id, int(flags, 16)
+
+
+def traceparent() -> str:
+    """The ``traceparent`` to send on an outgoing call: the current span when one is recorded,
+    else the platform's trace id (``context.trace_id``) with a fresh span id; ``""`` without one."""
+    if otel_trace is not None:
+        current = otel_trace.get_current_span().get_span_context()
+        if current.is_valid:
+            return f"00-{current.trace_id:032x}-{current.span_id:016x}-{int(current.trace_flags):02x}"
+    trace_id = context.trace_id.get()
+    if not _is_trace_id(trace_id):
+        return ""
+    return f"00-{trace_id}-{secrets.token_hex(8)}-01"
+
+
+def outgoing_headers() -> dict[str, str]:
+    """W3C trace context for an outgoing HTTP call (connectors, LLM providers, webhooks)."""
+    value = traceparent()
+    return {"traceparent": value} if value else {}
+
+
 @contextlib.contextmanager
-def span(name: str, **attributes: Any) -> Iterator[None]:
-    """An OpenTelemetry span named ``name`` in the current trace (a no-op without the SDK).
+def span(name: str, *, span_kind: str = "INTERNAL", **attributes: Any) -> Iterator[Any]:
+    """An OpenTelemetry span named ``name`` in the current trace; yields it (None when not tracing).
 
     Inside a span it is a child span; otherwise its trace id is ``context.trace_id`` (when set),
     so the spans of one event share the platform's id across processes.
     """
     if not enabled():
-        yield
+        yield None
         return
     assert otel_trace is not None
     parent = None
@@ -84,19 +126,23 @@ def span(name: str, **attributes: Any) -> Iterator[None]:
         parent = otel_trace.set_span_in_context(otel_trace.NonRecordingSpan(remote))
     tracer = otel_trace.get_tracer(TRACER_NAME)
     attrs = {"automate.trace_id": trace_id, **attributes} if trace_id else attributes
-    with tracer.start_as_current_span(name, context=parent, attributes=attrs):
-        yield
+    kind = getattr(otel_trace.SpanKind, span_kind)
+    with tracer.start_as_current_span(name, context=parent, kind=kind, attributes=attrs) as current:
+        yield current
 
 
 @contextlib.contextmanager
-def request_trace(name: str, **attributes: Any) -> Iterator[str]:
+def request_trace(name: str, incoming: str | bytes | None = None, **attributes: Any) -> Iterator[str]:
     """Give one request a trace id for everything it logs and stores, and yield it.
 
-    When tracing, the request's span is a new root and its trace id becomes the platform's;
-    otherwise the id is :func:`new_trace_id`.
+    An ``incoming`` W3C ``traceparent`` (the sender's trace) is continued: its trace id becomes
+    the platform's, and when tracing the request's span is a child of the sender's span. Without
+    one, the request's span is a new root (its trace id becomes the platform's); without tracing
+    the id is :func:`new_trace_id`.
     """
+    parent_ids = parse_traceparent(incoming)
     if not enabled():
-        token = context.trace_id.set(new_trace_id())
+        token = context.trace_id.set(parent_ids[0] if parent_ids else new_trace_id())
         try:
             yield context.trace_id.get()
         finally:
@@ -104,7 +150,15 @@ def request_trace(name: str, **attributes: Any) -> Iterator[str]:
         return
     assert otel_trace is not None
     tracer = otel_trace.get_tracer(TRACER_NAME)
-    with tracer.start_as_current_span(name, context=otel_context.Context(), attributes=attributes) as root:
+    parent = otel_context.Context()
+    if parent_ids is not None:
+        remote = otel_trace.SpanContext(
+            trace_id=int(parent_ids[0], 16), span_id=int(parent_ids[1], 16), is_remote=True,
+            trace_flags=otel_trace.TraceFlags(parent_ids[2] & 1),
+        )  # fmt: skip
+        parent = otel_trace.set_span_in_context(otel_trace.NonRecordingSpan(remote))
+    kind = otel_trace.SpanKind.SERVER
+    with tracer.start_as_current_span(name, context=parent, kind=kind, attributes=attributes) as root:
         trace_id = format(root.get_span_context().trace_id, "032x")
         root.set_attribute("automate.trace_id", trace_id)
         token = context.trace_id.set(trace_id)

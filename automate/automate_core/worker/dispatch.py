@@ -22,6 +22,7 @@ from automate_core import context
 from automate_core.conf import settings
 from automate_core.exceptions import DatabaseUnavailable
 from automate_core.execution.engine import ExecutionEngine, JobOutcome
+from automate_core.observability import tracing
 from automate_core.outbox.retry import RetryPolicy
 from automate_core.outbox.store import ClaimedJob
 from automate_core.tasks import runner
@@ -60,7 +61,20 @@ class Dispatcher:
             context.trace_id.reset(token)
 
     async def run(self, job: ClaimedJob) -> tuple[JobOutcome, Any]:
-        """The job's outcome, and a result to store with it (Django tasks only)."""
+        """The job's outcome, and a result to store with it (Django tasks only), in a span of its own
+        (OpenTelemetry's messaging conventions: the outbox job is the message, processed)."""
+        attributes: dict[str, Any] = {
+            "messaging.system": "django_automate",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": "automate_outbox",
+            "messaging.message.id": str(job.id),
+            "automate.job.kind": job.kind,
+            "automate.job.attempt": job.attempts,
+        }
+        with tracing.span(f"process {job.kind} job", span_kind="CONSUMER", **attributes):
+            return await self._run(job)
+
+    async def _run(self, job: ClaimedJob) -> tuple[JobOutcome, Any]:
         if job.kind == "event":
             return await self.engine.handle_event(job), None
         if job.kind == "task":

@@ -28,6 +28,7 @@ import httpx
 
 from automate_core import masking
 from automate_core.conf import settings
+from automate_core.observability import tracing
 from automate_llm import tokens
 from automate_llm.providers.base import (
     LLMAuthError,
@@ -149,7 +150,10 @@ class HttpChatProvider(LLMProvider):
         call = self.build(messages, self.check_options(dict(options)))
         try:
             response = _sync_client().post(
-                call.url, headers=call.headers, json=call.body, timeout=call.timeout
+                call.url,
+                headers={**tracing.outgoing_headers(), **call.headers},
+                json=call.body,
+                timeout=call.timeout,
             )
         except httpx.TimeoutException as exc:
             raise LLMTimeoutError(f"{self.code}: no answer within {call.timeout:g}s.") from exc
@@ -161,7 +165,10 @@ class HttpChatProvider(LLMProvider):
         call = self.build(messages, self.check_options(dict(options)))
         try:
             response = await _async_client().post(
-                call.url, headers=call.headers, json=call.body, timeout=call.timeout
+                call.url,
+                headers={**tracing.outgoing_headers(), **call.headers},
+                json=call.body,
+                timeout=call.timeout,
             )
         except httpx.TimeoutException as exc:
             raise LLMTimeoutError(f"{self.code}: no answer within {call.timeout:g}s.") from exc
