@@ -20,6 +20,7 @@ SUBCOMMANDS = [
     "cancel",
     "approve",
     "waits",
+    "schema",
     "trigger",
     "test-step",
     "export",

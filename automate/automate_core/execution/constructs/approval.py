@@ -22,10 +22,11 @@ with a condition (``steps.approve.output.approved``).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from automate_core.conf import settings
 from automate_core.execution.constructs.base import (
+    DURATION,
     DefinitionProblem,
     LoadContext,
     check_keys,
@@ -49,10 +50,22 @@ class Approval:
     key = "approval"
     extra_keys: frozenset[str] = frozenset()
     durable = True
+    schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {
+            "prompt": {"type": "string"},
+            "timeout": DURATION,
+            "on_timeout": {"enum": list(ON_TIMEOUT)},
+            "notify": {"$ref": "#/$defs/inner_step"},
+        },
+        "required": ["prompt"],
+        "additionalProperties": False,
+    }
 
     def normalize(self, where: str, step: dict[str, Any], load: LoadContext) -> dict[str, Any]:
         where = f"{where}.approval"
-        spec = check_keys(where, step["approval"], {"prompt", "timeout", "on_timeout", "notify"}, {"prompt"})
+        keys, required = set(self.schema["properties"]), set(self.schema["required"])
+        spec = check_keys(where, step["approval"], keys, required)
         if not isinstance(spec["prompt"], str) or not spec["prompt"].strip():
             raise DefinitionProblem(f"{where}.prompt: the question the approver answers, as text.")
         on_timeout = spec.get("on_timeout", "reject")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from automate_core.exceptions import TemplateError, WorkflowError
 from automate_core.execution import templating
@@ -48,6 +48,8 @@ class Construct(Protocol):
     extra_keys: frozenset[str]
     #: parks the run on a wait (allowed only where a run can stop: top level and switch cases)
     durable: bool
+    #: the JSON Schema of the construct's value (``automate schema``); ``normalize`` checks its keys
+    schema: ClassVar[dict[str, Any]]
 
     def normalize(self, where: str, step: dict[str, Any], load: LoadContext) -> dict[str, Any]:
         """The construct's settings, validated, as stored in the version (``params``)."""
@@ -63,6 +65,12 @@ class Durable(Construct, Protocol):
         """(status, output, error) of the step once its wait is over (recorded when the run wakes)."""
         ...
 
+
+#: The JSON Schema of a duration (``automate schema``), as ``parse_duration`` reads it.
+DURATION: dict[str, Any] = {
+    "type": ["number", "string"],
+    "description": "seconds, or a duration such as 45s, 30m, 2h, 3d, 1h30m",
+}
 
 _DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*d)?\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*"
                        r"(?:(\d+(?:\.\d+)?)\s*m)?\s*(?:(\d+(?:\.\d+)?)\s*s)?\s*$")  # fmt: skip

@@ -18,9 +18,10 @@ chain of calls is at most ``AUTOMATE_FLOW_MAX_CALL_DEPTH`` deep.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from automate_core.execution.constructs.base import (
+    DURATION,
     DefinitionProblem,
     LoadContext,
     check_keys,
@@ -38,10 +39,16 @@ class Call:
     key = "call"
     extra_keys: frozenset[str] = frozenset()
     durable = True
+    schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {"workflow": {"type": "string"}, "input": {}, "timeout": DURATION},
+        "required": ["workflow"],
+        "additionalProperties": False,
+    }
 
     def normalize(self, where: str, step: dict[str, Any], load: LoadContext) -> dict[str, Any]:
         where = f"{where}.call"
-        spec = check_keys(where, step["call"], {"workflow", "input", "timeout"}, {"workflow"})
+        spec = check_keys(where, step["call"], set(self.schema["properties"]), set(self.schema["required"]))
         if not isinstance(spec["workflow"], str) or not spec["workflow"]:
             raise DefinitionProblem(f"{where}.workflow: the name of the workflow to call.")
         load.calls.append((f"{where}.workflow", spec["workflow"]))

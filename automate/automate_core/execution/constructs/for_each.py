@@ -16,7 +16,7 @@ again only the items that did not succeed. At most ``AUTOMATE_FLOW_MAX_ITEMS`` i
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from automate_core.conf import settings
 from automate_core.execution.constructs.base import LoadContext, check_int, check_template
@@ -30,6 +30,14 @@ class ForEach:
     key = "for_each"
     extra_keys: frozenset[str] = frozenset({"concurrency", "step"})
     durable = False
+    schema: ClassVar[dict[str, Any]] = {
+        "type": ["string", "array"],
+        "description": "the list, or a template giving it",
+    }
+    extra_schema: ClassVar[dict[str, Any]] = {
+        "concurrency": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "step": {"$ref": "#/$defs/inner_step"},
+    }
 
     def normalize(self, where: str, step: dict[str, Any], load: LoadContext) -> dict[str, Any]:
         from automate_core.execution.constructs.base import DefinitionProblem

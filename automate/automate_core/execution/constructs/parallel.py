@@ -14,7 +14,7 @@ that branch has ``continue_on_error``. At most ``AUTOMATE_FLOW_MAX_BRANCHES`` br
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from automate_core.conf import settings
 from automate_core.execution.constructs.base import DefinitionProblem, LoadContext
@@ -28,6 +28,11 @@ class Parallel:
     key = "parallel"
     extra_keys: frozenset[str] = frozenset()
     durable = False
+    schema: ClassVar[dict[str, Any]] = {
+        "type": "array",
+        "items": {"$ref": "#/$defs/inner_step"},
+        "minItems": 1,
+    }
 
     def normalize(self, where: str, step: dict[str, Any], load: LoadContext) -> dict[str, Any]:
         branches = step["parallel"]

@@ -7,9 +7,10 @@ duration of 0) goes on at once without parking.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from automate_core.execution.constructs.base import (
+    DURATION,
     DefinitionProblem,
     LoadContext,
     check_keys,
@@ -28,10 +29,15 @@ class Sleep:
     key = "sleep"
     extra_keys: frozenset[str] = frozenset()
     durable = True
+    schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {"for": DURATION, "until": {"type": "string", "description": "an ISO 8601 date-time"}},
+        "additionalProperties": False,
+    }
 
     def normalize(self, where: str, step: dict[str, Any], load: LoadContext) -> dict[str, Any]:
         where = f"{where}.sleep"
-        spec = check_keys(where, step["sleep"], {"for", "until"}, set())
+        spec = check_keys(where, step["sleep"], set(self.schema["properties"]), set())
         if ("for" in spec) == ("until" in spec):
             raise DefinitionProblem(f"{where}: give exactly one of 'for' (e.g. 3d) or 'until' (a date-time).")
         if "for" in spec:

@@ -17,7 +17,7 @@ they may sleep, wait or call, and later steps see their outputs by name. Values 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from automate_core.execution.constructs.base import DefinitionProblem, LoadContext, check_keys, check_template
 
@@ -30,13 +30,23 @@ class Switch:
     key = "switch"
     extra_keys: frozenset[str] = frozenset()
     durable = False
+    schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {
+            "on": {"type": "string"},
+            "cases": {"type": "object", "additionalProperties": {"$ref": "#/$defs/steps"}},
+            "default": {"$ref": "#/$defs/steps"},
+        },
+        "required": ["on", "cases"],
+        "additionalProperties": False,
+    }
 
     def normalize(self, where: str, step: dict[str, Any], load: LoadContext) -> dict[str, Any]:
         where = f"{where}.switch"
         spec = step["switch"]
         if isinstance(spec, dict) and True in spec and "on" not in spec:  # YAML 1.1 reads `on:` as true
             spec = {("on" if k is True else k): v for k, v in spec.items()}
-        spec = check_keys(where, spec, {"on", "cases", "default"}, {"on", "cases"})
+        spec = check_keys(where, spec, set(self.schema["properties"]), set(self.schema["required"]))
         if not isinstance(spec["cases"], dict) or not spec["cases"]:
             raise DefinitionProblem(f"{where}.cases: a mapping of values to lists of steps.")
 

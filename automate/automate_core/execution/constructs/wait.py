@@ -23,9 +23,10 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from automate_core.execution.constructs.base import (
+    DURATION,
     DefinitionProblem,
     LoadContext,
     check_keys,
@@ -58,11 +59,30 @@ class WaitForEvent:
     key = "wait_for_event"
     extra_keys: frozenset[str] = frozenset()
     durable = True
+    schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {
+            "source": {"type": "string"},
+            "event_type": {"type": "string"},
+            "match": {
+                "oneOf": [
+                    {"type": "string", "pattern": "^\\s*event\\.payload\\..+==.+$"},
+                    {"type": "object", "properties": {"path": {"type": "string"}, "equals": {}},
+                     "required": ["path", "equals"], "additionalProperties": False},
+                ]
+            },
+            "timeout": DURATION,
+            "lookback": DURATION,
+            "on_timeout": {"enum": ["continue", "fail"]},
+        },
+        "required": ["source", "event_type", "match"],
+        "additionalProperties": False,
+    }  # fmt: skip
 
     def normalize(self, where: str, step: dict[str, Any], load: LoadContext) -> dict[str, Any]:
         where = f"{where}.wait_for_event"
-        allowed = {"source", "event_type", "match", "timeout", "lookback", "on_timeout"}
-        spec = check_keys(where, step["wait_for_event"], allowed, {"source", "event_type", "match"})
+        allowed, required = set(self.schema["properties"]), set(self.schema["required"])
+        spec = check_keys(where, step["wait_for_event"], allowed, required)
         for key in ("source", "event_type"):
             if not isinstance(spec[key], str) or not _LITERAL.match(spec[key]):
                 raise DefinitionProblem(
