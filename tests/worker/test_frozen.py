@@ -1,0 +1,106 @@
+"""A frozen worker cannot stall its job: it is done by another worker within the lease bound.
+
+A worker frozen (``SIGSTOP``, a paused VM, a host cut off) must not hold anything another worker
+needs: its jobs are back in the queue within ``lease + rescue interval`` and then run to the end.
+The dangerous moment is the run journal's flush that ends a run: had the worker sent its
+run-finishing UPDATE but not yet its COMMIT, its backend would hold that run's row lock forever
+(a backend waiting for the rest of a pipeline is "active", so no idle-in-transaction timeout ends
+it), and the worker that takes the job over would wait on that lock forever.
+
+Also here: what bounds the other waits a frozen or partitioned peer could cause (the platform
+connections' idle-in-transaction timeout and TCP keepalives, and the takeover's lock timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from asgiref.sync import sync_to_async
+from django.test import override_settings
+
+from automate_core import db
+from automate_core.models import ExecutionRun, OutboxJob
+from automate_core.outbox.store import OutboxStore
+from automate_core.worker.dispatch import Dispatcher
+from tests.conftest import database_url
+from tests.helpers import eventually
+from tests.worker.test_faults import (  # noqa: F401  (probe_connector: an autouse fixture)
+    PROBE_WORKFLOW,
+    Workers,
+    bulk_events,
+    load_and_enqueue,
+    probe_connector,
+    workers,
+)
+
+pytestmark = pytest.mark.usefixtures("live_db")
+
+LEASE = 2.0
+RESCUE = 0.5
+
+
+def stopped(pid: int) -> bool:
+    """True once ``pid`` (a child) has stopped on a signal; reaps nothing."""
+    info = os.waitid(os.P_PID, pid, os.WSTOPPED | os.WNOHANG | os.WNOWAIT)
+    return info is not None and info.si_code == os.CLD_STOPPED
+
+
+@pytest.mark.slow
+async def test_a_worker_frozen_while_ending_its_run_does_not_stall_the_job(
+    workers: Workers, tmp_path: Path
+) -> None:
+    path = tmp_path / "probe.yaml"
+    path.write_text(PROBE_WORKFLOW % 0)
+    await sync_to_async(load_and_enqueue)(path, 0)
+    marker = tmp_path / "frozen.pid"
+    workers.env["AUTOMATE_TEST_FREEZE_MARKER"] = str(marker)  # whichever runs the job first freezes
+    flags = ("--lease", str(LEASE), "--rescue-interval", str(RESCUE))
+    procs = [workers.start(*flags), workers.start(*flags)]
+    await eventually(lambda: all("started" in workers.log(p) for p in procs), within=60)
+    await sync_to_async(bulk_events)(1)
+
+    await eventually(marker.exists, within=30, message="no worker ran the job")
+    frozen_pid = int(marker.read_text() or 0) or await _pid_from(marker)
+    (frozen,) = [p for p in procs if p.pid == frozen_pid]
+    (other,) = [p for p in procs if p is not frozen]
+    await eventually(lambda: stopped(frozen.pid), within=10, message="the worker did not freeze")
+    frozen_at = time.monotonic()
+
+    # the bound: the frozen worker's lease runs out (at most LEASE after its last heartbeat, which
+    # is before the freeze), the next rescue (RESCUE, jittered) hands the job back, the other
+    # worker claims and finishes it; 5 s of slack for a loaded machine
+    bound = LEASE + RESCUE * 1.1 + 5.0
+    try:
+        await eventually(
+            lambda: OutboxJob.objects.filter(status="completed").exists(),
+            within=bound,
+            message=f"the job was not completed by the other worker within {bound:.1f}s of the freeze",
+        )
+    finally:
+        waited = time.monotonic() - frozen_at
+        os.kill(frozen.pid, signal.SIGCONT)
+    job = await OutboxJob.objects.aget()
+    assert job.attempts == 2  # it was taken over: the frozen worker's claim was rescued
+    assert waited < bound
+    # the frozen worker's run had ended when it froze: the takeover saw it done and did not redo it
+    runs = [r.status async for r in ExecutionRun.objects.filter(event_id=job.event_id)]
+    assert runs == ["succeeded"]
+    calls = workers.calls()[job.event_id]
+    assert [(c["pid"], c["phase"]) for c in calls] == [(frozen.pid, "start"), (frozen.pid, "end")]
+    # resumed, the frozen worker finds its claim taken over and stops cleanly
+    assert workers.stop(frozen) == 0, workers.log(frozen)
+    assert workers.stop(other) == 0, workers.log(other)
+
+
+async def _pid_from(marker: Path) -> int:
+    """The marker is created, then its pid written: wait for the write."""
+    await eventually(lambda: bool(marker.read_text()), within=5)
+    return int(marker.read_text())
