@@ -104,3 +104,45 @@ async def _pid_from(marker: Path) -> int:
     """The marker is created, then its pid written: wait for the write."""
     await eventually(lambda: bool(marker.read_text()), within=5)
     return int(marker.read_text())
+
+
+async def test_platform_connections_free_the_locks_of_a_session_that_stopped_talking(
+    settings: Any,
+) -> None:
+    """A platform session that stops in the middle of a transaction (its process froze between
+    two statements) is ended by PostgreSQL and its locks freed; keepalives are set at both ends."""
+    settings.AUTOMATE_DB_IDLE_IN_TRANSACTION_TIMEOUT = 0.5
+    settings.AUTOMATE_DB_TCP_KEEPALIVE = 4.0
+    await db.close_pool()  # new connections, with these settings
+    await sync_to_async(bulk_events)(1)
+    job_id = (await OutboxJob.objects.aget()).id
+    pool = await db.get_pool()
+    try:
+        async with pool.connection() as conn:
+            shown = {
+                name: (await (await conn.execute(f"SHOW {name}")).fetchone())[0]  # type: ignore[index]
+                for name in (
+                    "idle_in_transaction_session_timeout", "tcp_keepalives_idle",
+                    "tcp_keepalives_interval", "tcp_keepalives_count", "tcp_user_timeout",
+                )
+            }  # fmt: skip
+            assert shown == {
+                "idle_in_transaction_session_timeout": "500ms",
+                "tcp_keepalives_idle": "4",  # seconds
+                "tcp_keepalives_interval": "2",
+                "tcp_keepalives_count": "3",
+                "tcp_user_timeout": "10000",  # milliseconds
+            }
+            assert conn.info.get_parameters().get("keepalives_idle") == "4"  # and the client's side
+            await conn.execute("BEGIN")
+            await conn.execute("UPDATE automate_outbox_job SET updated_at = now() WHERE id = %s", (job_id,))
+            # ... and now this session says nothing more: another one waits for the row lock
+            async with await psycopg.AsyncConnection.connect(database_url(), autocommit=True) as other:
+                await other.execute("SET lock_timeout = '10s'")  # before the fix: LockNotAvailable
+                started = time.monotonic()
+                await other.execute("SELECT 1 FROM automate_outbox_job WHERE id = %s FOR UPDATE", (job_id,))
+                assert time.monotonic() - started < 5
+            with pytest.raises(psycopg.Error):  # the stuck session was ended by the server
+                await conn.execute("SELECT 1")
+    finally:
+        await db.close_pool()
