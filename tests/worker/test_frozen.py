@@ -17,19 +17,16 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from asgiref.sync import sync_to_async
-from django.test import override_settings
 
 from automate_core import db
 from automate_core.models import ExecutionRun, OutboxJob
-from automate_core.outbox.store import OutboxStore
-from automate_core.worker.dispatch import Dispatcher
 from tests.conftest import database_url
 from tests.helpers import eventually
 from tests.worker.test_faults import (  # noqa: F401  (probe_connector: an autouse fixture)
@@ -38,7 +35,6 @@ from tests.worker.test_faults import (  # noqa: F401  (probe_connector: an autou
     bulk_events,
     load_and_enqueue,
     probe_connector,
-    workers,
 )
 
 pytestmark = pytest.mark.usefixtures("live_db")
@@ -51,6 +47,16 @@ def stopped(pid: int) -> bool:
     """True once ``pid`` (a child) has stopped on a signal; reaps nothing."""
     info = os.waitid(os.P_PID, pid, os.WSTOPPED | os.WNOHANG | os.WNOWAIT)
     return info is not None and info.si_code == os.CLD_STOPPED
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Workers]:
+    w = Workers(tmp_path, database_url())
+    yield w
+    for proc, _log in w.procs:  # one may still be stopped: let it go on, then stop it
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+    w.stop_all()
 
 
 @pytest.mark.slow
@@ -67,8 +73,11 @@ async def test_a_worker_frozen_while_ending_its_run_does_not_stall_the_job(
     await eventually(lambda: all("started" in workers.log(p) for p in procs), within=60)
     await sync_to_async(bulk_events)(1)
 
-    await eventually(marker.exists, within=30, message="no worker ran the job")
-    frozen_pid = int(marker.read_text() or 0) or await _pid_from(marker)
+    # the marker is created, then the pid written into it
+    await eventually(
+        lambda: marker.exists() and marker.read_text().strip(), within=30, message="no worker ran the job"
+    )
+    frozen_pid = int(await asyncio.to_thread(marker.read_text))
     (frozen,) = [p for p in procs if p.pid == frozen_pid]
     (other,) = [p for p in procs if p is not frozen]
     await eventually(lambda: stopped(frozen.pid), within=10, message="the worker did not freeze")
@@ -98,12 +107,6 @@ async def test_a_worker_frozen_while_ending_its_run_does_not_stall_the_job(
     # resumed, the frozen worker finds its claim taken over and stops cleanly
     assert workers.stop(frozen) == 0, workers.log(frozen)
     assert workers.stop(other) == 0, workers.log(other)
-
-
-async def _pid_from(marker: Path) -> int:
-    """The marker is created, then its pid written: wait for the write."""
-    await eventually(lambda: bool(marker.read_text()), within=5)
-    return int(marker.read_text())
 
 
 async def test_platform_connections_free_the_locks_of_a_session_that_stopped_talking(

@@ -7,8 +7,9 @@ Here every write is handed to a flusher instead and awaited: the flusher takes w
 pending (of every job, of all three kinds), writes it with one array statement per kind
 (``queries.START_RUNS``, ``RECORD_STEPS``, ``FINISH_RUNS``; the records go as one JSON document,
 dumped in C, rather than as a dozen arrays dumped element by element) in one transaction, sent
-as one message (see ``_write``), and answers each waiting write once that transaction has committed. So a write returns only when it is durable,
-exactly as before, but a hundred jobs share a commit. While one flush is in flight the next
+as one message (see ``_write``), and answers each waiting write once that transaction has
+committed. So a write returns only when it is durable, exactly as before, but a hundred jobs share
+a commit. While one flush is in flight the next
 writes gather for the next; ``AUTOMATE_JOURNAL_FLUSHERS`` flushes may be in flight at once.
 
 A batch the database refuses for a reason of its own (not an outage) is written again record by

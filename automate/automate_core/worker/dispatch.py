@@ -9,7 +9,8 @@
 * A database outage in the middle of a job is not the job's fault: it is released (not spent)
   and runs again once the database answers. So is a takeover that could not get the row lock of
   the run its earlier claim left running within ``AUTOMATE_DB_TAKEOVER_LOCK_TIMEOUT``: released,
-  to try again later, without holding a pooled connection meanwhile. Any other unexpected error is a retryable failure.
+  to try again later, without holding a pooled connection meanwhile. Any other unexpected error
+  is a retryable failure.
 """
 
 from __future__ import annotations
