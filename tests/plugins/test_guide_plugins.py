@@ -19,6 +19,7 @@ from automate_connectors.adapters.base import ConnectorAdapter, ConnectorError, 
 from automate_core.exceptions import LLMInvalidOptionsError
 from automate_core.plugins import registry
 from automate_governance.secrets.interfaces import SecretsBackend
+from automate_llm.providers.base import LLMProvider
 from automate_testing.contracts import (
     ConnectorContractTest,
     LLMProviderContractTest,
@@ -189,7 +190,7 @@ def test_a_guide_literal_llm_provider_passes() -> None:
             return super().chat(messages, options)
 
     class TestRefusing(LLMProviderContractTest):
-        provider_cls = Refusing
+        provider_cls: ClassVar[type[LLMProvider] | None] = Refusing
         invalid_options: ClassVar[list[dict[str, Any]]] = [{"temperature_x": 1}]
         contract_opt_in: ClassVar[frozenset[str] | set[str]] = {"invalid_options_not_retryable"}
 

@@ -97,6 +97,7 @@ async def test_a_worker_frozen_while_ending_its_run_does_not_stall_the_job(
         waited = time.monotonic() - frozen_at
         os.kill(frozen.pid, signal.SIGCONT)
     job = await OutboxJob.objects.aget()
+    assert job.event_id is not None
     assert job.attempts == 2  # it was taken over: the frozen worker's claim was rescued
     assert waited < bound
     # the frozen worker's run had ended when it froze: the takeover saw it done and did not redo it
@@ -123,7 +124,7 @@ async def test_platform_connections_free_the_locks_of_a_session_that_stopped_tal
     try:
         async with pool.connection() as conn:
             shown = {
-                name: (await (await conn.execute(f"SHOW {name}")).fetchone())[0]  # type: ignore[index]
+                name: (await (await conn.execute(f"SHOW {name}")).fetchone())[0]
                 for name in (
                     "idle_in_transaction_session_timeout", "tcp_keepalives_idle",
                     "tcp_keepalives_interval", "tcp_keepalives_count", "tcp_user_timeout",
