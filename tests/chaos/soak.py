@@ -184,11 +184,11 @@ async def soak(platform: Platform, url: str, *, minutes: float, rate: float) -> 
                        {"web": web_fds, "worker": w_fds}, depth, p99)
             )  # fmt: skip
 
-    # Idle pooled connections are dropped after 2 s, well before the server's keep-alive timeout
-    # (``automate serve --timeout-keep-alive``, 5 s): a client that keeps them as long as the server
-    # does (httpx's default is 5 s too) sometimes sends on a connection the server is just closing,
-    # and gets a reset that says nothing about the platform (the load-balancer rule of
-    # docs/operations.md: the client side must time out first).
+    # Idle pooled connections are dropped after 2 s, before the server's keep-alive timeout
+    # (``automate serve --timeout-keep-alive``, 5 s; httpx keeps them 5 s too by default): a client
+    # that keeps an idle connection as long as the server does can send on one the server is just
+    # closing and get a reset that says nothing about the platform (the load-balancer rule of
+    # docs/operations.md). A precaution: that race was not reproduced here.
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=100, keepalive_expiry=2.0)
     async with httpx.AsyncClient(timeout=10.0, limits=limits) as client:
         sampling = asyncio.create_task(sampler())
