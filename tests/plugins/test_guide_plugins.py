@@ -117,6 +117,32 @@ def test_optional_connector_checks_run_when_opted_in_and_tell_the_plugins_apart(
     assert outcome(TestTypo)["failed"] == {"test_contract_opt_ins_exist"}
 
 
+def test_any_refusal_of_an_invalid_config_keeps_the_guide() -> None:
+    """The guide names no error type for ``validate_config``: refusing with a ``ValueError`` keeps
+    its contract (``ConnectorConfigError`` is the optional check)."""
+
+    class ValueErrorERP(MyERPAdapter):
+        code = "value_error_erp"
+
+        def validate_config(self, config: dict) -> None:
+            if "base_url" not in config:
+                raise ValueError("base_url is required")
+
+    class TestValueError(ConnectorContractTest):
+        adapter_cls = ValueErrorERP
+        valid_config: ClassVar[dict[str, Any] | None] = {"base_url": "https://erp.example.com"}
+        invalid_configs: ClassVar[list[dict[str, Any]]] = [{}]
+
+    class TestValueErrorStrict(TestValueError):
+        contract_opt_in: ClassVar[frozenset[str] | set[str]] = {"config_errors_are_config_errors"}
+
+    assert outcome(TestValueError)["failed"] == set()
+    assert "test_contract_validate_config" in outcome(TestValueError)["passed"]
+    assert outcome(TestValueErrorStrict)["failed"] == {
+        "test_contract_optional_config_errors_are_config_errors"
+    }
+
+
 def test_a_connector_that_refuses_no_invalid_config_still_fails() -> None:
     class Lax(MyERPAdapter):
         code = "lax_erp"
