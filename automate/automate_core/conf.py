@@ -122,6 +122,16 @@ class Defaults:
     #: Connections in each process's async psycopg pool.
     DB_POOL_MIN_SIZE: int = 1
     DB_POOL_MAX_SIZE: int = 16
+    #: Seconds a platform connection may sit idle inside a transaction before PostgreSQL ends it
+    #: (its process froze or was cut off: its locks are freed). Keep it below LEASE_SECONDS; 0: off.
+    DB_IDLE_IN_TRANSACTION_TIMEOUT: float = 5.0
+    #: Seconds of silence before TCP keepalives probe a platform connection, at both ends (three
+    #: probes, half this apart; unacknowledged data times out alike): a peer cut off is dropped
+    #: after about 2.5x this. 0 leaves the system's defaults (hours).
+    DB_TCP_KEEPALIVE: float = 5.0
+    #: Seconds a takeover (a new claim closing the run its earlier claim left running) waits for
+    #: that run's row lock; past it the job is handed back to try again later (attempt not spent).
+    DB_TAKEOVER_LOCK_TIMEOUT: float = 2.0
     #: Largest webhook body accepted, in bytes.
     MAX_BODY_BYTES: int = 1024 * 1024
     #: Serve ``/hooks/`` in a lean ASGI lane in front of Django's request handler.

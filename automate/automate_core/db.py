@@ -7,13 +7,24 @@ same ``DATABASES`` entry Django uses (so tests that switch to a test database fo
 Connections are in autocommit mode: a statement is its own transaction unless the caller opens one
 with ``async with conn.transaction()``. Never keep a connection or transaction on an object other
 tasks share; take one from the pool for the span of one unit of work.
+
+A process that freezes (``SIGSTOP``, a paused VM) or is cut off from the database must not hold
+anything the others need for longer than a lease. So every platform connection is bounded at both
+ends: PostgreSQL ends a session left idle inside a transaction after
+``AUTOMATE_DB_IDLE_IN_TRANSACTION_TIMEOUT`` (freeing its locks), and TCP keepalives (client and
+server side, plus a TCP user timeout for unacknowledged data) drop a peer that stopped answering
+after about 2.5 x ``AUTOMATE_DB_TCP_KEEPALIVE``. The idle-in-transaction timeout only applies
+between statements that were synced: a transaction must therefore never be *pipelined* in pieces
+(the backend of a half-sent pipeline counts as active); send it as one message instead
+(``execution.grouped``). A statement that takes over another claim's row waits for its lock at
+most ``AUTOMATE_DB_TAKEOVER_LOCK_TIMEOUT`` (:func:`execute_bounded`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 from psycopg.conninfo import make_conninfo
@@ -53,7 +64,47 @@ def conninfo(alias: str = "default") -> str:
         if key not in {"pool", "server_side_binding", "assume_role", "isolation_level"}:
             kwargs[key] = value
     kwargs.setdefault("application_name", "django-automate")
+    for key, value in keepalives().items():
+        kwargs.setdefault(key, value)
     return make_conninfo("", **kwargs)
+
+
+def keepalives() -> dict[str, int]:
+    """libpq's client-side TCP keepalive parameters (ignored on Unix sockets)."""
+    idle = float(settings.DB_TCP_KEEPALIVE)
+    if idle <= 0:
+        return {}
+    return {
+        "keepalives": 1,
+        "keepalives_idle": max(1, round(idle)),
+        "keepalives_interval": max(1, round(idle / 2)),
+        "keepalives_count": 3,
+        "tcp_user_timeout": max(1000, round(idle * 2.5 * 1000)),
+    }
+
+
+def session_settings() -> dict[str, str]:
+    """What every platform session sets on the server (``SET``, so that poolers accept it)."""
+    values: dict[str, str] = {}
+    idle_tx = float(settings.DB_IDLE_IN_TRANSACTION_TIMEOUT)
+    if idle_tx > 0:
+        values["idle_in_transaction_session_timeout"] = f"{max(1, round(idle_tx * 1000))}ms"
+    client = keepalives()
+    if client:  # the server's side of the same keepalives
+        values["tcp_keepalives_idle"] = str(client["keepalives_idle"])
+        values["tcp_keepalives_interval"] = str(client["keepalives_interval"])
+        values["tcp_keepalives_count"] = str(client["keepalives_count"])
+        values["tcp_user_timeout"] = str(client["tcp_user_timeout"])
+    return values
+
+
+async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    """Apply :func:`session_settings` to a new connection (one round trip)."""
+    values = session_settings()
+    if values:
+        names = list(values)
+        query = "SELECT " + ", ".join("set_config(%s, %s, false)" for _ in names)
+        await conn.execute(query.encode(), [x for name in names for x in (name, values[name])])
 
 
 async def get_pool() -> AsyncConnectionPool[Any]:
@@ -66,6 +117,7 @@ async def get_pool() -> AsyncConnectionPool[Any]:
             min_size=settings.DB_POOL_MIN_SIZE,
             max_size=settings.DB_POOL_MAX_SIZE,
             kwargs={"autocommit": True},
+            configure=configure,
             open=False,
             name="automate",
             timeout=10.0,
@@ -102,4 +154,25 @@ def recheck_soon(pool: AsyncConnectionPool[Any]) -> None:
 
 async def connect(**kwargs: Any) -> psycopg.AsyncConnection[dict[str, Any]]:
     """A dedicated connection outside the pool (for LISTEN)."""
-    return await psycopg.AsyncConnection.connect(conninfo(), autocommit=True, row_factory=dict_row, **kwargs)
+    conn = await psycopg.AsyncConnection.connect(conninfo(), autocommit=True, row_factory=dict_row, **kwargs)
+    try:
+        await configure(conn)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+async def execute_bounded(
+    query: LiteralString, params: dict[str, Any], lock_timeout: float
+) -> list[tuple[Any, ...]]:
+    """One statement that may have to wait for another session's row lock, waiting at most
+    ``lock_timeout`` seconds: past that, ``psycopg.errors.LockNotAvailable`` (the caller tries
+    again later). Its rows, if it returns any."""
+    pool = await get_pool()
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(
+            "SELECT set_config('lock_timeout', %s, true)", (f"{max(1, round(lock_timeout * 1000))}ms",)
+        )
+        cur = await conn.execute(query, params)
+        return await cur.fetchall() if cur.description else []

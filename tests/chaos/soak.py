@@ -10,8 +10,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -32,14 +34,65 @@ class Sample:
     p99_ms: float
 
 
+#: Failure kinds that are the platform's: a server error, or a connection it dropped or refused.
+PLATFORM_KINDS = ("5xx", "reset", "refused", "transport")
+
+
+def failure_kind(outcome: httpx.Response | Exception) -> str:
+    """What a webhook that was not accepted got: ``5xx``, ``4xx`` (refused by the platform:
+    ``429`` is back-pressure), ``reset`` (the connection was closed or reset before an answer),
+    ``refused`` (no connection), ``timeout`` (the sender gave up waiting: on an overloaded machine
+    that is the sender's limit, not a lost webhook), or ``transport`` (any other transport error)."""
+    if isinstance(outcome, httpx.Response):
+        return "5xx" if outcome.status_code >= 500 else "4xx"
+    if isinstance(outcome, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(outcome, httpx.ConnectError):
+        return "refused"
+    if isinstance(outcome, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        return "reset"
+    return "transport"
+
+
 @dataclass
 class SoakResult:
     minutes: float
     rate: float
     sent: int = 0
     accepted: int = 0
-    failed: int = 0
+    #: Webhooks not accepted, by kind (``failure_kind``), and the first few of each, described.
+    failures: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    #: Events the platform stored (counted once the load has stopped): never fewer than accepted.
+    stored: int = 0
     samples: list[Sample] = field(default_factory=list)
+
+    def record_failure(self, outcome: httpx.Response | Exception, elapsed_ms: float, at: float) -> None:
+        kind = failure_kind(outcome)
+        self.failures[kind] += 1
+        if isinstance(outcome, httpx.Response):
+            what = f"HTTP {outcome.status_code} {outcome.text[:200]!r}"
+        else:
+            what = f"{type(outcome).__name__}: {outcome!r}"
+            cause = outcome.__cause__ or outcome.__context__
+            if cause is not None:
+                what += f" (from {type(cause).__name__}: {cause})"
+        examples = self.examples.setdefault(kind, [])
+        if len(examples) < 5:
+            examples.append(f"t={at:.1f}s after {elapsed_ms:.0f} ms: {what}")
+
+    @property
+    def failed(self) -> int:
+        """Webhooks the platform failed (5xx, resets, refused or broken connections)."""
+        return sum(self.failures[k] for k in PLATFORM_KINDS)
+
+    @property
+    def refused_4xx(self) -> int:
+        return self.failures["4xx"]
+
+    @property
+    def sender_timeouts(self) -> int:
+        return self.failures["timeout"]
 
     def slope(self, values: list[float]) -> float:
         """Least-squares slope per minute over the second half (after warm-up)."""
@@ -52,7 +105,7 @@ class SoakResult:
         denom = sum((x - mx) ** 2 for x in xs) or 1.0
         return 60.0 * sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / denom
 
-    def summary(self) -> dict[str, float]:
+    def summary(self) -> dict[str, Any]:
         worker_rss = [s.rss_mb.get("worker", 0.0) for s in self.samples]
         web_rss = [s.rss_mb.get("web", 0.0) for s in self.samples]
         fds = [float(sum(s.fds.values())) for s in self.samples]
@@ -65,6 +118,11 @@ class SoakResult:
             "sent": self.sent,
             "accepted": self.accepted,
             "failed": self.failed,
+            "refused_4xx": self.refused_4xx,
+            "sender_timeouts": self.sender_timeouts,
+            "stored": self.stored,
+            "failures": dict(self.failures),
+            "failure_examples": self.examples,
             "p99_ms_first_half": statistics.median(p99[:half]) if half else 0.0,
             "p99_ms_second_half": statistics.median(p99[half:]) if p99 else 0.0,
             "p99_ms_slope_per_min": self.slope(p99),
@@ -93,14 +151,14 @@ async def soak(platform: Platform, url: str, *, minutes: float, rate: float) -> 
         t0 = time.perf_counter()
         try:
             response = await client.post(platform.hooks_url, content=body, headers=headers)
-        except httpx.TransportError:
-            result.failed += 1
+        except httpx.TransportError as exc:
+            result.record_failure(exc, (time.perf_counter() - t0) * 1000, time.monotonic() - started)
             return
         latencies.append((time.perf_counter() - t0) * 1000)
         if response.status_code == 202:
             result.accepted += 1
         else:
-            result.failed += 1
+            result.record_failure(response, latencies[-1], time.monotonic() - started)
 
     async def sampler() -> None:
         assert platform.web is not None
@@ -126,7 +184,13 @@ async def soak(platform: Platform, url: str, *, minutes: float, rate: float) -> 
                        {"web": web_fds, "worker": w_fds}, depth, p99)
             )  # fmt: skip
 
-    async with httpx.AsyncClient(timeout=10.0) as client:
+    # Idle pooled connections are dropped after 2 s, before the server's keep-alive timeout
+    # (``automate serve --timeout-keep-alive``, 5 s; httpx keeps them 5 s too by default): a client
+    # that keeps an idle connection as long as the server does can send on one the server is just
+    # closing and get a reset that says nothing about the platform (the load-balancer rule of
+    # docs/operations.md). A precaution: that race was not reproduced here.
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=100, keepalive_expiry=2.0)
+    async with httpx.AsyncClient(timeout=10.0, limits=limits) as client:
         sampling = asyncio.create_task(sampler())
         tasks: set[asyncio.Task[None]] = set()
         i = 0
@@ -141,6 +205,9 @@ async def soak(platform: Platform, url: str, *, minutes: float, rate: float) -> 
         result.sent = i
         await asyncio.gather(*tasks)
         await sampling
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM automate_event WHERE source = 'chaos'").fetchone()
+    result.stored = int(row[0]) if row else 0
     return result
 
 

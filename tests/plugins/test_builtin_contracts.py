@@ -46,6 +46,7 @@ DB_KEY = base64.urlsafe_b64encode(b"k" * 32).decode()
 
 class TestLogConnector(ConnectorContractTest):
     adapter_cls = LogConnector
+    contract_opt_in: ClassVar[set[str]] = {"unknown_action_not_retryable"}  # the built-ins keep them all
 
     def sample_actions(self) -> dict[str, dict[str, Any]]:
         return {"info": {"message": "hello"}, "warning": {"message": "careful"}}
@@ -58,6 +59,7 @@ class TestHttpConnector(ConnectorContractTest):
     adapter_cls = HttpConnector
     valid_config: ClassVar[dict[str, Any]] = {"timeout": 5}
     invalid_configs: ClassVar[list[dict[str, Any]]] = [{"timeout": -1}, {"timeout": "soon"}, {"retries": 3}]
+    contract_opt_in: ClassVar[set[str]] = {"unknown_action_not_retryable", "config_errors_are_config_errors"}
 
     def failure_cases(self) -> list[tuple[str, dict[str, Any]]]:
         return [("get", {"url": "http://example.com/"}), ("post", {"url": "ftp://example.com/"}),
@@ -66,6 +68,7 @@ class TestHttpConnector(ConnectorContractTest):
 
 class TestSlackConnector(ConnectorContractTest):
     adapter_cls = SlackConnector
+    contract_opt_in: ClassVar[set[str]] = {"unknown_action_not_retryable"}  # the built-ins keep them all
 
     def failure_cases(self) -> list[tuple[str, dict[str, Any]]]:
         return [("webhook", {"url": "https://hooks.slack.com/services/T/B/X", "text": "hi"}),
@@ -75,6 +78,7 @@ class TestSlackConnector(ConnectorContractTest):
 
 class TestEmailConnector(ConnectorContractTest):
     adapter_cls = EmailConnector
+    contract_opt_in: ClassVar[set[str]] = {"unknown_action_not_retryable"}  # the built-ins keep them all
 
     def setUp(self) -> None:
         self.enterContext(override_settings(MAILERS={"default": {"BACKEND": LOCMEM}}))
@@ -89,6 +93,7 @@ class TestEmailConnector(ConnectorContractTest):
 
 class TestWebhookConnector(ConnectorContractTest):
     adapter_cls = WebhookConnector
+    contract_opt_in: ClassVar[set[str]] = {"unknown_action_not_retryable"}  # the built-ins keep them all
 
     def failure_cases(self) -> list[tuple[str, dict[str, Any]]]:
         return [("send", {"url": "https://example.com/hook", "payload": {}, "secret": "s3cret"}),
@@ -97,6 +102,7 @@ class TestWebhookConnector(ConnectorContractTest):
 
 class TestLLMConnector(ConnectorContractTest):
     adapter_cls = LLMConnector
+    contract_opt_in: ClassVar[set[str]] = {"unknown_action_not_retryable"}  # the built-ins keep them all
 
     def setUp(self) -> None:
         self.enterContext(override_settings(AUTOMATE_LLM_BUDGETS={}))
@@ -186,6 +192,8 @@ class TestEchoProvider(LLMProviderContractTest):
 
 class _ServedProvider(LLMProviderContractTest):
     path: ClassVar[str] = ""
+    invalid_options: ClassVar[list[dict[str, Any]]] = [{"__automate_contract_unknown_option__": 1}]
+    contract_opt_in: ClassVar[set[str]] = {"invalid_options_not_retryable"}
 
     def make_provider(self) -> LLMProvider:
         self.server = FakeServer().start()

@@ -13,15 +13,19 @@ import asyncio
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
+import psycopg
 import pytest
 from asgiref.sync import sync_to_async
 
 from automate_connectors.adapters.base import ConnectorAdapter
+from automate_core import db
 from automate_core.execution.engine import ExecutionEngine
 from automate_core.ingest.ingestor import emit
 from automate_core.models import ExecutionRun, OutboxJob, StepRun
 from automate_core.outbox.store import ClaimedJob, OutboxStore
 from automate_core.plugins import registry
+from automate_core.worker.dispatch import Dispatcher
+from tests.conftest import database_url
 
 pytestmark = pytest.mark.usefixtures("live_db")
 
@@ -138,3 +142,33 @@ async def test_a_claim_handed_back_after_its_run_succeeded_does_not_run_it_again
     assert (await engine.handle_event(job_b)).succeeded
     assert len(Gated.calls) == 1
     assert [s for s, _ in await runs_of(event)] == ["succeeded"]
+
+
+async def test_a_takeover_blocked_by_a_stuck_lock_is_handed_back_not_left_waiting(
+    event: int, settings: Any
+) -> None:
+    """The run A left running is locked by a session that never ends its transaction (a worker
+    frozen mid-transaction, as far as the database can tell): B's takeover does not wait on it
+    forever, holding a pooled connection, but hands the job back to try later, attempt unspent."""
+    settings.AUTOMATE_DB_TAKEOVER_LOCK_TIMEOUT = 0.3
+    engine = ExecutionEngine()
+    (job_a,) = await store.claim_batch(1, "worker-a", 30)
+    a = asyncio.create_task(engine.handle_event(job_a))
+    await Gated.entered.wait()  # A's run is running
+    job_b = await take_over(job_a)
+    run = await ExecutionRun.objects.aget(event_id=event)
+    async with await psycopg.AsyncConnection.connect(database_url()) as stuck:
+        await stuck.execute("SELECT 1 FROM automate_run WHERE id = %s FOR UPDATE", (run.id,))
+        async with asyncio.timeout(10):  # before the fix: forever
+            settlement = await Dispatcher(engine).execute(job_b)
+        assert (settlement.action, settlement.delay) == ("release", 0.3)
+        stats = (await db.get_pool()).get_stats()
+        assert stats.get("pool_size", 0) - stats.get("pool_available", 0) == 0  # nothing held
+        await stuck.rollback()
+    assert await store.release([job_b], "worker-b", [0.0]) == {job_b.id}
+    (job_c,) = await store.claim_batch(1, "worker-c", 30)
+    assert job_c.spent == job_b.spent  # handed back: the attempt was not spent
+    Gated.gate.set()
+    assert not (await a).succeeded  # A carries on, finds its claim taken over
+    assert (await engine.handle_event(job_c)).succeeded  # the lock gone, the takeover goes through
+    assert [s for s, _ in await runs_of(event)][-1] == "succeeded"

@@ -33,6 +33,8 @@ class Recorder(ConnectorAdapter):
     cancelled: ClassVar[list[dict[str, Any]]] = []
     now_running: ClassVar[int] = 0
     most_running: ClassVar[int] = 0
+    #: Set once a "slow" or "nap" call is under way (the tests wait on it, not on time).
+    started: ClassVar[asyncio.Event]
 
     async def execute(self, action: str, params: dict, context: dict) -> Any:
         cls = type(self)
@@ -45,6 +47,7 @@ class Recorder(ConnectorAdapter):
             if action == "fatal":
                 raise ConnectorError("cannot ever work", retryable=False)
             if action in ("slow", "nap"):
+                cls.started.set()
                 await asyncio.sleep(float(params.get("seconds", 10)))
         except asyncio.CancelledError:
             cls.cancelled.append(context)
@@ -66,7 +69,7 @@ class SyncRecorder(ConnectorAdapter):
 
 @pytest.fixture(autouse=True)
 def recorder() -> Iterator[type[Recorder]]:
-    Recorder.calls, Recorder.cancelled = [], []
+    Recorder.calls, Recorder.cancelled, Recorder.started = [], [], asyncio.Event()
     Recorder.now_running = Recorder.most_running = 0
     registry.connectors().override("recorder", Recorder)
     registry.connectors().override("sync_recorder", SyncRecorder)
@@ -240,7 +243,10 @@ async def test_a_job_whose_lease_was_taken_over_is_stopped(workflow: Callable[..
     await order()
     pool = WorkerPool(options(lease_seconds=0.6, rescue_interval=60))
     async with running(pool):
-        await eventually(lambda: OutboxJob.objects.filter(status="running").exists())
+        # the step is under way (its run started under this claim): a takeover before that point
+        # would stop the job before its step, and there would be nothing to cancel
+        async with asyncio.timeout(10):
+            await Recorder.started.wait()
         # what a rescue and a new claim by another worker look like
         await OutboxJob.objects.aupdate(lease_owner="other-worker", attempts=2)
         await eventually(lambda: len(Recorder.cancelled) == 1, within=5, message="the job kept running")

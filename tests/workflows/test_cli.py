@@ -66,8 +66,8 @@ def test_trigger_cancel_and_runs() -> None:
 def test_bulk_replay_previews_then_starts_and_refuses_an_empty_filter() -> None:
     load("x")
     wf = Workflow.objects.get()
-    event = Event.objects.create(source="shop", event_type="order.created", payload={}, trace_id="t")
-    for _ in range(3):
+    for _ in range(3):  # three events (runs of one event would count once: its latest)
+        event = Event.objects.create(source="shop", event_type="order.created", payload={}, trace_id="t")
         ExecutionRun.objects.create(
             workflow=wf,
             workflow_name="wf",

@@ -43,6 +43,12 @@ def add_arguments(parser: ArgumentParser) -> None:
     for key in replay.FILTER_KEYS:
         hint = "an ISO date-time or an age like 6h, 2d" if key in ("since", "until") else None
         bulk.add_argument(f"--{key.replace('_', '-')}", dest=f"filter_{key}", help=hint)
+    bulk.add_argument(
+        "--include-fixed",
+        action="store_true",
+        help="Also replay runs whose event has a later run of the workflow (fixed by a later replay, "
+        "or replayed again): skipped by default, so that no event's side effects are repeated.",
+    )
     bulk.add_argument("--yes", action="store_true", help="Start the bulk replay (without it: preview only).")
     bulk.add_argument("--progress", type=int, metavar="BULK_ID", help="Show a bulk replay's progress.")
     bulk.add_argument("--json", action="store_true", help="--progress as JSON.")
@@ -88,17 +94,31 @@ def run(options: dict[str, Any], out: TextIO) -> int:
         raise WorkflowError(
             "An edited payload is given per run: automate replay RUN_ID --mode edited --payload …"
         )
+    include_fixed = bool(options.get("include_fixed"))
     preview_filters = {**filters, "status": "failed"} if mode == RunMode.RESUME else filters
-    count = replay.matching_runs(preview_filters).count()
+    counts = replay.preview(preview_filters, include_fixed=include_fixed)
+    skipped = skipped_note(counts)
     if not options["yes"]:
         out.write(
-            f"{plural(count, 'run')} match {json.dumps(preview_filters)}; "
+            f"{plural(counts['replay'], 'run')} match {json.dumps(preview_filters)}{skipped}; "
             f"add --yes to replay them ({mode}).\n"
         )
         return 0
-    bulk = replay.start_bulk(filters, mode, author="cli")
+    bulk = replay.start_bulk(filters, mode, author="cli", include_fixed=include_fixed)
     out.write(
-        f"bulk replay #{bulk.pk} started for {plural(bulk.total, 'run')} ({mode}); the workers queue them. "
-        f"Follow it with: automate replay --progress {bulk.pk}\n"
+        f"bulk replay #{bulk.pk} started for {plural(bulk.total, 'run')} ({mode}){skipped}; the workers "
+        f"queue them. Follow it with: automate replay --progress {bulk.pk}\n"
     )
     return 0
+
+
+def skipped_note(counts: dict[str, int]) -> str:
+    """ ", skipping N ..." when the preview leaves runs out; "" when it does not."""
+    parts = []
+    if counts["fixed"]:
+        parts.append(f"{counts['fixed']} whose event's workflow has succeeded since")
+    if counts["superseded"]:
+        parts.append(f"{counts['superseded']} whose event was replayed again since (its latest run counts)")
+    if not parts:
+        return ""
+    return f" (skipping {' and '.join(parts)}; --include-fixed replays them too)"

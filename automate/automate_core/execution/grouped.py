@@ -6,9 +6,10 @@ one commit each, that is three commits per job, and the commits, not Python, bou
 Here every write is handed to a flusher instead and awaited: the flusher takes whatever is
 pending (of every job, of all three kinds), writes it with one array statement per kind
 (``queries.START_RUNS``, ``RECORD_STEPS``, ``FINISH_RUNS``; the records go as one JSON document,
-dumped in C, rather than as a dozen arrays dumped element by element) in one transaction, and answers each
-waiting write once that transaction has committed. So a write returns only when it is durable,
-exactly as before, but a hundred jobs share a commit. While one flush is in flight the next
+dumped in C, rather than as a dozen arrays dumped element by element) in one transaction, sent
+as one message (see ``_write``), and answers each waiting write once that transaction has
+committed. So a write returns only when it is durable, exactly as before, but a hundred jobs share
+a commit. While one flush is in flight the next
 writes gather for the next; ``AUTOMATE_JOURNAL_FLUSHERS`` flushes may be in flight at once.
 
 A batch the database refuses for a reason of its own (not an outage) is written again record by
@@ -121,21 +122,24 @@ class GroupedJournalWrites:
         answers: list[Any] = [None] * len(batch)
         pool = await db.get_pool()
         async with pool.connection() as conn:
-            # one round trip: BEGIN, a statement per kind and COMMIT go out as a pipeline, and
-            # the results are read once it is synced (leaving the block)
-            async with conn.pipeline(), conn.transaction():
-                cursors = [
-                    # planned afresh each time (not prepared): a flush is one statement per
-                    # hundred jobs, and a plan cached while the run table was small would
-                    # stay a sequential scan as it grew
-                    (kind, indexes, await conn.execute(
-                        STATEMENTS[kind],
-                        {"rows": _document(kind, [batch[i][1] for i in indexes])},
-                        prepare=False,
-                    ))
-                    for kind, indexes in by_kind.items()
-                ]  # fmt: skip
-            for kind, indexes, cur in cursors:
+            # One message: the statements of every kind go out as a single simple-protocol query
+            # (values bound client-side), which PostgreSQL reads whole before it runs any of it and
+            # runs as one transaction. So a worker that freezes or is cut off mid-flush leaves
+            # nothing half done: not a run-finishing UPDATE holding its row lock while the COMMIT
+            # never comes (a pipeline sends its statements one by one, and a backend waiting for
+            # the rest of one is "active": no idle-in-transaction timeout would end it).
+            # Planned afresh each time (never prepared): a flush is one statement per hundred
+            # jobs, and a plan cached while the run table was small would stay a sequential scan.
+            cur = psycopg.AsyncClientCursor(conn)
+            kinds = list(by_kind.items())
+            text = ";\n".join(
+                cur.mogrify(STATEMENTS[kind], {"rows": _document(kind, [batch[i][1] for i in indexes])})
+                for kind, indexes in kinds
+            )
+            await cur.execute(text.encode(conn.info.encoding))
+            for number, (kind, indexes) in enumerate(kinds):
+                if number:
+                    cur.nextset()
                 rows = await cur.fetchall()
                 if kind == "start":  # (n, id): n counts the input from 1
                     ids = {int(n): int(run_id) for n, run_id in rows}

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from automate_core import db, masking
+from automate_core.conf import settings
 from automate_core.exceptions import LeaseExpired
 from automate_core.execution import queries
 from automate_core.execution.grouped import writer
@@ -186,7 +187,9 @@ class RunJournal:
     async def abandon_run(self, run_id: int) -> str | None:
         """Close a run an earlier claim left running; None when done, else the status it reached
         meanwhile (its worker ended it first: the abandon waited for that write, then re-read)."""
-        if await self._execute(queries.ABANDON_RUN, {"run_id": run_id}):
+        # bounded: a lock held by a stuck session raises LockNotAvailable (the job tries later)
+        lock_timeout = float(settings.DB_TAKEOVER_LOCK_TIMEOUT)
+        if await db.execute_bounded(queries.ABANDON_RUN, {"run_id": run_id}, lock_timeout):
             return None
         rows = await self._execute(queries.RUN_STATUS, {"run_id": run_id})
         return str(rows[0][0]) if rows else "deleted"

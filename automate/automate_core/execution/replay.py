@@ -13,7 +13,12 @@ the original run and its event are never changed. Modes:
 * ``manual``: a new event with a given payload, on the current version.
 
 Bulk replay selects runs by a filter (never an empty one), counts them for a preview, and leaves
-the work to the workers: a job queues the replays chunk by chunk (``advance_bulk``).
+the work to the workers: a job queues the replays chunk by chunk (``advance_bulk``). It replays
+each event at most once per workflow, and not at all once it is fixed: by default it considers only
+the latest run of a workflow for an event, skipping a matching run when a later run of the same
+workflow on the same event exists (*fixed* when that later run succeeded, *superseded* otherwise:
+replaying both would repeat the side effects). The preview says how many it skips and why;
+``include_fixed`` replays every matching run regardless.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Max, Q, QuerySet
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -42,6 +47,8 @@ from automate_core.models import (
 REPLAY_MODES = (RunMode.ORIGINAL, RunMode.CURRENT, RunMode.RESUME, RunMode.EDITED)
 BULK_MODES = (RunMode.ORIGINAL, RunMode.CURRENT, RunMode.RESUME)
 FILTER_KEYS = ("workflow", "status", "source", "event_type", "error", "since", "until")
+#: Stored with a bulk replay's filter, but not a filter: replay runs whose event was fixed too.
+INCLUDE_FIXED = "include_fixed"
 CHUNK = 200
 
 
@@ -179,8 +186,22 @@ def _moment(key: str, value: Any) -> datetime:
     return moment if moment.tzinfo else timezone.make_aware(moment)
 
 
-def matching_runs(filters: dict[str, Any]) -> QuerySet[ExecutionRun]:
-    """Finished runs matching ``filters``; refuses an empty filter (it would replay everything)."""
+def later_runs() -> QuerySet[ExecutionRun]:
+    """Runs of the outer run's workflow on the outer run's event, started after it."""
+    return ExecutionRun.objects.filter(
+        event_id=OuterRef("event_id"), workflow_id=OuterRef("workflow_id"), id__gt=OuterRef("id")
+    )
+
+
+def matching_runs(filters: dict[str, Any], *, include_fixed: bool | None = None) -> QuerySet[ExecutionRun]:
+    """Finished runs matching ``filters``; refuses an empty filter (it would replay everything).
+
+    Unless ``include_fixed`` (or the filter's ``include_fixed``), only the latest run of each
+    workflow for an event: a run with a later one (a replay that fixed it, or replayed it again)
+    is left out."""
+    filters = dict(filters)
+    stored = bool(filters.pop(INCLUDE_FIXED, False))
+    include_fixed = stored if include_fixed is None else include_fixed
     unknown = set(filters) - set(FILTER_KEYS)
     if unknown:
         raise WorkflowError(f"Unknown filter keys {sorted(unknown)}; use: {', '.join(FILTER_KEYS)}.")
@@ -205,15 +226,42 @@ def matching_runs(filters: dict[str, Any]) -> QuerySet[ExecutionRun]:
         query &= Q(started_at__gte=_moment("since", given["since"]))
     if "until" in given:
         query &= Q(started_at__lt=_moment("until", given["until"]))
-    return ExecutionRun.objects.filter(query)
+    runs = ExecutionRun.objects.filter(query)
+    return runs if include_fixed else runs.exclude(Exists(later_runs()))
 
 
-def start_bulk(filters: dict[str, Any], mode: str, *, author: str = "") -> BulkReplay:
-    """Record a bulk replay and queue the job that carries it out; ``total`` is the preview count."""
+def preview(filters: dict[str, Any], *, include_fixed: bool = False) -> dict[str, int]:
+    """What a bulk replay with ``filters`` would do: ``replay`` runs, and how many matching runs it
+    skips (unless ``include_fixed``): ``fixed`` (a later run of the workflow on the event
+    succeeded) and ``superseded`` (a later run exists, not a success)."""
+    everything = matching_runs(filters, include_fixed=True)
+    later = later_runs()
+    succeeded_later = Exists(later.filter(status=RunStatus.SUCCEEDED))
+    counts = everything.aggregate(
+        total=Count("id"),
+        fixed=Count("id", filter=Q(succeeded_later)),
+        superseded=Count("id", filter=Q(Exists(later)) & ~Q(succeeded_later)),
+    )
+    if include_fixed:
+        return {"replay": counts["total"], "fixed": 0, "superseded": 0}
+    return {
+        "replay": counts["total"] - counts["fixed"] - counts["superseded"],
+        "fixed": counts["fixed"],
+        "superseded": counts["superseded"],
+    }
+
+
+def start_bulk(
+    filters: dict[str, Any], mode: str, *, author: str = "", include_fixed: bool = False
+) -> BulkReplay:
+    """Record a bulk replay and queue the job that carries it out; ``total`` is the preview count.
+    ``include_fixed``: replay the runs whose event was fixed (or replayed) since, too."""
     if mode not in BULK_MODES:
         raise WorkflowError(f"Bulk replay modes: {', '.join(BULK_MODES)} (an edited payload is per run).")
     if mode == RunMode.RESUME:
         filters = {**filters, "status": RunStatus.FAILED}
+    if include_fixed:
+        filters = {**filters, INCLUDE_FIXED: True}
     runs = matching_runs(filters)
     with transaction.atomic():
         stats = runs.aggregate(total=Count("id"), last=Max("id"))

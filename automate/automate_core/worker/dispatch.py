@@ -7,7 +7,10 @@
   failure is not retryable or the attempts are spent; or release (a snooze: back later, the
   attempt not spent).
 * A database outage in the middle of a job is not the job's fault: it is released (not spent)
-  and runs again once the database answers. Any other unexpected error is a retryable failure.
+  and runs again once the database answers. So is a takeover that could not get the row lock of
+  the run its earlier claim left running within ``AUTOMATE_DB_TAKEOVER_LOCK_TIMEOUT``: released,
+  to try again later, without holding a pooled connection meanwhile. Any other unexpected error
+  is a retryable failure.
 """
 
 from __future__ import annotations
@@ -48,6 +51,14 @@ class Dispatcher:
                 outcome, result = await self.run(job)
             except asyncio.CancelledError:
                 raise
+            except psycopg.errors.LockNotAvailable as exc:  # a takeover waited its lock timeout
+                delay = float(settings.DB_TAKEOVER_LOCK_TIMEOUT)
+                logger.warning(
+                    "job %s: a row it must take over is still locked by another session (a worker "
+                    "frozen mid-transaction?); handed back to try again in %.1fs (%s)",
+                    job.id, delay, exc,
+                )  # fmt: skip
+                return Settlement(job, "release", delay=delay)
             except (DatabaseUnavailable, psycopg.OperationalError, psycopg.errors.AdminShutdown) as exc:
                 logger.warning("job %s interrupted by a database outage (%s); it runs again", job.id, exc)
                 return Settlement(job, "release", delay=OUTAGE_DELAY)

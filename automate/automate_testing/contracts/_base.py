@@ -4,7 +4,13 @@
   is (``__init_subclass__`` turns ``__test__`` back on, so the pytest trap of an inherited
   ``__test__ = False`` hiding the author's own tests cannot happen). Under ``unittest``, a base
   imported into a test module skips itself in ``setUpClass``.
-* Checks are the methods named ``test_contract_*``. Opting out of one takes a reason:
+* Checks are the methods named ``test_contract_*``. The suite passes every plugin that keeps the
+  public guide's contract; a check that asks for more than the guide says (a non-retryable error
+  for an unknown action, ``ConnectorConfigError`` for a refused configuration, ...) is *optional*:
+  it is named ``test_contract_optional_<name>`` and runs only when the test class opts in with
+  ``contract_opt_in = {"<name>", ...}`` (until then it is skipped, saying how to opt in). A check
+  whose data the test class did not declare (``valid_config``, ``secrets``, ...) is skipped too,
+  saying what to declare. Opting out of a check takes a reason:
   ``contract_skips = {"test_contract_x": "why"}``. An empty reason fails the check instead of
   skipping it, and so does overriding a check without listing it there (that would silently
   disable it).
@@ -27,6 +33,8 @@ from importlib.metadata import entry_points
 from typing import Any, ClassVar
 
 CODE_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+#: The prefix of the optional checks' names.
+OPTIONAL = "test_contract_optional_"
 
 
 class NetworkBlocked(OSError):
@@ -148,6 +156,12 @@ class ContractTest(unittest.TestCase):
     _group: ClassVar[str] = ""
     #: ``{"test_contract_<name>": "why this check does not apply"}``.
     contract_skips: ClassVar[dict[str, str]] = {}
+    #: Optional checks (beyond the public guide) to run: ``{"<name>"}`` runs
+    #: ``test_contract_optional_<name>``.
+    contract_opt_in: ClassVar[frozenset[str] | set[str]] = frozenset()
+    #: Whether ``code`` and ``name`` must be declared (the guide shows them for connectors only;
+    #: a plugin without ``code`` is known by its entry point's name).
+    _identity_declared: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -168,6 +182,11 @@ class ContractTest(unittest.TestCase):
             if not isinstance(reason, str) or not reason.strip():
                 self.fail(f"contract_skips[{name!r}] needs a reason: a check is opted out of only with one.")
             self.skipTest(f"opted out: {reason}")
+        if name.startswith(OPTIONAL) and name[len(OPTIONAL) :] not in self.contract_opt_in:
+            option = name[len(OPTIONAL) :]
+            self.skipTest(
+                f"optional check (beyond the guide's contract); opt in with contract_opt_in = {{{option!r}}}"
+            )
 
     @property
     def plugin_cls(self) -> type:
@@ -178,20 +197,35 @@ class ContractTest(unittest.TestCase):
     # -- checks shared by every suite ---------------------------------------------------------
 
     def test_contract_identity(self) -> None:
-        """``code`` and ``name`` are declared and valid; an installed entry point matches ``code``."""
+        """The class is concrete; ``code`` and ``name`` are declared and valid (for a secrets backend
+        or an LLM provider, which the guide shows without them, only if declared); an installed
+        entry point of the class is named after ``code``."""
         import inspect
 
         cls = self.plugin_cls
-        code, name = getattr(cls, "code", None), getattr(cls, "name", None)
-        self.assertIsInstance(code, str, f"{cls.__name__}.code must be a string")
-        self.assertRegex(code or "", CODE_PATTERN, f"{cls.__name__}.code must match {CODE_PATTERN.pattern}")
-        self.assertIsInstance(name, str, f"{cls.__name__}.name must be a string")
-        self.assertTrue((name or "").strip(), f"{cls.__name__}.name must not be empty")
         self.assertFalse(inspect.isabstract(cls), f"{cls.__name__} leaves abstract methods unimplemented")
+        code, name = getattr(cls, "code", None), getattr(cls, "name", None)
+        if self._identity_declared or code:
+            self.assertIsInstance(code, str, f"{cls.__name__}.code must be a string")
+            self.assertRegex(
+                code or "", CODE_PATTERN, f"{cls.__name__}.code must match {CODE_PATTERN.pattern}"
+            )
+        if self._identity_declared or name:
+            self.assertIsInstance(name, str, f"{cls.__name__}.name must be a string")
+            self.assertTrue((name or "").strip(), f"{cls.__name__}.name must not be empty")
         target = f"{cls.__module__}:{cls.__qualname__}"
         for ep in entry_points(group=self._group):
-            if ep.value.replace(" ", "") == target:
+            if code and ep.value.replace(" ", "") == target:
                 self.assertEqual(ep.name, code, f"entry point {ep.name!r} -> {target} must be named {code!r}")
+
+    def test_contract_opt_ins_exist(self) -> None:
+        """Every name in ``contract_opt_in`` is an optional check of this suite (a typo would
+        silently run nothing)."""
+        known = {n[len(OPTIONAL) :] for n in dir(type(self)) if n.startswith(OPTIONAL)}
+        unknown = sorted(set(self.contract_opt_in) - known)
+        self.assertFalse(
+            unknown, f"contract_opt_in names no such optional check: {unknown}; known: {sorted(known)}"
+        )
 
     def test_contract_no_silent_overrides(self) -> None:
         """A check overridden in the subclass must be opted out of, with a reason, in contract_skips."""

@@ -18,8 +18,16 @@ class ConnectorContractTest(ContractTest):
     * ``sample_actions()``: ``{action: params}`` that succeed offline; their results must be JSON,
       leave params and context untouched, and be the same through the sync and async entry points.
     * ``failure_cases()``: ``[(action, params)]`` that must fail, with a ``ConnectorError``.
-    * ``valid_config`` / ``invalid_configs``: what ``validate_config`` accepts and refuses.
+    * ``valid_config`` / ``invalid_configs``: what ``validate_config`` accepts and refuses (by
+      raising; the guide names no error type for it); unchecked until declared.
     * ``make_adapter()`` / ``make_context()``: how the adapter and a step context are built.
+
+    Optional checks, beyond the guide (``contract_opt_in = {...}``):
+
+    * ``unknown_action_not_retryable``: the error for an unknown action says ``retryable=False``
+      (raise ``UnknownActionError``), so the job is not retried for nothing.
+    * ``config_errors_are_config_errors``: ``invalid_configs`` are refused with
+      ``ConnectorConfigError`` specifically.
     """
 
     __test__ = False
@@ -29,9 +37,10 @@ class ConnectorContractTest(ContractTest):
     adapter_cls: ClassVar[type[ConnectorAdapter] | None] = None
     #: An action name the connector certainly does not support.
     unknown_action: ClassVar[str] = "__automate_contract_unknown__"
-    #: A configuration ``validate_config`` must accept.
-    valid_config: ClassVar[dict[str, Any]] = {}
-    #: Configurations ``validate_config`` must refuse with ``ConnectorConfigError``.
+    #: A configuration ``validate_config`` must accept (None: not checked).
+    valid_config: ClassVar[dict[str, Any] | None] = None
+    #: Configurations ``validate_config`` must refuse (raise; with ``ConnectorConfigError`` under
+    #: the optional ``config_errors_are_config_errors``).
     invalid_configs: ClassVar[list[dict[str, Any]]] = []
 
     def make_adapter(self) -> ConnectorAdapter:
@@ -72,10 +81,24 @@ class ConnectorContractTest(ContractTest):
         self.assertIsInstance(adapter, ConnectorAdapter)
 
     def test_contract_unknown_action_raises_connector_error(self) -> None:
+        """An action the connector does not have fails, with a ``ConnectorError`` (the guide: "Must
+        raise ConnectorError on failure")."""
+        self.unknown_action_error()
+
+    def test_contract_optional_unknown_action_not_retryable(self) -> None:
+        """Trying an unknown action again cannot help: its error says ``retryable=False``."""
+        error = self.unknown_action_error()
+        self.assertFalse(
+            error.retryable,
+            "an unknown action can never succeed on retry: raise UnknownActionError "
+            "(or ConnectorError(..., retryable=False))",
+        )
+
+    def unknown_action_error(self) -> ConnectorError:
         adapter = self.make_adapter()
         with no_io(), self.assertRaises(ConnectorError) as caught:
             self.call_raw(adapter, self.unknown_action, {}, self.make_context())
-        self.assertFalse(caught.exception.retryable, "an unknown action can never succeed on retry")
+        return caught.exception
 
     def test_contract_failures_are_connector_errors(self) -> None:
         """Missing params, the declared failure cases, and a remote that cannot be reached (the
@@ -97,8 +120,29 @@ class ConnectorContractTest(ContractTest):
                 self.assertTrue(is_json(result), f"{action} returned something that is not JSON: {result!r}")
 
     def test_contract_validate_config(self) -> None:
+        """``valid_config`` is accepted; each of ``invalid_configs`` is refused: ``validate_config``
+        raises (what it raises is the optional ``config_errors_are_config_errors``)."""
+        if self.valid_config is None and not self.invalid_configs:
+            self.skipTest("declare valid_config and/or invalid_configs to check validate_config")
         adapter: Any = self.make_adapter()
-        self.assertIsNone(adapter.validate_config(dict(self.valid_config)), "valid config: return None")
+        if self.valid_config is not None:
+            try:
+                adapter.validate_config(dict(self.valid_config))
+            except Exception as exc:
+                self.fail(f"valid_config was refused: {type(exc).__name__}: {exc}")
+        for config in self.invalid_configs:
+            with self.subTest(config=config):
+                try:
+                    adapter.validate_config(dict(config))
+                except Exception:  # refused: what with is the optional check's business
+                    continue
+                self.fail(f"invalid config {config!r} was accepted: validate_config must raise")
+
+    def test_contract_optional_config_errors_are_config_errors(self) -> None:
+        """A refused configuration is a ``ConnectorConfigError`` (never retryable)."""
+        if not self.invalid_configs:
+            self.fail("declare invalid_configs for this check")
+        adapter: Any = self.make_adapter()
         for config in self.invalid_configs:
             with self.subTest(config=config), self.assertRaises(ConnectorConfigError):
                 adapter.validate_config(dict(config))

@@ -16,17 +16,24 @@ class LLMProviderContractTest(ContractTest):
     fake transport, or a provider that needs no network).
 
     * ``messages`` / ``options``: a chat that succeeds.
-    * ``invalid_options``: options ``chat`` must refuse with an ``LLMError`` before any request.
+    * ``invalid_options``: options ``chat`` must refuse with an ``LLMError`` before any request
+      (unchecked until declared: the guide does not ask a provider to refuse options).
+
+    Optional check, beyond the guide (``contract_opt_in = {...}``):
+
+    * ``invalid_options_not_retryable``: those refusals say ``retryable=False``
+      (``LLMInvalidOptionsError``).
     """
 
     __test__ = False
     _suite_base = True
     _plugin_attr = "provider_cls"
     _group = LLM_PROVIDERS
+    _identity_declared = False
     provider_cls: ClassVar[type[LLMProvider] | None] = None
     messages: ClassVar[list[dict[str, str]]] = [{"role": "user", "content": "Say hello"}]
     options: ClassVar[dict[str, Any]] = {}
-    invalid_options: ClassVar[list[dict[str, Any]]] = [{"__automate_contract_unknown_option__": 1}]
+    invalid_options: ClassVar[list[dict[str, Any]]] = []
 
     def make_provider(self) -> LLMProvider:
         return self.plugin_cls()  # type: ignore[no-any-return]
@@ -80,15 +87,28 @@ class LLMProviderContractTest(ContractTest):
         self.assertLessEqual(empty, 2)
 
     def test_contract_invalid_options_are_llm_errors(self) -> None:
+        if not self.invalid_options:
+            self.skipTest("declare invalid_options to check that chat refuses them")
+        self.invalid_options_errors()
+
+    def test_contract_optional_invalid_options_not_retryable(self) -> None:
+        if not self.invalid_options:
+            self.fail("declare invalid_options for this check")
+        for error in self.invalid_options_errors():
+            self.assertFalse(error.retryable, "invalid options cannot succeed on retry")
+
+    def invalid_options_errors(self) -> list[LLMError]:
         provider = self.make_provider()
+        errors: list[LLMError] = []
         for options in self.invalid_options:
             for form in (self.sync_chat, self.async_chat):
                 with self.subTest(options=options, form=form.__name__), no_io():
                     try:
                         form(provider, list(self.messages), dict(options))
                     except LLMError as exc:
-                        self.assertFalse(exc.retryable, "invalid options cannot succeed on retry")
+                        errors.append(exc)
                         continue
                     except Exception as exc:
                         self.fail(f"raised {type(exc).__name__}: {exc}; raise an LLMError subclass instead.")
                     self.fail(f"options {options!r} were accepted")
+        return errors

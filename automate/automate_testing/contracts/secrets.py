@@ -32,6 +32,7 @@ class SecretsBackendContractTest(ContractTest):
     _suite_base = True
     _plugin_attr = "backend_cls"
     _group = SECRETS_BACKENDS
+    _identity_declared = False
     backend_cls: ClassVar[type[SecretsBackend] | None] = None
     secrets: ClassVar[dict[str, str]] = {}
     missing_key: ClassVar[str] = "AUTOMATE_CONTRACT_MISSING_KEY"
@@ -62,7 +63,9 @@ class SecretsBackendContractTest(ContractTest):
 
     def require_secrets(self) -> None:
         if not self.secrets:
-            self.fail("declare secrets = {key: value} (and store them in populate()) for the value checks")
+            self.skipTest(
+                "declare secrets = {key: value} (and store them in populate()) for the value checks"
+            )
 
     # -- the checks ---------------------------------------------------------------------------
 
