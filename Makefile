@@ -34,6 +34,7 @@ run: $(STAMP_RUN)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	PYTHONPATH=automate $(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
 	SECRET_KEY=typecheck-only $(VENV)/bin/mypy
