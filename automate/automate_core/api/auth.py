@@ -1,0 +1,224 @@
+"""Bearer tokens with scopes: creation (shown once, stored as a hash), lookup, rate limits.
+
+``Authorization: Bearer <token>`` is looked up by the SHA-256 of the token through a unique
+index, in one statement that also applies the token's rate limit and records its last use, on
+the async psycopg pool (no ORM on the event loop). The hash found is compared again with
+:func:`hmac.compare_digest`. The token itself is never logged, stored or put in an error.
+
+Refusals: no or malformed header -> 401 with ``WWW-Authenticate``; unknown, revoked or expired
+token -> 401; a token without the operation's scope -> 403 naming the scope; over the rate limit
+-> 429 with ``Retry-After``. Rate limits are a GCRA (a token bucket of ``rate_limit`` requests
+per minute) whose state lives in the token's row, so every web process shares it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, LiteralString
+
+import psycopg
+from django.http import HttpRequest
+from django.utils import timezone
+from ninja.security import HttpBearer
+
+from automate_core import db
+from automate_core.conf import settings
+from automate_core.exceptions import ApiError, DatabaseUnavailable
+from automate_core.models.api import SCOPES
+
+TOKEN_PREFIX = "atk_"
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="automate"'}
+
+# The token's row, locked for the span of this statement, with the limiter's decision; the
+# UPDATE advances the limiter and the last use only for a live token within its limit.
+AUTHENTICATE: LiteralString = """
+WITH found AS (
+    SELECT id, name, token_hash, scopes, sources,
+           revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()) AS live,
+           coalesce(rate_limit, %(default_limit)s) AS per_minute,
+           greatest(coalesce(rate_tat, now()), now()) AS tat
+    FROM automate_api_token WHERE token_hash = %(hash)s
+    FOR UPDATE
+), decided AS (
+    SELECT *, per_minute = 0
+              OR tat - now() <= make_interval(secs => 60.0 - 60.0 / per_minute) AS admitted
+    FROM found
+), touched AS (
+    UPDATE automate_api_token t
+       SET last_used_at = now(),
+           rate_tat = CASE WHEN d.per_minute = 0 THEN NULL
+                           ELSE d.tat + make_interval(secs => 60.0 / d.per_minute) END
+      FROM decided d
+     WHERE t.id = d.id AND d.live AND d.admitted
+)
+SELECT id, name, token_hash, scopes, sources, live, admitted,
+       extract(epoch FROM tat - now()
+               - make_interval(secs => 60.0 - 60.0 / greatest(per_minute, 1)))::float8 AS wait
+FROM decided
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the token's id, name, scopes and allowed sources (empty: any)."""
+
+    token_id: int
+    name: str
+    scopes: frozenset[str]
+    sources: frozenset[str]
+
+    @property
+    def actor(self) -> str:
+        return f"token:{self.name}#{self.token_id}"
+
+    def allows(self, scope: str) -> bool:
+        return scope in self.scopes or "admin" in self.scopes
+
+    def may_send_for(self, source: str) -> bool:
+        return not self.sources or source in self.sources
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def new_token() -> str:
+    """``atk_`` and 256 random bits, URL-safe."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+_DURATION = re.compile(r"^(\d+)\s*([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_expiry(text: str) -> datetime:
+    """``90d``, ``12h``, ``2w`` from now, or an ISO date-time."""
+    match = _DURATION.match(text.strip())
+    if match:
+        return timezone.now() + timedelta(**{_UNITS[match[2]]: int(match[1])})
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise ApiError(
+            f"Cannot read the expiry {text!r}: use a duration (30m, 12h, 90d, 2w) or an ISO date-time."
+        ) from exc
+    return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
+
+
+def check_scopes(scopes: list[str]) -> list[str]:
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown:
+        raise ApiError(f"Unknown scopes {unknown}; use: {', '.join(SCOPES)}.", code="unknown_scope")
+    if not scopes:
+        raise ApiError(f"A token needs at least one scope: {', '.join(SCOPES)}.", code="unknown_scope")
+    return sorted(set(scopes))
+
+
+def create_token(
+    name: str,
+    scopes: list[str],
+    *,
+    expires_at: datetime | None = None,
+    sources: list[str] | None = None,
+    rate_limit: int | None = None,
+    created_by: str = "",
+) -> tuple[Any, str]:
+    """Store a new token (its hash only); returns the row and the token, to be shown once."""
+    from automate_core.models import ApiToken
+
+    if not name or len(name) > 100:
+        raise ApiError("A token needs a name of 1 to 100 characters.")
+    token = new_token()
+    row = ApiToken.objects.create(
+        name=name,
+        prefix=token[:10],
+        token_hash=hash_token(token),
+        scopes=check_scopes(scopes),
+        sources=sorted(set(sources or [])),
+        expires_at=expires_at,
+        rate_limit=rate_limit,
+        created_by=created_by,
+    )
+    return row, token
+
+
+def _unauthorized(detail: str) -> ApiError:
+    return ApiError(detail, status=401, code="unauthenticated", headers=CHALLENGE)
+
+
+async def authenticate(token: str) -> Principal:
+    """The principal of ``token``, or :class:`ApiError` 401/429/503."""
+    digest = hash_token(token)
+    try:
+        pool = await db.get_pool()
+        async with pool.connection(timeout=settings.INGEST_DB_TIMEOUT) as conn:
+            cur = await conn.execute(
+                AUTHENTICATE, {"hash": digest, "default_limit": int(settings.API_RATE_LIMIT)}
+            )
+            row = await cur.fetchone()
+    except (psycopg.Error, OSError, TimeoutError) as exc:
+        raise DatabaseUnavailable() from exc
+    if row is None or not hmac.compare_digest(row[2], digest):
+        raise _unauthorized("The token is not valid.")
+    token_id, name, _, scopes, sources, live, admitted, wait = row
+    if not live:
+        raise _unauthorized("The token was revoked or has expired.")
+    if not admitted:
+        retry = max(1, math.ceil(wait or 1))
+        raise ApiError(
+            f"Token {name!r} is over its rate limit; retry in {retry} s.",
+            status=429,
+            code="rate_limited",
+            headers={"Retry-After": str(retry)},
+        )
+    return Principal(token_id, name, frozenset(scopes), frozenset(sources or ()))
+
+
+def _body_size(request: HttpRequest) -> None:
+    limit = int(settings.API_MAX_BODY_BYTES)
+    declared = request.META.get("CONTENT_LENGTH") or ""
+    too_large = ApiError(f"The body is larger than the limit of {limit} bytes.", status=413, code="body_too_large")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    if request.method in ("POST", "PUT", "PATCH") and len(request.body) > limit:
+        raise too_large
+
+
+class TokenAuth(HttpBearer):
+    """The auth of one operation: a valid token holding ``scope`` (``admin`` holds every scope)."""
+
+    def __init__(self, scope: str) -> None:
+        if scope not in SCOPES:
+            raise ValueError(f"unknown scope {scope!r}")
+        self.scope = scope
+        super().__init__()
+
+    async def __call__(self, request: HttpRequest) -> Principal:  # type: ignore[override]
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise _unauthorized("Send a token: Authorization: Bearer <token> (automate tokens create).")
+        principal = await authenticate(token)
+        if not principal.allows(self.scope):
+            raise ApiError(
+                f"Token {principal.name!r} lacks the scope {self.scope!r} this operation needs.",
+                status=403,
+                code="missing_scope",
+            )
+        _body_size(request)
+        return principal
+
+    async def authenticate(self, request: HttpRequest, token: str) -> Principal:  # pragma: no cover
+        return await authenticate(token)  # unused: __call__ does the work (no token in logs)
+
+
+def principal(request: HttpRequest) -> Principal:
+    found = getattr(request, "auth", None)
+    assert isinstance(found, Principal)
+    return found

@@ -1,0 +1,192 @@
+"""``/api/v1/runs``: list (filters, keyset pages), one run with its steps, replay and cancel.
+
+Pages are keyset pages on the run id, newest first: ``WHERE id < <cursor> ORDER BY id DESC
+LIMIT n`` walks the primary key backwards, so page 10 000 costs what page 1 costs and no count is
+ever taken. A trace id is an exact match on ``automate_run_trace``; a workflow name is resolved to
+its id first. Step inputs and outputs were masked before they were written (as the console shows
+them) and are masked again on the way out, with the values registered in this process.
+
+Replays and cancellation call the same functions as ``automate replay`` and ``automate cancel``
+(``execution.replay``), each in one transaction with its audit entry.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from django.http import HttpRequest
+from ninja import Path, Query, Router
+
+from automate_core.api.auth import TokenAuth, principal
+from automate_core.api.common import answers, audited, decode_cursor, encode_cursor, not_found, page_size
+from automate_core.api.schemas import Cancelled, QueuedRun, ReplayIn, RunDetail, RunOut, RunPage, StepOut
+from automate_core.exceptions import ApiError, AutomateError, WorkflowError
+from automate_core.execution import replay as replays
+from automate_core.masking import masker
+from automate_core.models import ExecutionRun, Workflow
+from automate_core.outbox.replay import parse_when
+
+router = Router(tags=["runs"])
+
+MAX_ID = 2**63 - 1
+RunId = Path(..., ge=1, le=MAX_ID)
+Status = Literal["queued", "running", "succeeded", "failed", "skipped", "cancelled", "reused"]
+
+
+def _out(run: ExecutionRun) -> dict[str, Any]:
+    event = run.event if run.event_id else None
+    return {
+        "id": run.pk,
+        "workflow": run.workflow_name,
+        "version": run.version.number if run.version_id and run.version else None,
+        "event_id": run.event_id,
+        "source": event.source if event else None,
+        "event_type": event.event_type if event else None,
+        "status": run.status,
+        "mode": run.mode,
+        "parent": run.parent_id,
+        "attempt": run.attempt,
+        "error": masker.mask(run.error),
+        "trace_id": run.trace_id,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+    }
+
+
+def _moment(name: str, value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return parse_when(value)
+    except AutomateError as exc:
+        raise ApiError(f"{name}: {exc}") from exc
+
+
+@router.get(
+    "",
+    auth=TokenAuth("runs:read"),
+    response=answers({200: RunPage}),
+    summary="Runs, newest first, by filter, a page at a time",
+)
+async def list_runs(
+    request: HttpRequest,
+    workflow: str | None = Query(None, max_length=200),
+    status: Status | None = None,
+    source: str | None = Query(None, max_length=100),
+    event_type: str | None = Query(None, max_length=200),
+    trace_id: str | None = Query(None, max_length=32),
+    since: str | None = Query(None, description="Started at or after: ISO date-time, or an age (2h, 7d)."),
+    until: str | None = Query(None, description="Started before: ISO date-time, or an age."),
+    cursor: str | None = Query(None, max_length=100, description="next_cursor of the previous page."),
+    limit: int = Query(50, description="1 to AUTOMATE_API_PAGE_MAX (200)."),
+) -> RunPage:
+    size = page_size(limit)
+    after = decode_cursor("run", cursor)
+    runs = ExecutionRun.objects.select_related("version", "event").order_by("-id")
+    if after is not None:
+        runs = runs.filter(id__lt=after)
+    if workflow:
+        workflow_id = await Workflow.objects.filter(name=workflow).values_list("id", flat=True).afirst()
+        runs = runs.filter(workflow_id=workflow_id) if workflow_id else runs.filter(workflow_name=workflow)
+    if status:
+        runs = runs.filter(status=status)
+    if source:
+        runs = runs.filter(event__source=source)
+    if event_type:
+        runs = runs.filter(event__event_type=event_type)
+    if trace_id:
+        runs = runs.filter(trace_id=trace_id)
+    if (start := _moment("since", since)) is not None:
+        runs = runs.filter(started_at__gte=start)
+    if (end := _moment("until", until)) is not None:
+        runs = runs.filter(started_at__lt=end)
+    rows = [run async for run in runs[: size + 1]]
+    more = len(rows) > size
+    rows = rows[:size]
+    return RunPage(
+        items=[RunOut(**_out(r)) for r in rows],
+        next_cursor=encode_cursor("run", rows[-1].pk) if more else None,
+    )
+
+
+@router.get(
+    "/{run_id}",
+    auth=TokenAuth("runs:read"),
+    response=answers({200: RunDetail}, not_found=True),
+    summary="One run with its steps (inputs and outputs masked)",
+)
+async def get_run(request: HttpRequest, run_id: int = RunId) -> RunDetail:
+    run = await ExecutionRun.objects.select_related("version", "event").filter(pk=run_id).afirst()
+    if run is None:
+        raise not_found(f"run #{run_id}")
+    steps = [
+        StepOut(
+            position=s.position,
+            name=s.name,
+            connector=s.connector,
+            action=s.action,
+            status=s.status,
+            attempt=s.attempt,
+            input=masker.mask_data(s.input),
+            output=masker.mask_data(s.output),
+            error=masker.mask(s.error),
+            started_at=s.started_at,
+            finished_at=s.finished_at,
+            duration_ms=s.duration_ms,
+        )
+        async for s in run.steps.order_by("position", "id")
+    ]
+    return RunDetail(**_out(run), steps=steps)
+
+
+async def _existing(run_id: int) -> None:
+    if not await ExecutionRun.objects.filter(pk=run_id).aexists():
+        raise not_found(f"run #{run_id}")
+
+
+def _conflict(exc: WorkflowError) -> ApiError:
+    return ApiError(str(exc), status=409, code="conflict")
+
+
+@router.post(
+    "/{run_id}/replay",
+    auth=TokenAuth("runs:write"),
+    response=answers({202: QueuedRun}, not_found=True, conflict=True),
+    summary="Replay a run as a new run (original, current, resume or edited)",
+)
+async def replay_run(request: HttpRequest, body: ReplayIn, run_id: int = RunId) -> tuple[int, QueuedRun]:
+    if body.mode == "edited" and body.payload is None:
+        raise ApiError("The 'edited' mode needs the edited payload.")
+    if body.mode != "edited" and body.payload is not None:
+        raise ApiError("A payload is only given with the 'edited' mode.")
+    await _existing(run_id)
+    try:
+        new = await audited(
+            principal(request),
+            "runs.replay",
+            f"run:{run_id}",
+            lambda: replays.replay(run_id, body.mode, payload=body.payload),
+            lambda run: {"mode": body.mode, "new_run": run.pk},
+        )
+    except WorkflowError as exc:
+        raise _conflict(exc) from exc
+    return 202, QueuedRun(run_id=new.pk, job_id=new.job_id, mode=body.mode, parent=run_id)
+
+
+@router.post(
+    "/{run_id}/cancel",
+    auth=TokenAuth("runs:write"),
+    response=answers({200: Cancelled}, not_found=True, conflict=True),
+    summary="Cancel a queued or running run (a running one stops before its next step)",
+)
+async def cancel_run(request: HttpRequest, run_id: int = RunId) -> Cancelled:
+    await _existing(run_id)
+    try:
+        status = await audited(
+            principal(request), "runs.cancel", f"run:{run_id}", lambda: replays.cancel(run_id), lambda s: {}
+        )
+    except WorkflowError as exc:
+        raise _conflict(exc) from exc
+    return Cancelled(run_id=run_id, status=str(status))
+
