@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from django.contrib import admin as _admin
 
-from automate_core.admin import events, outbox, runs, sources, workflows
+from automate_core.admin import events, outbox, runs, sources, tokens, workflows
 
 if _admin.site.index_template is None:
     _admin.site.index_template = "automate_core/admin/index.html"
 
-__all__ = ["events", "outbox", "runs", "sources", "workflows"]
+__all__ = ["events", "outbox", "runs", "sources", "tokens", "workflows"]

@@ -45,8 +45,14 @@ def _error(request: HttpRequest, status: int, code: str, detail: str, headers: d
 
 
 def _location(loc: Any) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "payload") or len(loc) == 1]
-    return ".".join(parts) or "body"
+    """``body.steps[0].name`` from pydantic's location (ninja's own wrappers left out)."""
+    parts: list[str] = []
+    for p in loc:
+        if isinstance(p, int):
+            parts.append(f"[{p}]")
+        elif "function-" not in str(p) and "[" not in str(p) and (not parts or parts[-1] != f".{p}"):
+            parts.append(f".{p}")
+    return "".join(parts).lstrip(".") or "body"
 
 
 @api.exception_handler(ApiError)
@@ -56,10 +62,7 @@ def _api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
 
 @api.exception_handler(ValidationError)
 def _invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
-    problems = []
-    for err in exc.errors[:10]:
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "payload" or len(err.get("loc", ())) < 3)
-        problems.append(f"{where}: {err.get('msg', 'invalid')}")
+    problems = [f"{_location(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors[:10]]
     return _error(request, 400, "invalid_request", "; ".join(problems) or "The request is invalid.")
 
 
@@ -81,7 +84,8 @@ def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-    return _error(request, exc.status_code, "bad_request" if exc.status_code < 500 else "internal_error", str(exc))
+    code = "invalid_request" if exc.status_code == 400 else "bad_request"
+    return _error(request, exc.status_code, code if exc.status_code < 500 else "internal_error", str(exc))
 
 
 @api.exception_handler(DatabaseUnavailable)

@@ -20,12 +20,13 @@ from typing import Any
 
 import psycopg
 from django.http import HttpRequest
-from ninja import Path, Router
+import pydantic
+from ninja import Path, Router, Status
 
 from automate_core import db
 from automate_core.api.auth import Principal, TokenAuth, principal
 from automate_core.api.common import answers, not_found
-from automate_core.api.schemas import BatchAccepted, BatchItem, EventAccepted, EventIn, EventOut
+from automate_core.api.schemas import BatchAccepted, BatchItem, Error, EventAccepted, EventIn, EventOut
 from automate_core.conf import settings
 from automate_core.exceptions import ApiError, DatabaseUnavailable, IngestError
 from automate_core.ingest import queries, tuning
@@ -63,10 +64,49 @@ def _new_event(item: EventIn, who: Principal) -> NewEvent:
     )
 
 
+def _body_schema() -> dict[str, Any]:
+    one = EventIn.model_json_schema()
+    batch = {"type": "array", "items": one, "minItems": 1, "maxItems": int(settings.API_BATCH_MAX)}
+    return {"required": True, "content": {"application/json": {"schema": {"oneOf": [one, batch]}}}}
+
+
+def _parse(request: HttpRequest) -> EventIn | list[EventIn]:
+    """The body as one event or a list of them; 415 for another media type, 400 naming the field."""
+    media = (request.content_type or "").lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise ApiError(f"Content-Type must be application/json, not {media or 'missing'!r}.", status=415,
+                       code="unsupported_media_type")  # fmt: skip
+    try:
+        data = json.loads(request.body)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(f"The body is not valid JSON: {exc}"[:300], code="invalid_json") from exc
+    if not isinstance(data, list):
+        return _item(data, "")
+    maximum = int(settings.API_BATCH_MAX)
+    if not data:
+        raise ApiError("An empty batch: send at least one event.")
+    if len(data) > maximum:
+        raise ApiError(f"A batch holds at most {maximum} events; this one has {len(data)}.", status=413,
+                       code="batch_too_large")  # fmt: skip
+    return [_item(item, f"[{i}]") for i, item in enumerate(data)]
+
+
+def _item(data: Any, where: str) -> EventIn:
+    try:
+        return EventIn.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems = [
+            f"{where}{''.join(f'.{p}' if isinstance(p, str) else f'[{p}]' for p in e['loc']) or '.'}: {e['msg']}"
+            for e in exc.errors()[:10]
+        ]
+        raise ApiError("; ".join(p.lstrip(".") for p in problems), code="invalid_request") from exc
+
+
 @router.post(
     "",
     auth=TokenAuth("events:write"),
-    response=answers({200: EventAccepted | BatchAccepted, 202: EventAccepted}),
+    response={**answers({200: EventAccepted | BatchAccepted, 202: EventAccepted}), 415: Error},
+    openapi_extra={"requestBody": _body_schema()},
     summary="Send an event, or a batch of events",
     description=(
         "One event answers 202 `{event_id, trace_id}` once committed, or 200 with the original's "
@@ -74,24 +114,21 @@ def _new_event(item: EventIn, who: Principal) -> NewEvent:
         "default) is written in one transaction and answered 200 with one item per event, in order."
     ),
 )
-async def send(request: HttpRequest, body: EventIn | list[EventIn]) -> tuple[int, Any]:
+async def send(request: HttpRequest) -> Status[Any]:
     who = principal(request)
+    body = _parse(request)
     if isinstance(body, list):
-        return 200, BatchAccepted(items=await _batch(body, who))
+        return Status(200, BatchAccepted(items=await _batch(body, who)))
     try:
         result = await ingestor.ingest(_new_event(body, who))
     except IngestError as exc:
         raise ApiError(str(exc), status=exc.status, code=exc.reason, headers=exc.headers) from exc
     status = "duplicate" if result.duplicate else "accepted"
     answer = EventAccepted(event_id=result.event_id, trace_id=result.trace_id, status=status)
-    return (200 if result.duplicate else 202), answer
+    return Status(200 if result.duplicate else 202, answer)
 
 
 async def _batch(items: list[EventIn], who: Principal) -> list[BatchItem]:
-    maximum = int(settings.API_BATCH_MAX)
-    if not 1 <= len(items) <= maximum:
-        raise ApiError(f"A batch holds 1 to {maximum} events; this one has {len(items)}.", status=413 if items else 400,
-                       code="batch_too_large" if items else "invalid_request")  # fmt: skip
     answers_: list[BatchItem | None] = [None] * len(items)
     rows: list[tuple[int, dict[str, Any]]] = []
     options = tuning.current()

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from django.http import HttpRequest
-from ninja import Path, Query, Router
+from ninja import Path, Query, Router, Status
 
 from automate_core.api.auth import TokenAuth, principal
 from automate_core.api.common import answers, audited, decode_cursor, encode_cursor, not_found, page_size
@@ -155,7 +155,7 @@ def _conflict(exc: WorkflowError) -> ApiError:
     response=answers({202: QueuedRun}, not_found=True, conflict=True),
     summary="Replay a run as a new run (original, current, resume or edited)",
 )
-async def replay_run(request: HttpRequest, body: ReplayIn, run_id: int = RunId) -> tuple[int, QueuedRun]:
+async def replay_run(request: HttpRequest, body: ReplayIn, run_id: int = RunId) -> Status[QueuedRun]:
     if body.mode == "edited" and body.payload is None:
         raise ApiError("The 'edited' mode needs the edited payload.")
     if body.mode != "edited" and body.payload is not None:
@@ -171,7 +171,7 @@ async def replay_run(request: HttpRequest, body: ReplayIn, run_id: int = RunId) 
         )
     except WorkflowError as exc:
         raise _conflict(exc) from exc
-    return 202, QueuedRun(run_id=new.pk, job_id=new.job_id, mode=body.mode, parent=run_id)
+    return Status(202, QueuedRun(run_id=new.pk, job_id=new.job_id, mode=body.mode, parent=run_id))
 
 
 @router.post(

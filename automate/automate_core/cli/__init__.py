@@ -24,4 +24,5 @@ SUBCOMMANDS = [
     "diff",
     "rollback",
     "bench",
+    "tokens",
 ]

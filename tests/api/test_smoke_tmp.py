@@ -1,0 +1,25 @@
+import pytest
+from tests.api.conftest import bearer
+
+async def test_smoke(api, make_token):
+    t = await make_token("admin")
+    r = await api.post("/events", json={"source": "shop", "type": "order.created", "payload": {"a": 1}, "idempotency_key": "k1"}, headers=bearer(t))
+    print(r.status_code, r.text)
+    r = await api.post("/events", json={"source": "shop", "type": "order.created", "payload": {"a": 1}, "idempotency_key": "k1"}, headers=bearer(t))
+    print(r.status_code, r.text)
+    r = await api.post("/events", json=[{"source": "shop", "type": "x", "payload": 1}, {"source": "shop", "type": "x", "payload": 2, "idempotency_key": "k1"}], headers=bearer(t))
+    print(r.status_code, r.text)
+    r = await api.post("/events", json={"source": "shop", "type": "x", "payload": 1, "bogus": 2}, headers=bearer(t))
+    print(r.status_code, r.text)
+    r = await api.post("/events", content=b"{not json", headers={**bearer(t), "content-type": "application/json"})
+    print(r.status_code, r.text)
+    r = await api.get("/runs", headers=bearer(t)); print(r.status_code, r.text)
+    r = await api.get("/runs?cursor=zzz", headers=bearer(t)); print(r.status_code, r.text)
+    r = await api.get("/runs"); print(r.status_code, r.headers, r.text)
+    r = await api.get("/events/1", headers=bearer(t)); print(r.status_code, r.text)
+    r = await api.get("/events/abc", headers=bearer(t)); print(r.status_code, r.text)
+    r = await api.get("/nope", headers=bearer(t)); print(r.status_code, r.text)
+    r = await api.get("/openapi.json"); print(r.status_code, r.text[:100])
+    r = await api.get("/docs"); print(r.status_code, r.text[:300])
+    r = await api.put("/workflows?dry_run=true", json={"workflows": [{"name": "w", "steps": [{"name": "s", "connector": "log", "action": "info"}]}]}, headers=bearer(t)); print(r.status_code, r.text)
+    r = await api.put("/workflows", json={"workflows": [{"name": "w", "steps": [{"name": "s", "connector": "nope", "action": "info"}]}]}, headers=bearer(t)); print(r.status_code, r.text)
