@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ from asgiref.sync import sync_to_async
 from automate_core.api.auth import create_token
 
 MakeToken = Callable[..., Any]
+KEY = base64.urlsafe_b64encode(b"k" * 32).decode()  # a db secrets backend key for the tests
 
 
 @pytest.fixture
