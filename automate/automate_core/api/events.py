@@ -95,11 +95,11 @@ def _item(data: Any, where: str) -> EventIn:
     try:
         return EventIn.model_validate(data)
     except pydantic.ValidationError as exc:
-        problems = [
-            f"{where}{''.join(f'.{p}' if isinstance(p, str) else f'[{p}]' for p in e['loc']) or '.'}: {e['msg']}"
-            for e in exc.errors()[:10]
-        ]
-        raise ApiError("; ".join(p.lstrip(".") for p in problems), code="invalid_request") from exc
+        problems = []
+        for e in exc.errors()[:10]:
+            path = "".join(f".{p}" if isinstance(p, str) else f"[{p}]" for p in e["loc"])
+            problems.append(f"{(where + path).lstrip('.') or 'body'}: {e['msg']}")
+        raise ApiError("; ".join(problems), code="invalid_request") from exc
 
 
 @router.post(
