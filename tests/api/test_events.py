@@ -80,7 +80,7 @@ async def test_a_batch_the_database_refuses_writes_nothing(api: httpx.AsyncClien
     body = '[{"source": "shop", "type": "a", "payload": 1}, {"source": "shop", "type": "b", "payload": "\\ud800"}]'
     response = await api.post("/events", content=body, headers={**bearer(token), "content-type": "application/json"})
     assert response.status_code == 400, response.text
-    assert response.json()["error"] == "bad_request" and "nothing was written" in response.json()["detail"]
+    assert response.json()["error"] == "invalid_request" and "nothing was written" in response.json()["detail"]
     assert await counts() == (0, 0)
 
 

@@ -31,7 +31,7 @@ router = Router(tags=["runs"])
 
 MAX_ID = 2**63 - 1
 RunId = Path(..., ge=1, le=MAX_ID)
-Status = Literal["queued", "running", "succeeded", "failed", "skipped", "cancelled", "reused"]
+RunState = Literal["queued", "running", "succeeded", "failed", "skipped", "cancelled", "reused"]
 
 
 def _out(run: ExecutionRun) -> dict[str, Any]:
@@ -72,7 +72,7 @@ def _moment(name: str, value: str | None) -> datetime | None:
 async def list_runs(
     request: HttpRequest,
     workflow: str | None = Query(None, max_length=200),
-    status: Status | None = None,
+    status: RunState | None = None,
     source: str | None = Query(None, max_length=100),
     event_type: str | None = Query(None, max_length=200),
     trace_id: str | None = Query(None, max_length=32),
