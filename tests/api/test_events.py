@@ -143,7 +143,7 @@ async def test_other_media_types_are_415(api: httpx.AsyncClient, token: str) -> 
     assert await counts() == (0, 0)
 
 
-async def test_oversized_bodies_and_batches_are_413(api: httpx.AsyncClient, token: str, settings: Any) -> None:
+async def test_oversized_bodies_are_413_and_batches_400(api: httpx.AsyncClient, token: str, settings: Any) -> None:
     settings.AUTOMATE_API_MAX_BODY_BYTES = 2000
     big = {"source": "s", "type": "t", "payload": "x" * 3000}
     response = await api.post("/events", json=big, headers=bearer(token))
@@ -158,7 +158,7 @@ async def test_oversized_bodies_and_batches_are_413(api: httpx.AsyncClient, toke
     settings.AUTOMATE_API_BATCH_MAX = 3
     batch = [{"source": "s", "type": "t", "payload": i} for i in range(4)]
     response = await api.post("/events", json=batch, headers=bearer(token))
-    assert response.status_code == 413 and response.json()["error"] == "batch_too_large"
+    assert response.status_code == 400 and response.json()["error"] == "batch_too_large"
     assert "at most 3" in response.json()["detail"]
     assert await counts() == (0, 0)
 

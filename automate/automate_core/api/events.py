@@ -86,8 +86,7 @@ def _parse(request: HttpRequest) -> EventIn | list[EventIn]:
     if not data:
         raise ApiError("An empty batch: send at least one event.")
     if len(data) > maximum:
-        raise ApiError(f"A batch holds at most {maximum} events; this one has {len(data)}.", status=413,
-                       code="batch_too_large")  # fmt: skip
+        raise ApiError(f"A batch holds at most {maximum} events; this one has {len(data)}.", code="batch_too_large")
     return [_item(item, f"[{i}]") for i, item in enumerate(data)]
 
 

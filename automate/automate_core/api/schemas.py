@@ -7,14 +7,19 @@ not a silently ignored option.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from ninja import Schema
 from pydantic import ConfigDict, Field
 
 
 class Strict(Schema):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: no unknown fields, no coercion (``false`` is not ``0``, ``"1"`` not ``1``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+JobId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
 class Error(Schema):
@@ -154,7 +159,7 @@ class JobPage(Schema):
 
 
 class JobReplayIn(Strict):
-    ids: list[int] = Field(default_factory=list, max_length=10000)
+    ids: list[JobId] = Field(default_factory=list, max_length=10000)
     source: str | None = Field(default=None, max_length=100)
     event_type: str | None = Field(default=None, max_length=200, description="* is a wildcard.")
     kind: Literal["event", "task"] | None = None
@@ -210,7 +215,7 @@ class LoadOut(Schema):
 
 
 class RollbackIn(Strict):
-    to: int = Field(ge=1, description="The version number to return to.")
+    to: int = Field(ge=1, le=2**31 - 1, description="The version number to return to.")
 
 
 class Toggled(Schema):
