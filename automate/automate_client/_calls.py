@@ -42,11 +42,12 @@ class Retry:
         if isinstance(error, ApiError):
             if error.status not in RETRY_STATUSES:
                 return None
-            if error.retry_after is not None:
-                return min(error.retry_after, self.max_wait) if error.retry_after <= self.max_wait else None
+            after: float | None = error.retry_after
+            if after is not None:
+                return after if after <= self.max_wait else None
         elif not isinstance(error, TransportError):
             return None
-        return min(self.max_wait, self.backoff * 2**attempt * (0.5 + random.random() / 2))
+        return min(self.max_wait, self.backoff * float(2**attempt) * (0.5 + random.random() / 2))
 
 
 def _page(parse: Callable[[Any], Any]) -> Callable[[Any], tuple[list[Any], str | None]]:
@@ -59,17 +60,33 @@ def _clean(params: dict[str, Any]) -> dict[str, Any]:
 
 def event_body(source: str, type: str, payload: Any, idempotency_key: str | None) -> dict[str, Any]:
     # a key of the client's own when none is given: a retried send cannot record the event twice
-    return {"source": source, "type": type, "payload": payload, "idempotency_key": idempotency_key or uuid.uuid4().hex}
+    return {
+        "source": source,
+        "type": type,
+        "payload": payload,
+        "idempotency_key": idempotency_key or uuid.uuid4().hex,
+    }
 
 
 def send_event(source: str, type: str, payload: Any, idempotency_key: str | None) -> Call:
-    return Call("POST", "/events", models.EventAccepted.from_dict, body=event_body(source, type, payload, idempotency_key),
-                retry=True)  # fmt: skip
+    return Call(
+        "POST",
+        "/events",
+        models.EventAccepted.from_dict,
+        body=event_body(source, type, payload, idempotency_key),
+        retry=True,
+    )
 
 
 def send_events(events: list[dict[str, Any]]) -> Call:
     body = [event_body(e["source"], e["type"], e.get("payload"), e.get("idempotency_key")) for e in events]
-    return Call("POST", "/events", lambda d: [models.BatchItem.from_dict(i) for i in d["items"]], body=body, retry=True)
+    return Call(
+        "POST",
+        "/events",
+        lambda d: [models.BatchItem.from_dict(i) for i in d["items"]],
+        body=body,
+        retry=True,
+    )
 
 
 def get_event(event_id: int) -> Call:
@@ -115,17 +132,27 @@ def get_workflow(name: str) -> Call:
 
 
 def deploy(definitions: dict[str, Any], dry_run: bool) -> Call:
-    return Call("PUT", "/workflows", models.LoadResult.from_dict, params=_clean({"dry_run": dry_run}),
-                body=definitions, retry=True)  # fmt: skip
+    return Call(
+        "PUT",
+        "/workflows",
+        models.LoadResult.from_dict,
+        params=_clean({"dry_run": dry_run}),
+        body=definitions,
+        retry=True,
+    )
 
 
 def rollback(name: str, to: int) -> Call:
-    return Call("POST", f"/workflows/{quote(name, safe='')}/rollback", models.Workflow.from_dict, body={"to": to})
+    return Call(
+        "POST", f"/workflows/{quote(name, safe='')}/rollback", models.Workflow.from_dict, body={"to": to}
+    )
 
 
 def set_enabled(name: str, enabled: bool) -> Call:
     action = "enable" if enabled else "disable"
-    return Call("POST", f"/workflows/{quote(name, safe='')}/{action}", lambda d: bool(d["enabled"]), retry=True)
+    return Call(
+        "POST", f"/workflows/{quote(name, safe='')}/{action}", lambda d: bool(d["enabled"]), retry=True
+    )
 
 
 def put_secret(name: str, value: str) -> Call:

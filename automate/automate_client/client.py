@@ -36,7 +36,11 @@ def _base(url: str) -> str:
 
 
 def _headers(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}", "User-Agent": "automate-client/1", "Accept": "application/json"}
+    return {
+        "Authorization": f"Bearer {token}",
+        "User-Agent": "automate-client/1",
+        "Accept": "application/json",
+    }
 
 
 def _answer(call: calls.Call, response: httpx.Response) -> Any:
@@ -46,7 +50,9 @@ def _answer(call: calls.Call, response: httpx.Response) -> Any:
         body = None
     if 300 <= response.status_code < 400:  # e.g. the server redirects http:// to https://
         location = response.headers.get("location", "")
-        raise ApiError(response.status_code, "redirect", f"The server redirects to {location!r}; use that URL.")
+        raise ApiError(
+            response.status_code, "redirect", f"The server redirects to {location!r}; use that URL."
+        )
     if response.status_code >= 400:
         raise error_for(response.status_code, body, response.headers.get("retry-after"))
     return call.parse(body)
@@ -63,14 +69,16 @@ class _Methods:
         return self._run(calls.send_event(source, type, payload, idempotency_key))
 
     def send_events(self, events: list[dict[str, Any]]) -> Any:
-        """A batch (dicts with source, type, payload, idempotency_key) in one transaction: a BatchItem each."""
+        """A batch (dicts: source, type, payload, idempotency_key) in one transaction; a BatchItem each."""
         return self._run(calls.send_events(events))
 
     def get_event(self, event_id: int) -> Any:
         return self._run(calls.get_event(event_id))
 
     def list_runs(self, *, cursor: str | None = None, limit: int = 50, **filters: Any) -> Any:
-        """One page: ``(runs, next_cursor)``. Filters: workflow, status, source, event_type, trace_id, since, until."""
+        """One page: ``(runs, next_cursor)``.
+
+        Filters: workflow, status, source, event_type, trace_id, since, until."""
         return self._run(calls.list_runs(cursor, limit, **filters))
 
     def get_run(self, run_id: int) -> Any:
@@ -138,7 +146,9 @@ class Client(_Methods):
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.retry = retry or calls.Retry()
-        self._http = httpx.Client(base_url=_base(url), headers=_headers(token), timeout=timeout, transport=transport)
+        self._http = httpx.Client(
+            base_url=_base(url), headers=_headers(token), timeout=timeout, transport=transport
+        )
 
     def __enter__(self) -> Client:
         return self
@@ -214,7 +224,9 @@ class AsyncClient(_Methods):
         while True:
             try:
                 try:
-                    response = await self._http.request(call.method, call.path, params=call.params, json=call.body)
+                    response = await self._http.request(
+                        call.method, call.path, params=call.params, json=call.body
+                    )
                 except httpx.TransportError as exc:
                     raise TransportError(f"{call.method} {call.path}: {type(exc).__name__}: {exc}") from exc
                 return _answer(call, response)

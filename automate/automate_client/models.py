@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, TypeVar
-
-T = TypeVar("T")
+from typing import Any
 
 
 def _time(value: Any) -> datetime | None:
@@ -15,7 +13,7 @@ def _time(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
-def _build(cls: type[T], data: dict[str, Any], **converted: Any) -> T:
+def _build[T](cls: type[T], data: dict[str, Any], **converted: Any) -> T:
     names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
     values = {k: v for k, v in data.items() if k in names}  # fields added later are ignored
     values.update(converted)
@@ -226,5 +224,8 @@ class Schedule:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Schedule:
         return _build(
-            cls, data, next_fire_at=_time(data.get("next_fire_at")), last_fired_at=_time(data.get("last_fired_at"))
+            cls,
+            data,
+            next_fire_at=_time(data.get("next_fire_at")),
+            last_fired_at=_time(data.get("last_fired_at")),
         )

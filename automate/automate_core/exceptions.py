@@ -130,7 +130,12 @@ class ApiError(AutomateError):
     """The API request was refused."""
 
     def __init__(
-        self, message: str, *, status: int = 400, code: str = "invalid_request", headers: dict[str, str] | None = None
+        self,
+        message: str,
+        *,
+        status: int = 400,
+        code: str = "invalid_request",
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.code, self.headers = status, code, headers or {}

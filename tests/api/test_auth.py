@@ -43,7 +43,9 @@ ENDPOINTS: list[tuple[str, str, str, Any]] = [
 ]
 
 
-async def call(api: httpx.AsyncClient, method: str, path: str, body: Any, token: str | None) -> httpx.Response:
+async def call(
+    api: httpx.AsyncClient, method: str, path: str, body: Any, token: str | None
+) -> httpx.Response:
     headers = bearer(token) if token else {}
     return await api.request(method, path, json=body, headers=headers)
 
@@ -58,8 +60,11 @@ def test_the_matrix_covers_every_operation() -> None:
         for method in methods:
             operations.add((method.upper(), path.removeprefix("/api/v1")))
     concrete = {
-        "{event_id}": "1", "{run_id}": "1", "{name}": ("w", "x"), "{slug}": "x",
-    }  # fmt: skip
+        "{event_id}": "1",
+        "{run_id}": "1",
+        "{name}": ("w", "x"),
+        "{slug}": "x",
+    }
     covered = set()
     for method, path in operations:
         for m, p, _, _ in ENDPOINTS:
@@ -74,17 +79,22 @@ def test_the_matrix_covers_every_operation() -> None:
 
 async def test_no_token_is_401_with_a_challenge(api: httpx.AsyncClient) -> None:
     for method, path, _, body in ENDPOINTS:
-        for headers in ({}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer "}, {"Authorization": "Bearer"}):
+        for headers in (
+            {},
+            {"Authorization": "Basic abc"},
+            {"Authorization": "Bearer "},
+            {"Authorization": "Bearer"},
+        ):
             response = await api.request(method, path, json=body, headers=headers)
             assert response.status_code == 401, (method, path, headers, response.text)
             assert response.headers["www-authenticate"].startswith("Bearer"), (method, path)
             assert response.json()["error"] == "unauthenticated"
 
 
-async def test_a_token_without_the_scope_is_403_naming_it(api: httpx.AsyncClient, make_token: MakeToken) -> None:
-    tokens = {
-        scope: await make_token(*[s for s in SCOPES if s not in (scope, "admin")]) for scope in SCOPES
-    }
+async def test_a_token_without_the_scope_is_403_naming_it(
+    api: httpx.AsyncClient, make_token: MakeToken
+) -> None:
+    tokens = {scope: await make_token(*[s for s in SCOPES if s not in (scope, "admin")]) for scope in SCOPES}
     for method, path, scope, body in ENDPOINTS:
         response = await call(api, method, path, body, tokens[scope])
         assert response.status_code == 403, (method, path, response.text)
@@ -104,7 +114,9 @@ async def test_the_scope_or_admin_gets_past_authorization(
             assert response.status_code < 500, (method, path, response.text)
 
 
-async def test_unknown_revoked_and_expired_tokens_are_401(api: httpx.AsyncClient, make_token: MakeToken) -> None:
+async def test_unknown_revoked_and_expired_tokens_are_401(
+    api: httpx.AsyncClient, make_token: MakeToken
+) -> None:
     revoked = await make_token("runs:read", name="revoked")
     expired = await make_token("runs:read", name="expired", expires_at=timezone.now() + timedelta(hours=1))
     await ApiToken.objects.filter(name="revoked").aupdate(revoked_at=timezone.now())

@@ -56,8 +56,9 @@ def server(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
             "PYTHONPATH": f"{ROOT / 'automate'}:{ROOT}",
         }
     port = free_port()
-    proc = subprocess.Popen([AUTOMATE, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)  # fmt: skip
+    proc = subprocess.Popen(
+        [AUTOMATE, "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz")
         yield f"http://127.0.0.1:{port}"
@@ -77,10 +78,19 @@ def test_events_round_trip(server: str, admin: str) -> None:
         again = api.send_event("shop", "order.created", {"id": 1}, idempotency_key="o-1")
         assert again.duplicate and again.event_id == sent.event_id
         event = api.get_event(sent.event_id)
-        assert (event.source, event.type, event.payload, event.runs) == ("shop", "order.created", {"id": 1}, [])
+        assert (event.source, event.type, event.payload, event.runs) == (
+            "shop",
+            "order.created",
+            {"id": 1},
+            [],
+        )
         assert event.received_at.tzinfo is not None
-        items = api.send_events([{"source": "shop", "type": "a", "payload": 1},
-                                 {"source": "shop", "type": "b", "payload": 2, "idempotency_key": "o-1"}])  # fmt: skip
+        items = api.send_events(
+            [
+                {"source": "shop", "type": "a", "payload": 1},
+                {"source": "shop", "type": "b", "payload": 2, "idempotency_key": "o-1"},
+            ]
+        )
         assert [(i.status, i.ok) for i in items] == [(202, True), (200, True)]
         assert items[1].event_id == sent.event_id
         assert Event.objects.count() == 2
@@ -205,7 +215,9 @@ async def test_the_async_client(server: str, admin: str) -> None:
         assert [r.id async for r in api.iter_runs(page_size=5)] == sorted(ids, reverse=True)
         queued = await api.replay_run(ids[0], "original")
         assert queued.parent == ids[0] and queued.mode == "original"
-        assert await ExecutionRun.objects.filter(pk=queued.run_id, parent_id=ids[0], status="queued").aexists()
+        assert await ExecutionRun.objects.filter(
+            pk=queued.run_id, parent_id=ids[0], status="queued"
+        ).aexists()
         assert await api.cancel_run(queued.run_id) == "cancelled"
         with pytest.raises(NotFound):
             await api.get_workflow("nope")
@@ -214,16 +226,38 @@ async def test_the_async_client(server: str, admin: str) -> None:
 def test_the_client_installs_on_its_own(tmp_path: Path) -> None:
     """A wheel of clients/python holds only automate_client and asks for httpx only; imported from
     it, the client pulls in no Django."""
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    str(ROOT / "clients" / "python"), "-w", str(tmp_path)], check=True)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            str(ROOT / "clients" / "python"),
+            "-w",
+            str(tmp_path),
+        ],
+        check=True,
+    )
     (wheel,) = tmp_path.glob("*.whl")
     with zipfile.ZipFile(wheel) as z:
         names = z.namelist()
         metadata = z.read(next(n for n in names if n.endswith("METADATA"))).decode()
         z.extractall(tmp_path / "site")
-    assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {"automate_client"}
-    assert [line for line in metadata.splitlines() if line.startswith("Requires-Dist")] == ["Requires-Dist: httpx>=0.27"]
+    assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {
+        "automate_client"
+    }
+    assert [line for line in metadata.splitlines() if line.startswith("Requires-Dist")] == [
+        "Requires-Dist: httpx>=0.27"
+    ]
     code = "import sys, automate_client; assert 'django' not in sys.modules; print(automate_client.__file__)"
-    out = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(tmp_path / "site")},
-                         capture_output=True, text=True, check=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"PYTHONPATH": str(tmp_path / "site")},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.startswith(str(tmp_path / "site"))

@@ -56,8 +56,11 @@ async def test_a_repeated_key_answers_200_with_the_original(api: httpx.AsyncClie
 
 
 async def test_a_batch_is_answered_per_item_in_order(api: httpx.AsyncClient, token: str) -> None:
-    await api.post("/events", json={"source": "shop", "type": "t", "payload": 0, "idempotency_key": "old"},
-                   headers=bearer(token))  # fmt: skip
+    await api.post(
+        "/events",
+        json={"source": "shop", "type": "t", "payload": 0, "idempotency_key": "old"},
+        headers=bearer(token),
+    )
     batch = [
         {"source": "shop", "type": "a", "payload": {"n": 1}},
         {"source": "shop", "type": "b", "payload": [1, 2], "idempotency_key": "old"},
@@ -77,16 +80,25 @@ async def test_a_batch_is_answered_per_item_in_order(api: httpx.AsyncClient, tok
 
 async def test_a_batch_the_database_refuses_writes_nothing(api: httpx.AsyncClient, token: str) -> None:
     # \ud800 is valid JSON text but no character: PostgreSQL's jsonb refuses it
-    body = '[{"source": "shop", "type": "a", "payload": 1}, {"source": "shop", "type": "b", "payload": "\\ud800"}]'
-    response = await api.post("/events", content=body, headers={**bearer(token), "content-type": "application/json"})
+    body = (
+        '[{"source": "shop", "type": "a", "payload": 1},'
+        ' {"source": "shop", "type": "b", "payload": "\\ud800"}]'
+    )
+    response = await api.post(
+        "/events", content=body, headers={**bearer(token), "content-type": "application/json"}
+    )
     assert response.status_code == 400, response.text
-    assert response.json()["error"] == "invalid_request" and "nothing was written" in response.json()["detail"]
+    assert (
+        response.json()["error"] == "invalid_request" and "nothing was written" in response.json()["detail"]
+    )
     assert await counts() == (0, 0)
 
 
 async def test_a_source_limited_token(api: httpx.AsyncClient, make_token: MakeToken) -> None:
     limited = await make_token("events:write", "runs:read", sources=["shop"])
-    refused = await api.post("/events", json={"source": "crm", "type": "t", "payload": 1}, headers=bearer(limited))
+    refused = await api.post(
+        "/events", json={"source": "crm", "type": "t", "payload": 1}, headers=bearer(limited)
+    )
     assert refused.status_code == 403 and refused.json()["error"] == "source_not_allowed"
     batch = [{"source": "shop", "type": "t", "payload": 1}, {"source": "crm", "type": "t", "payload": 2}]
     items = (await api.post("/events", json=batch, headers=bearer(limited))).json()["items"]
@@ -107,7 +119,10 @@ BAD_BODIES: list[tuple[Any, str]] = [
     ({"source": "", "type": "t", "payload": 1}, "source: String should have at least 1 character"),
     ({"source": "a b", "type": "t", "payload": 1}, "source: String should match pattern"),
     ({"source": "s", "type": "t" * 201, "payload": 1}, "type: String should have at most 200 characters"),
-    ({"source": "s", "type": "t", "payload": 1, "idempotency_key": ""}, "idempotency_key: String should have"),
+    (
+        {"source": "s", "type": "t", "payload": 1, "idempotency_key": ""},
+        "idempotency_key: String should have",
+    ),
     ({"source": "s", "type": "t", "payload": 1, "idempotency_key": 3}, "idempotency_key: Input should be"),
     ({"source": "s", "type": "t", "payload": "a\u0000b"}, "NUL"),
     ("just a string", "Input should be a valid dictionary"),
@@ -119,16 +134,26 @@ BAD_BODIES: list[tuple[Any, str]] = [
 ]
 
 
-async def test_bad_bodies_are_400_naming_the_field_and_write_nothing(api: httpx.AsyncClient, token: str) -> None:
+async def test_bad_bodies_are_400_naming_the_field_and_write_nothing(
+    api: httpx.AsyncClient, token: str
+) -> None:
     for body, message in BAD_BODIES:
         headers = {**bearer(token), "content-type": "application/json"}
         response = await api.post("/events", content=json.dumps(body), headers=headers)
         assert response.status_code == 400, (body, response.text)
         assert message in response.json()["detail"], (body, response.text)
         assert response.json()["error"] in ("invalid_request", "bad_request")
-    for raw in (b"{", b"", b"\xff\xfe", b'{"source": NaN}', b"[" * 100000 + b"]" * 100000,
-                b'{"source": "s", "type": "t", "payload": NaN}'):  # fmt: skip
-        response = await api.post("/events", content=raw, headers={**bearer(token), "content-type": "application/json"})
+    for raw in (
+        b"{",
+        b"",
+        b"\xff\xfe",
+        b'{"source": NaN}',
+        b"[" * 100000 + b"]" * 100000,
+        b'{"source": "s", "type": "t", "payload": NaN}',
+    ):
+        response = await api.post(
+            "/events", content=raw, headers={**bearer(token), "content-type": "application/json"}
+        )
         assert response.status_code == 400, (raw[:20], response.text)
     assert await counts() == (0, 0)
 
@@ -143,7 +168,9 @@ async def test_other_media_types_are_415(api: httpx.AsyncClient, token: str) -> 
     assert await counts() == (0, 0)
 
 
-async def test_oversized_bodies_are_413_and_batches_400(api: httpx.AsyncClient, token: str, settings: Any) -> None:
+async def test_oversized_bodies_are_413_and_batches_400(
+    api: httpx.AsyncClient, token: str, settings: Any
+) -> None:
     settings.AUTOMATE_API_MAX_BODY_BYTES = 2000
     big = {"source": "s", "type": "t", "payload": "x" * 3000}
     response = await api.post("/events", json=big, headers=bearer(token))
@@ -152,7 +179,9 @@ async def test_oversized_bodies_are_413_and_batches_400(api: httpx.AsyncClient, 
     async def chunked() -> Any:  # no Content-Length: the size is known only once read
         yield json.dumps(big).encode()
 
-    response = await api.post("/events", content=chunked(), headers={**bearer(token), "content-type": "application/json"})
+    response = await api.post(
+        "/events", content=chunked(), headers={**bearer(token), "content-type": "application/json"}
+    )
     assert response.status_code == 413, response.text
     settings.AUTOMATE_API_MAX_BODY_BYTES = 1024 * 1024
     settings.AUTOMATE_API_BATCH_MAX = 3
@@ -166,9 +195,13 @@ async def test_oversized_bodies_are_413_and_batches_400(api: httpx.AsyncClient, 
 async def test_get_an_event_with_its_runs(api: httpx.AsyncClient, token: str) -> None:
     from automate_core.models import ExecutionRun
 
-    sent = await api.post("/events", json={"source": "s", "type": "t", "payload": {"a": [1]}}, headers=bearer(token))
+    sent = await api.post(
+        "/events", json={"source": "s", "type": "t", "payload": {"a": [1]}}, headers=bearer(token)
+    )
     event_id = sent.json()["event_id"]
-    run = await ExecutionRun.objects.acreate(workflow_name="w", event_id=event_id, status="succeeded", trace_id="t")
+    run = await ExecutionRun.objects.acreate(
+        workflow_name="w", event_id=event_id, status="succeeded", trace_id="t"
+    )
     response = await api.get(f"/events/{event_id}", headers=bearer(token))
     assert response.status_code == 200
     assert response.json()["payload"] == {"a": [1]} and response.json()["runs"] == [run.pk]
@@ -185,9 +218,26 @@ async def test_events_sent_through_the_api_are_run(api: httpx.AsyncClient, token
     from automate_core.models import ExecutionRun
     from tests.worker.conftest import drain
 
-    await sync_to_async(load)({"workflows": [{"name": "api_flow", "trigger": {"source": "app"},
-                                              "steps": [{"name": "s", "connector": "log", "action": "info",
-                                                         "params": {"message": "n={{ event.payload.n }}"}}]}]})  # fmt: skip
-    sent = await api.post("/events", json={"source": "app", "type": "t", "payload": {"n": 3}}, headers=bearer(token))
+    await sync_to_async(load)(
+        {
+            "workflows": [
+                {
+                    "name": "api_flow",
+                    "trigger": {"source": "app"},
+                    "steps": [
+                        {
+                            "name": "s",
+                            "connector": "log",
+                            "action": "info",
+                            "params": {"message": "n={{ event.payload.n }}"},
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+    sent = await api.post(
+        "/events", json={"source": "app", "type": "t", "payload": {"n": 3}}, headers=bearer(token)
+    )
     event_id = sent.json()["event_id"]
     await drain(lambda: ExecutionRun.objects.filter(event_id=event_id, status="succeeded").exists())

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from asgi.asgi import application
-from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", application)
 TOKENS: dict[str, str] = {}
@@ -30,8 +30,18 @@ def tokens(live_db: None, load: Any, settings: Any) -> None:
 
     settings.AUTOMATE_SECRETS_ENCRYPTION_KEYS = [KEY]
     settings.AUTOMATE_API_RATE_LIMIT = 0
-    load({"workflows": [{"name": "w", "steps": [{"name": "s", "connector": "log", "action": "info",
-                                                  "params": {"message": "m"}}]}]})  # fmt: skip
+    load(
+        {
+            "workflows": [
+                {
+                    "name": "w",
+                    "steps": [
+                        {"name": "s", "connector": "log", "action": "info", "params": {"message": "m"}}
+                    ],
+                }
+            ]
+        }
+    )
     TOKENS["admin"] = create_token("fuzz", ["admin"])[1]
     TOKENS["none"] = create_token("fuzz-reader", ["events:write"])[1]
 
@@ -40,7 +50,7 @@ def tokens(live_db: None, load: Any, settings: Any) -> None:
 # is valid), times are "2h" or ISO dates, and a definitions file's items are checked by the rules
 # of `automate load` (connectors installed, cron valid), which a JSON schema does not express.
 # Every other check runs, "schema-violating request rejected" among them.
-EXCLUDED = [positive_data_acceptance]
+EXCLUDED: list[schemathesis.CheckFunction] = [positive_data_acceptance]
 
 
 def check(response: Any, case: schemathesis.Case) -> None:
@@ -67,4 +77,3 @@ def test_api_without_the_scope_never_errors(case: schemathesis.Case) -> None:
 def test_the_fuzzing_reached_past_authentication() -> None:
     assert sum(n for status, n in seen.items() if status < 300) > 0, seen
     assert seen.get(400, 0) > 0 and seen.get(403, 0) > 0, seen
-

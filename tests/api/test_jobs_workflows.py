@@ -23,7 +23,9 @@ async def admin(make_token: MakeToken) -> str:
 async def dead_jobs() -> list[OutboxJob]:
     made = []
     for i, (source, error) in enumerate([("shop", "timeout"), ("shop", "HTTP 500"), ("crm", "timeout")]):
-        event = await Event.objects.acreate(source=source, event_type=f"order.{i}", payload={}, trace_id="t" * 32)
+        event = await Event.objects.acreate(
+            source=source, event_type=f"order.{i}", payload={}, trace_id="t" * 32
+        )
         made.append(await OutboxJob.objects.acreate(event=event, status="dead", attempts=5, last_error=error))
     await OutboxJob.objects.acreate(event=made[0].event, status="completed")
     return made
@@ -52,7 +54,9 @@ async def test_replaying_dead_jobs(api: httpx.AsyncClient, admin: str) -> None:
     assert empty.status_code == 400 and "empty filter is refused" in empty.json()["detail"]
     both = await api.post("/jobs/replay", json={"source": "shop", "all": True}, headers=bearer(admin))
     assert both.status_code == 400
-    preview = await api.post("/jobs/replay", json={"error": "timeout", "dry_run": True}, headers=bearer(admin))
+    preview = await api.post(
+        "/jobs/replay", json={"error": "timeout", "dry_run": True}, headers=bearer(admin)
+    )
     assert preview.json() == {"matched": 2, "replayed": [], "dry_run": True}
     assert await OutboxJob.objects.acount() == 4 and not await AuditEntry.objects.aexists()
     done = await api.post("/jobs/replay", json={"error": "timeout"}, headers=bearer(admin))
@@ -62,14 +66,17 @@ async def test_replaying_dead_jobs(api: httpx.AsyncClient, admin: str) -> None:
     again = await api.post("/jobs/replay", json={"error": "timeout"}, headers=bearer(admin))
     assert again.json()["replayed"] == []  # a dead job is replayed once
     listed = await api.get("/jobs", params={"error": "timeout"}, headers=bearer(admin))
-    assert {j["id"]: bool(j["replayed_as"]) for j in listed.json()["items"]} == {jobs[0].pk: True, jobs[2].pk: True}
+    assert {j["id"]: bool(j["replayed_as"]) for j in listed.json()["items"]} == {
+        jobs[0].pk: True,
+        jobs[2].pk: True,
+    }
     every = await api.post("/jobs/replay", json={"all": True}, headers=bearer(admin))
     assert every.json()["replayed"] and len(every.json()["replayed"]) == 1
     entry = await AuditEntry.objects.filter(action="jobs.replay").order_by("id").afirst()
     assert entry is not None and entry.details == {"filter": {"error": "timeout"}, "replayed": 2}
 
 
-FILE = {
+FILE: dict[str, Any] = {
     "sources": [{"slug": "shop", "scheme": "none"}],
     "workflows": [{"name": "flow", "trigger": {"source": "shop"}, "steps": [STEP]}],
     "schedules": [{"name": "nightly", "cron": "0 3 * * *"}],
@@ -90,20 +97,29 @@ async def test_deploy_with_a_dry_run_first(api: httpx.AsyncClient, admin: str) -
     assert same.json()["diff"] == {"flow": ""} and same.json()["counts"]["versions"] == 0
     changed = {**FILE, "workflows": [{**FILE["workflows"][0], "description": "now with words"}]}
     diff = (await api.put("/workflows", params={"dry_run": True}, json=changed, headers=bearer(admin))).json()
-    assert "+description: now with words" in diff["diff"]["flow"].replace("  ", "") and diff["counts"]["versions"] == 1
+    assert (
+        "+description: now with words" in diff["diff"]["flow"].replace("  ", "")
+        and diff["counts"]["versions"] == 1
+    )
     assert await WorkflowVersion.objects.acount() == 1
     entry = await AuditEntry.objects.aget(action="workflows.load")
     assert entry.actor.startswith("token:deployer#") and entry.target == "flow"
 
 
 BAD_FILES: list[tuple[Any, str]] = [
-    ({"workflows": [{"name": "w", "steps": [{**STEP, "connector": "nope"}]}]}, "workflows[0].steps[0].connector"),
+    (
+        {"workflows": [{"name": "w", "steps": [{**STEP, "connector": "nope"}]}]},
+        "workflows[0].steps[0].connector",
+    ),
     ({"workflows": [{"name": "w", "steps": []}]}, "workflows[0].steps"),
     ({"workflows": [{"name": "ok", "steps": [STEP]}, {"name": "w", "stepz": []}]}, "workflows[1]"),
     ({"workflows": [{"name": "w", "steps": [STEP], "retry": {"max_attempts": 0}}]}, "workflows[0]"),
     ({"schedules": [{"name": "s", "cron": "every day"}]}, "schedules[0].cron"),
     ({"sources": [{"slug": "bad slug!", "scheme": "none"}]}, "sources[0]"),
-    ({"sources": [{"slug": "x", "scheme": "hmac_sha256"}]}, "sources[0]: scheme hmac_sha256 needs a secret_ref"),
+    (
+        {"sources": [{"slug": "x", "scheme": "hmac_sha256"}]},
+        "sources[0]: scheme hmac_sha256 needs a secret_ref",
+    ),
     ({"workflows": "not a list"}, "workflows"),
     ({"workflows": [5]}, "workflows"),
     ({"flows": []}, "flows"),
@@ -113,7 +129,9 @@ BAD_FILES: list[tuple[Any, str]] = [
 async def test_bad_files_name_the_place_and_write_nothing(api: httpx.AsyncClient, admin: str) -> None:
     for body, place in BAD_FILES:
         for dry_run in (True, False):
-            response = await api.put("/workflows", params={"dry_run": dry_run}, json=body, headers=bearer(admin))
+            response = await api.put(
+                "/workflows", params={"dry_run": dry_run}, json=body, headers=bearer(admin)
+            )
             assert response.status_code == 400, (body, response.text)
             assert place in response.json()["detail"], (body, response.text)
     assert not await Workflow.objects.aexists() and not await AuditEntry.objects.aexists()
@@ -134,21 +152,33 @@ async def test_read_rollback_enable_disable(api: httpx.AsyncClient, admin: str) 
     missing = await api.post("/workflows/flow/rollback", json={"to": 9}, headers=bearer(admin))
     assert missing.status_code == 400 and "no version 9" in missing.json()["detail"]
     for bad in ({"to": 0}, {"to": "x"}, {}, {"to": 1, "also": 2}):
-        assert (await api.post("/workflows/flow/rollback", json=bad, headers=bearer(admin))).status_code == 400
+        assert (
+            await api.post("/workflows/flow/rollback", json=bad, headers=bearer(admin))
+        ).status_code == 400
     off = await api.post("/workflows/flow/disable", headers=bearer(admin))
     assert off.json() == {"name": "flow", "enabled": False}
     assert not (await Workflow.objects.aget(name="flow")).enabled
     assert (await api.post("/workflows/flow/enable", headers=bearer(admin))).json()["enabled"] is True
     for path in ("/workflows/nope", "/workflows/nope/enable", "/workflows/nope/rollback"):
         method = "GET" if path == "/workflows/nope" else "POST"
-        response = await api.request(method, path, json={"to": 1} if "rollback" in path else None, headers=bearer(admin))
+        response = await api.request(
+            method, path, json={"to": 1} if "rollback" in path else None, headers=bearer(admin)
+        )
         assert response.status_code == 404, (path, response.text)
     actions = [e.action async for e in AuditEntry.objects.order_by("id")]
-    assert actions == ["workflows.load", "workflows.load", "workflows.rollback", "workflows.disable", "workflows.enable"]
+    assert actions == [
+        "workflows.load",
+        "workflows.load",
+        "workflows.rollback",
+        "workflows.disable",
+        "workflows.enable",
+    ]
 
 
 async def test_sources_and_schedules(api: httpx.AsyncClient, admin: str, load: Any) -> None:
-    await sync_to_async(load)({**FILE, "sources": [{"slug": "gh", "scheme": "github", "secret_ref": "env:GH"}]})
+    await sync_to_async(load)(
+        {**FILE, "sources": [{"slug": "gh", "scheme": "github", "secret_ref": "env:GH"}]}
+    )
     sources = (await api.get("/sources", headers=bearer(admin))).json()
     assert [(s["slug"], s["scheme"], s["secret_ref"]) for s in sources] == [("gh", "github", "env:GH")]
     assert (await api.get("/sources/gh", headers=bearer(admin))).json()["slug"] == "gh"
@@ -171,8 +201,13 @@ async def test_secrets_are_write_only(api: httpx.AsyncClient, make_token: MakeTo
     replaced = await api.put("/secrets/SHOP", json={"value": "value-two-6789"}, headers=bearer(token))
     assert replaced.status_code == 200 and "value-two" not in replaced.text
     assert await sync_to_async(DbSecretsBackend().get_secret)("SHOP") == "value-two-6789"
-    for bad_name, body in (("a b", {"value": "x" * 5}), ("x", {"value": ""}), ("x", {"value": 5}),
-                           ("x", {"value": "abc", "note": 1}), ("x", {})):  # fmt: skip
+    for bad_name, body in (
+        ("a b", {"value": "x" * 5}),
+        ("x", {"value": ""}),
+        ("x", {"value": 5}),
+        ("x", {"value": "abc", "note": 1}),
+        ("x", {}),
+    ):
         response = await api.put(f"/secrets/{bad_name}", json=body, headers=bearer(token))
         assert response.status_code in (400, 404), (bad_name, body, response.text)
     entries = [e async for e in AuditEntry.objects.filter(action="secrets.put").values("target", "details")]

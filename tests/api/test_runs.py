@@ -17,8 +17,11 @@ from automate_core.masking import masker
 from automate_core.models import AuditEntry, Event, ExecutionRun, OutboxJob, StepRun, Workflow
 from tests.api.conftest import MakeToken, bearer
 
-FLOW = {"name": "flow", "trigger": {"source": "shop"}, "steps": [{"name": "s", "connector": "log", "action": "info",
-                                                               "params": {"message": "hi"}}]}  # fmt: skip
+FLOW = {
+    "name": "flow",
+    "trigger": {"source": "shop"},
+    "steps": [{"name": "s", "connector": "log", "action": "info", "params": {"message": "hi"}}],
+}
 
 
 @pytest.fixture
@@ -31,14 +34,22 @@ async def runs(live_db: None, load: Any) -> list[ExecutionRun]:
         flows = {w.name: w for w in Workflow.objects.select_related("current_version")}
         for i in range(30):
             source, name = ("shop", "flow") if i % 3 else ("crm", "other")
-            event = Event.objects.create(source=source, event_type=f"order.{i % 2}", payload={"i": i},
-                                         trace_id=f"{i:032x}")  # fmt: skip
+            event = Event.objects.create(
+                source=source, event_type=f"order.{i % 2}", payload={"i": i}, trace_id=f"{i:032x}"
+            )
             status = ["succeeded", "failed", "cancelled"][i % 3] if i < 27 else "running"
             run = ExecutionRun.objects.create(
-                workflow=flows[name], workflow_name=name, version=flows[name].current_version, event=event,
-                status=status, trace_id=event.trace_id, error="boom" if status == "failed" else "",
-            )  # fmt: skip
-            ExecutionRun.objects.filter(pk=run.pk).update(started_at=timezone.now() - timedelta(minutes=6 * (30 - i)))
+                workflow=flows[name],
+                workflow_name=name,
+                version=flows[name].current_version,
+                event=event,
+                status=status,
+                trace_id=event.trace_id,
+                error="boom" if status == "failed" else "",
+            )
+            ExecutionRun.objects.filter(pk=run.pk).update(
+                started_at=timezone.now() - timedelta(minutes=6 * (30 - i))
+            )
             made.append(run)
         return made
 
@@ -86,9 +97,11 @@ FILTERS: list[tuple[dict[str, Any], Any]] = [
     ({"source": "crm"}, lambda r, e: e.source == "crm"),
     ({"event_type": "order.1"}, lambda r, e: e.event_type == "order.1"),
     ({"trace_id": f"{4:032x}"}, lambda r, e: e.trace_id == f"{4:032x}"),
-    ({"workflow": "flow", "status": "succeeded", "event_type": "order.0"},
-     lambda r, e: r.workflow_name == "flow" and r.status == "succeeded" and e.event_type == "order.0"),
-]  # fmt: skip
+    (
+        {"workflow": "flow", "status": "succeeded", "event_type": "order.0"},
+        lambda r, e: r.workflow_name == "flow" and r.status == "succeeded" and e.event_type == "order.0",
+    ),
+]
 
 
 async def test_filters(api: httpx.AsyncClient, runs: list[ExecutionRun], reader: str) -> None:
@@ -150,7 +163,8 @@ async def test_the_list_reads_indexes_not_the_runs_table(live_db: None) -> None:
         with connection.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO automate_event (id, source, event_type, payload, headers, trace_id, received_at)"
-                " SELECT i, 's' || (i % 5), 't', '{}', '{}', md5(i::text), now() FROM generate_series(1, 20000) i"
+                " SELECT i, 's' || (i % 5), 't', '{}', '{}', md5(i::text), now()"
+                " FROM generate_series(1, 20000) i"
             )
             cursor.execute(
                 "INSERT INTO automate_run (workflow_name, event_id, attempt, status, error, trace_id, mode,"
@@ -159,8 +173,13 @@ async def test_the_list_reads_indexes_not_the_runs_table(live_db: None) -> None:
             )
             cursor.execute("ANALYZE automate_run")
             cursor.execute("ANALYZE automate_event")
-            for qs in (base, base.filter(id__lt=10000), base.filter(status="failed"),
-                       base.filter(status="failed", id__lt=5000), base.filter(trace_id="abc")):  # fmt: skip
+            for qs in (
+                base,
+                base.filter(id__lt=10000),
+                base.filter(status="failed"),
+                base.filter(status="failed", id__lt=5000),
+                base.filter(trace_id="abc"),
+            ):
                 sql, params = qs[:51].query.sql_with_params()
                 cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
                 raw = cursor.fetchone()[0]
@@ -176,15 +195,27 @@ async def test_the_list_reads_indexes_not_the_runs_table(live_db: None) -> None:
             assert not any(n["Node Type"] == "Sort" for n in plan), plan
 
 
-async def test_one_run_with_its_steps_masked(api: httpx.AsyncClient, runs: list[ExecutionRun], reader: str) -> None:
+async def test_one_run_with_its_steps_masked(
+    api: httpx.AsyncClient, runs: list[ExecutionRun], reader: str
+) -> None:
     run = runs[1]
     masker.register("sk-live-very-secret-value")
     now = timezone.now()
     await StepRun.objects.acreate(
-        run=run, position=0, name="call", connector="http", action="post", status="failed", attempt=2,
-        input={"headers": {"Authorization": "Bearer sk-live-very-secret-value"}}, output=None,
-        error="401 for sk-live-very-secret-value", started_at=now, finished_at=now, duration_ms=3.5,
-    )  # fmt: skip
+        run=run,
+        position=0,
+        name="call",
+        connector="http",
+        action="post",
+        status="failed",
+        attempt=2,
+        input={"headers": {"Authorization": "Bearer sk-live-very-secret-value"}},
+        output=None,
+        error="401 for sk-live-very-secret-value",
+        started_at=now,
+        finished_at=now,
+        duration_ms=3.5,
+    )
     response = await api.get(f"/runs/{run.pk}", headers=bearer(reader))
     assert response.status_code == 200
     body = response.json()
@@ -204,10 +235,13 @@ async def test_every_replay_mode(api: httpx.AsyncClient, runs: list[ExecutionRun
         ("resume", failed, {}),
         ("edited", failed, {"payload": {"i": "edited"}}),
     ):
-        response = await api.post(f"/runs/{run.pk}/replay", json={"mode": mode, **extra}, headers=bearer(writer))
+        response = await api.post(
+            f"/runs/{run.pk}/replay", json={"mode": mode, **extra}, headers=bearer(writer)
+        )
         assert response.status_code == 202, (mode, response.text)
         new = await ExecutionRun.objects.select_related("event").aget(pk=response.json()["run_id"])
         assert (new.mode, new.parent_id, new.status) == (mode, run.pk, "queued")
+        assert new.job_id is not None
         assert await OutboxJob.objects.filter(pk=new.job_id, payload={"run": new.pk}).aexists()
         if mode == "edited":
             assert new.event.payload == {"i": "edited"} and new.event_id != run.event_id

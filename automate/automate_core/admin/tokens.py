@@ -47,7 +47,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     readonly_fields = ["prefix", "last_used_at", "revoked_at", "created_by", "created_at"]
     actions = ["revoke"]
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         base = ["name", "scopes", "sources", "expires_at", "rate_limit"]
         return base if obj is None else [*base, *self.readonly_fields]
 
@@ -71,8 +71,13 @@ class ApiTokenAdmin(admin.ModelAdmin):
         obj.prefix, obj.token_hash = token[:10], hash_token(token)
         obj.created_by = request.user.get_username()
         super().save_model(request, obj, form, change)
-        AuditEntry.objects.create(actor=f"admin:{obj.created_by}", token=obj, action="tokens.create",
-                                  target=f"token:{obj.pk}", details={"name": obj.name, "scopes": obj.scopes})  # fmt: skip
+        AuditEntry.objects.create(
+            actor=f"admin:{obj.created_by}",
+            token=obj,
+            action="tokens.create",
+            target=f"token:{obj.pk}",
+            details={"name": obj.name, "scopes": obj.scopes},
+        )
         self.message_user(
             request,
             f"Token for {obj.name}: {token} (shown once; send it as 'Authorization: Bearer <token>').",
@@ -84,8 +89,12 @@ class ApiTokenAdmin(admin.ModelAdmin):
         live = list(queryset.filter(revoked_at__isnull=True))
         queryset.filter(pk__in=[t.pk for t in live]).update(revoked_at=timezone.now())
         for t in live:
-            AuditEntry.objects.create(actor=f"admin:{request.user.get_username()}", token=t,
-                                      action="tokens.revoke", target=f"token:{t.pk}")  # fmt: skip
+            AuditEntry.objects.create(
+                actor=f"admin:{request.user.get_username()}",
+                token=t,
+                action="tokens.revoke",
+                target=f"token:{t.pk}",
+            )
         self.message_user(request, f"Revoked {len(live)} token(s).", messages.SUCCESS)
 
 
@@ -95,7 +104,7 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     list_filter = ["action"]
     search_fields = ["actor", "target"]
     fields = ["created_at", "actor", "token", "action", "target", "details_json"]
-    readonly_fields = fields
+    readonly_fields = ["created_at", "actor", "token", "action", "target", "details_json"]
 
     @admin.display(description="Details")
     def details_json(self, obj: AuditEntry) -> str:

@@ -37,7 +37,9 @@ api = NinjaAPI(
 )
 
 
-def _error(request: HttpRequest, status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> HttpResponse:
+def _error(
+    request: HttpRequest, status: int, code: str, detail: str, headers: dict[str, str] | None = None
+) -> HttpResponse:
     response = api.create_response(request, {"error": code, "detail": detail}, status=status)
     for name, value in (headers or {}).items():
         response[name] = value
@@ -73,8 +75,13 @@ def _too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
 
 @api.exception_handler(AuthenticationError)
 def _unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
-    return _error(request, 401, "unauthenticated", "Send a token: Authorization: Bearer <token>.",
-                  {"WWW-Authenticate": 'Bearer realm="automate"'})  # fmt: skip
+    return _error(
+        request,
+        401,
+        "unauthenticated",
+        "Send a token: Authorization: Bearer <token>.",
+        {"WWW-Authenticate": 'Bearer realm="automate"'},
+    )
 
 
 @api.exception_handler(Http404)

@@ -183,7 +183,9 @@ async def authenticate(token: str) -> Principal:
 def _body_size(request: HttpRequest) -> None:
     limit = int(settings.API_MAX_BODY_BYTES)
     declared = request.META.get("CONTENT_LENGTH") or ""
-    too_large = ApiError(f"The body is larger than the limit of {limit} bytes.", status=413, code="body_too_large")
+    too_large = ApiError(
+        f"The body is larger than the limit of {limit} bytes.", status=413, code="body_too_large"
+    )
     if declared.isdigit() and int(declared) > limit:
         raise too_large
     if request.method in ("POST", "PUT", "PATCH") and len(request.body) > limit:
@@ -199,7 +201,7 @@ class TokenAuth(HttpBearer):
         self.scope = scope
         super().__init__()
 
-    async def __call__(self, request: HttpRequest) -> Principal:  # type: ignore[override]
+    async def __call__(self, request: HttpRequest) -> Principal:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
@@ -14,8 +14,6 @@ from automate_core.api.auth import Principal
 from automate_core.api.schemas import Error
 from automate_core.conf import settings
 from automate_core.exceptions import ApiError
-
-T = TypeVar("T")
 
 #: Every operation may answer these (documented in the OpenAPI, so schemathesis checks them).
 ERRORS: dict[int, Any] = {400: Error, 401: Error, 403: Error, 413: Error, 429: Error, 503: Error}
@@ -78,7 +76,7 @@ def record(who: Principal, action: str, target: str, details: dict[str, Any] | N
     )
 
 
-async def audited(
+async def audited[T](
     who: Principal, action: str, target: str, write: Callable[[], T], details: Callable[[T], dict[str, Any]]
 ) -> T:
     """Run the sync ``write`` and its audit entry in one transaction, off the event loop."""

@@ -19,8 +19,8 @@ import json
 from typing import Any
 
 import psycopg
-from django.http import HttpRequest
 import pydantic
+from django.http import HttpRequest
 from ninja import Path, Router, Status
 
 from automate_core import db
@@ -74,8 +74,11 @@ def _parse(request: HttpRequest) -> EventIn | list[EventIn]:
     """The body as one event or a list of them; 415 for another media type, 400 naming the field."""
     media = (request.content_type or "").lower()
     if media != "application/json" and not media.endswith("+json"):
-        raise ApiError(f"Content-Type must be application/json, not {media or 'missing'!r}.", status=415,
-                       code="unsupported_media_type")  # fmt: skip
+        raise ApiError(
+            f"Content-Type must be application/json, not {media or 'missing'!r}.",
+            status=415,
+            code="unsupported_media_type",
+        )
     try:
         data = json.loads(request.body)
     except (ValueError, RecursionError) as exc:
@@ -86,7 +89,9 @@ def _parse(request: HttpRequest) -> EventIn | list[EventIn]:
     if not data:
         raise ApiError("An empty batch: send at least one event.")
     if len(data) > maximum:
-        raise ApiError(f"A batch holds at most {maximum} events; this one has {len(data)}.", code="batch_too_large")
+        raise ApiError(
+            f"A batch holds at most {maximum} events; this one has {len(data)}.", code="batch_too_large"
+        )
     return [_item(item, f"[{i}]") for i, item in enumerate(data)]
 
 
@@ -122,8 +127,11 @@ async def send(request: HttpRequest) -> Status[Any]:
         result = await ingestor.ingest(_new_event(body, who))
     except IngestError as exc:
         raise ApiError(str(exc), status=exc.status, code=exc.reason, headers=exc.headers) from exc
-    status = "duplicate" if result.duplicate else "accepted"
-    answer = EventAccepted(event_id=result.event_id, trace_id=result.trace_id, status=status)
+    answer = EventAccepted(
+        event_id=result.event_id,
+        trace_id=result.trace_id,
+        status="duplicate" if result.duplicate else "accepted",
+    )
     return Status(200 if result.duplicate else 202, answer)
 
 
@@ -161,14 +169,19 @@ async def _write(rows: list[dict[str, Any]]) -> list[tuple[int, str, bool]]:
             if missing:
                 cur = await conn.execute(
                     queries.FIND_DUPLICATES,
-                    {"sources": [r["source"] for r in missing], "keys": [r["idempotency_key"] for r in missing]},
+                    {
+                        "sources": [r["source"] for r in missing],
+                        "keys": [r["idempotency_key"] for r in missing],
+                    },
                 )
                 originals = {(s, k): (i, t) for s, k, i, t in await cur.fetchall()}
     except (psycopg.errors.DataError, psycopg.errors.UntranslatableCharacter) as exc:
         message = exc.diag.message_primary or "rejected by the database"
         raise ApiError(f"The batch cannot be stored (nothing was written): {message}") from exc
     except (psycopg.Error, OSError, TimeoutError) as exc:
-        raise DatabaseUnavailable("The event store is unavailable; nothing was recorded. Retry shortly.") from exc
+        raise DatabaseUnavailable(
+            "The event store is unavailable; nothing was recorded. Retry shortly."
+        ) from exc
     results = []
     for row in rows:
         if row["trace_id"] in inserted:
@@ -192,7 +205,12 @@ async def get_event(request: HttpRequest, event_id: int = Path(..., ge=1, le=2**
     event = await Event.objects.filter(pk=event_id).afirst()
     if event is None or not who.may_send_for(event.source):
         raise not_found(f"event #{event_id}")
-    runs = [pk async for pk in ExecutionRun.objects.filter(event_id=event_id).order_by("id").values_list("id", flat=True)]
+    runs = [
+        pk
+        async for pk in ExecutionRun.objects.filter(event_id=event_id)
+        .order_by("id")
+        .values_list("id", flat=True)
+    ]
     return EventOut(
         id=event.pk,
         source=event.source,

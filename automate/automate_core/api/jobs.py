@@ -94,7 +94,13 @@ async def list_jobs(
     size = page_size(limit)
     after = decode_cursor("job", cursor)
     selection = _selection(
-        source=source, event_type=event_type, kind=kind, error=error, since=since, until=until, replayable=False
+        source=source,
+        event_type=event_type,
+        kind=kind,
+        error=error,
+        since=since,
+        until=until,
+        replayable=False,
     )
     jobs = selection.queryset().select_related("event").order_by("-id")
     if after is not None:
@@ -106,7 +112,8 @@ async def list_jobs(
     async for new_id, old_id in OutboxJob.objects.filter(replay_of__in=[j.pk for j in rows]).values_list(
         "id", "replay_of"
     ):
-        replays.setdefault(old_id, []).append(new_id)
+        if old_id is not None:
+            replays.setdefault(old_id, []).append(new_id)
     return JobPage(
         items=[_out(j, replays.get(j.pk, [])) for j in rows],
         next_cursor=encode_cursor("job", rows[-1].pk) if more else None,

@@ -189,4 +189,3 @@ async def cancel_run(request: HttpRequest, run_id: int = RunId) -> Cancelled:
     except WorkflowError as exc:
         raise _conflict(exc) from exc
     return Cancelled(run_id=run_id, status=str(status))
-

@@ -44,5 +44,7 @@ async def put_secret(
             lambda _: {},
         )
     except ConfigurationError as exc:  # no AUTOMATE_SECRETS_ENCRYPTION_KEYS: the operator's to fix
-        raise ApiError(f"The db secrets backend is not configured: {exc}", status=503, code="unavailable") from exc
+        raise ApiError(
+            f"The db secrets backend is not configured: {exc}", status=503, code="unavailable"
+        ) from exc
     return SecretStored(name=name, stored=True)

@@ -36,14 +36,22 @@ def _schedule(s: Schedule) -> ScheduleOut:
     )
 
 
-@router.get("/sources", auth=TokenAuth("workflows:read"), response=answers({200: list[SourceOut]}),
-            summary="Webhook sources")  # fmt: skip
+@router.get(
+    "/sources",
+    auth=TokenAuth("workflows:read"),
+    response=answers({200: list[SourceOut]}),
+    summary="Webhook sources",
+)
 async def list_sources(request: HttpRequest) -> list[SourceOut]:
     return [_source(s) async for s in WebhookSource.objects.order_by("slug")]
 
 
-@router.get("/sources/{slug}", auth=TokenAuth("workflows:read"),
-            response=answers({200: SourceOut}, not_found=True), summary="One webhook source")  # fmt: skip
+@router.get(
+    "/sources/{slug}",
+    auth=TokenAuth("workflows:read"),
+    response=answers({200: SourceOut}, not_found=True),
+    summary="One webhook source",
+)
 async def get_source(request: HttpRequest, slug: str = Path(..., min_length=1, max_length=100)) -> SourceOut:
     found = await WebhookSource.objects.filter(slug=slug).afirst()
     if found is None:
@@ -51,15 +59,25 @@ async def get_source(request: HttpRequest, slug: str = Path(..., min_length=1, m
     return _source(found)
 
 
-@router.get("/schedules", auth=TokenAuth("workflows:read"), response=answers({200: list[ScheduleOut]}),
-            summary="Cron schedules")  # fmt: skip
+@router.get(
+    "/schedules",
+    auth=TokenAuth("workflows:read"),
+    response=answers({200: list[ScheduleOut]}),
+    summary="Cron schedules",
+)
 async def list_schedules(request: HttpRequest) -> list[ScheduleOut]:
     return [_schedule(s) async for s in Schedule.objects.order_by("name")]
 
 
-@router.get("/schedules/{name}", auth=TokenAuth("workflows:read"),
-            response=answers({200: ScheduleOut}, not_found=True), summary="One cron schedule")  # fmt: skip
-async def get_schedule(request: HttpRequest, name: str = Path(..., min_length=1, max_length=200)) -> ScheduleOut:
+@router.get(
+    "/schedules/{name}",
+    auth=TokenAuth("workflows:read"),
+    response=answers({200: ScheduleOut}, not_found=True),
+    summary="One cron schedule",
+)
+async def get_schedule(
+    request: HttpRequest, name: str = Path(..., min_length=1, max_length=200)
+) -> ScheduleOut:
     found = await Schedule.objects.filter(name=name).afirst()
     if found is None:
         raise not_found(f"schedule {name!r}")

@@ -46,8 +46,12 @@ def _summary(w: Workflow) -> dict[str, Any]:
     }
 
 
-@router.get("", auth=TokenAuth("workflows:read"), response=answers({200: list[WorkflowOut]}),
-            summary="Every workflow, by name")  # fmt: skip
+@router.get(
+    "",
+    auth=TokenAuth("workflows:read"),
+    response=answers({200: list[WorkflowOut]}),
+    summary="Every workflow, by name",
+)
 async def list_workflows(request: HttpRequest) -> list[WorkflowOut]:
     rows = Workflow.objects.select_related("current_version").order_by("name")
     return [WorkflowOut(**_summary(w)) async for w in rows]
@@ -60,8 +64,12 @@ async def _workflow(name: str) -> Workflow:
     return found
 
 
-@router.get("/{name}", auth=TokenAuth("workflows:read"), response=answers({200: WorkflowDetail}, not_found=True),
-            summary="One workflow: its current definition and every version")  # fmt: skip
+@router.get(
+    "/{name}",
+    auth=TokenAuth("workflows:read"),
+    response=answers({200: WorkflowDetail}, not_found=True),
+    summary="One workflow: its current definition and every version",
+)
 async def get_workflow(request: HttpRequest, name: str = Name) -> WorkflowDetail:
     w = await _workflow(name)
     history = [
@@ -123,16 +131,23 @@ def _load(data: dict[str, Any], dry_run: bool, who: Principal) -> LoadOut:
         return rolled_back.result
 
 
-@router.put("", auth=TokenAuth("workflows:write"), response=answers({200: LoadOut}),
-            summary="Deploy a definitions file (the automate load format); dry_run validates and diffs")  # fmt: skip
+@router.put(
+    "",
+    auth=TokenAuth("workflows:write"),
+    response=answers({200: LoadOut}),
+    summary="Deploy a definitions file (the automate load format); dry_run validates and diffs",
+)
 async def put_workflows(request: HttpRequest, body: DefinitionsIn, dry_run: bool = Query(False)) -> LoadOut:
     data = body.model_dump(exclude_none=True)
     return await sync_to_async(_load, thread_sensitive=True)(data, dry_run, principal(request))
 
 
-@router.post("/{name}/rollback", auth=TokenAuth("workflows:write"),
-             response=answers({200: WorkflowOut}, not_found=True),
-             summary="Make an earlier version current again (as a new version)")  # fmt: skip
+@router.post(
+    "/{name}/rollback",
+    auth=TokenAuth("workflows:write"),
+    response=answers({200: WorkflowOut}, not_found=True),
+    summary="Make an earlier version current again (as a new version)",
+)
 async def rollback(request: HttpRequest, body: RollbackIn, name: str = Name) -> WorkflowOut:
     w = await _workflow(name)
     who = principal(request)
@@ -159,13 +174,21 @@ async def _toggle(request: HttpRequest, name: str, enabled: bool) -> Toggled:
     return Toggled(name=name, enabled=enabled)
 
 
-@router.post("/{name}/enable", auth=TokenAuth("workflows:write"), response=answers({200: Toggled}, not_found=True),
-             summary="Enable a workflow")  # fmt: skip
+@router.post(
+    "/{name}/enable",
+    auth=TokenAuth("workflows:write"),
+    response=answers({200: Toggled}, not_found=True),
+    summary="Enable a workflow",
+)
 async def enable(request: HttpRequest, name: str = Name) -> Toggled:
     return await _toggle(request, name, True)
 
 
-@router.post("/{name}/disable", auth=TokenAuth("workflows:write"), response=answers({200: Toggled}, not_found=True),
-             summary="Disable a workflow (events no longer start it)")  # fmt: skip
+@router.post(
+    "/{name}/disable",
+    auth=TokenAuth("workflows:write"),
+    response=answers({200: Toggled}, not_found=True),
+    summary="Disable a workflow (events no longer start it)",
+)
 async def disable(request: HttpRequest, name: str = Name) -> Toggled:
     return await _toggle(request, name, False)

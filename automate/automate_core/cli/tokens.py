@@ -61,8 +61,13 @@ def run(options: dict[str, Any], out: TextIO) -> int:
                 rate_limit=options.get("rate_limit"),
                 created_by="cli",
             )
-            AuditEntry.objects.create(actor="cli", token=row, action="tokens.create", target=f"token:{row.pk}",
-                                      details={"name": row.name, "scopes": row.scopes})  # fmt: skip
+            AuditEntry.objects.create(
+                actor="cli",
+                token=row,
+                action="tokens.create",
+                target=f"token:{row.pk}",
+                details={"name": row.name, "scopes": row.scopes},
+            )
     except ApiError as exc:
         raise AutomateError(str(exc)) from exc
     out.write(f"token #{row.pk} {row.name} ({', '.join(row.scopes)}): {_state(row)}\n")
@@ -77,10 +82,18 @@ def _list(options: dict[str, Any], out: TextIO) -> int:
         out.write(
             json.dumps(
                 [
-                    {"id": t.pk, "name": t.name, "prefix": t.prefix, "scopes": t.scopes, "sources": t.sources,
-                     "state": _state(t), "last_used_at": t.last_used_at, "created_at": t.created_at}
+                    {
+                        "id": t.pk,
+                        "name": t.name,
+                        "prefix": t.prefix,
+                        "scopes": t.scopes,
+                        "sources": t.sources,
+                        "state": _state(t),
+                        "last_used_at": t.last_used_at,
+                        "created_at": t.created_at,
+                    }
                     for t in rows
-                ],  # fmt: skip
+                ],
                 indent=2,
                 default=str,
             )
@@ -92,7 +105,9 @@ def _list(options: dict[str, Any], out: TextIO) -> int:
     for t in rows:
         used = f"last used {t.last_used_at:%Y-%m-%d %H:%M}" if t.last_used_at else "never used"
         sources = f"  sources {','.join(t.sources)}" if t.sources else ""
-        out.write(f"#{t.pk:<4} {t.name:<24} {t.prefix}…  {','.join(t.scopes)}{sources}  {_state(t)}  {used}\n")
+        out.write(
+            f"#{t.pk:<4} {t.name:<24} {t.prefix}…  {','.join(t.scopes)}{sources}  {_state(t)}  {used}\n"
+        )
     return 0
 
 
@@ -109,6 +124,8 @@ def _revoke(ref: str, out: TextIO) -> int:
         token = found[0]
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
-        AuditEntry.objects.create(actor="cli", token=token, action="tokens.revoke", target=f"token:{token.pk}")
+        AuditEntry.objects.create(
+            actor="cli", token=token, action="tokens.revoke", target=f"token:{token.pk}"
+        )
     out.write(f"token #{token.pk} {token.name} revoked\n")
     return 0

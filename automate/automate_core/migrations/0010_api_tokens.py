@@ -6,53 +6,103 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('automate_core', '0008_run_records_without_constraints'),
+        ("automate_core", "0008_run_records_without_constraints"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ApiToken',
+            name="ApiToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('prefix', models.CharField(help_text="The token's first characters, to recognise it.", max_length=16)),
-                ('token_hash', models.CharField(help_text='SHA-256 of the token (hex).', max_length=64, unique=True)),
-                ('scopes', models.JSONField(default=list, help_text='Any of: events:write, runs:read, runs:write, workflows:read, workflows:write, secrets:write, admin.')),
-                ('sources', models.JSONField(blank=True, default=list, help_text='Sources this token may send events for (empty: any).')),
-                ('rate_limit', models.PositiveIntegerField(blank=True, help_text='Requests per minute (empty: AUTOMATE_API_RATE_LIMIT; 0: none).', null=True)),
-                ('rate_tat', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('expires_at', models.DateTimeField(blank=True, null=True)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('last_used_at', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('created_by', models.CharField(blank=True, max_length=150)),
-                ('created_at', models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                (
+                    "prefix",
+                    models.CharField(
+                        help_text="The token's first characters, to recognise it.", max_length=16
+                    ),
+                ),
+                (
+                    "token_hash",
+                    models.CharField(help_text="SHA-256 of the token (hex).", max_length=64, unique=True),
+                ),
+                (
+                    "scopes",
+                    models.JSONField(
+                        default=list,
+                        help_text="Any of: events:write, runs:read, runs:write, workflows:read, workflows:write, secrets:write, admin.",
+                    ),
+                ),
+                (
+                    "sources",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text="Sources this token may send events for (empty: any).",
+                    ),
+                ),
+                (
+                    "rate_limit",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Requests per minute (empty: AUTOMATE_API_RATE_LIMIT; 0: none).",
+                        null=True,
+                    ),
+                ),
+                ("rate_tat", models.DateTimeField(blank=True, editable=False, null=True)),
+                ("expires_at", models.DateTimeField(blank=True, null=True)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                ("last_used_at", models.DateTimeField(blank=True, editable=False, null=True)),
+                ("created_by", models.CharField(blank=True, max_length=150)),
+                ("created_at", models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
             ],
             options={
-                'verbose_name': 'API token',
-                'db_table': 'automate_api_token',
-                'ordering': ['-id'],
+                "verbose_name": "API token",
+                "db_table": "automate_api_token",
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='AuditEntry',
+            name="AuditEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('actor', models.CharField(help_text='token:NAME#ID, or the CLI user.', max_length=200)),
-                ('action', models.CharField(max_length=64)),
-                ('target', models.CharField(blank=True, max_length=300)),
-                ('status', models.PositiveSmallIntegerField(default=200, help_text='The HTTP status answered.')),
-                ('details', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
-                ('token', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='audit', to='automate_core.apitoken')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("actor", models.CharField(help_text="token:NAME#ID, or the CLI user.", max_length=200)),
+                ("action", models.CharField(max_length=64)),
+                ("target", models.CharField(blank=True, max_length=300)),
+                (
+                    "status",
+                    models.PositiveSmallIntegerField(default=200, help_text="The HTTP status answered."),
+                ),
+                ("details", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(db_default=django.db.models.functions.datetime.Now())),
+                (
+                    "token",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="audit",
+                        to="automate_core.apitoken",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'audit entry',
-                'verbose_name_plural': 'audit log',
-                'db_table': 'automate_audit_entry',
-                'ordering': ['-id'],
-                'indexes': [models.Index(fields=['token', 'id'], name='automate_audit_token')],
+                "verbose_name": "audit entry",
+                "verbose_name_plural": "audit log",
+                "db_table": "automate_audit_entry",
+                "ordering": ["-id"],
+                "indexes": [models.Index(fields=["token", "id"], name="automate_audit_token")],
             },
         ),
     ]
