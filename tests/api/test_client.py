@@ -261,3 +261,37 @@ def test_the_client_installs_on_its_own(tmp_path: Path) -> None:
         check=True,
     )
     assert out.stdout.startswith(str(tmp_path / "site"))
+
+
+def test_the_cli_lists_runs_over_the_api(server: str, admin: str, load: Any) -> None:
+    """``automate --url ... --token ... runs``: what ``automate runs`` shows, read over HTTP."""
+    ids = runs_of(3)
+    env = {**os.environ, "AUTOMATE_TOKEN": admin, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
+    listed = subprocess.run(
+        [AUTOMATE, "--url", server, "runs", "--json", "--limit", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert [r["id"] for r in __import__("json").loads(listed.stdout)] == sorted(ids, reverse=True)[:2]
+    text = subprocess.run(
+        [AUTOMATE, "--url", server, "runs", "--status", "failed"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert all(f"#{i}" in text for i in ids) and "failed" in text
+    one = subprocess.run(
+        [AUTOMATE, "--url", server, "runs", str(ids[0])], env=env, capture_output=True, text=True
+    )
+    assert one.returncode == 0 and one.stdout.startswith(f"#{ids[0]}")
+    missing = subprocess.run(
+        [AUTOMATE, "--url", server, "runs", "99999999"], env=env, capture_output=True, text=True
+    )
+    assert missing.returncode == 1 and "(not_found)" in missing.stderr
+    bad = subprocess.run(
+        [AUTOMATE, "--url", server, "--token", "atk_x", "runs"], env=env, capture_output=True, text=True
+    )
+    assert bad.returncode == 1 and "(unauthenticated)" in bad.stderr and "atk_x" not in bad.stderr

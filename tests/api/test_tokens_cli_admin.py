@@ -97,7 +97,9 @@ def test_the_console_creates_a_token_shown_once(admin_client: Client) -> None:
 
 
 def test_the_audit_log_is_read_only(admin_client: Client) -> None:
-    entry = AuditEntry.objects.create(actor="token:x#1", action="runs.replay", target="run:5", details={"a": 1})
+    entry = AuditEntry.objects.create(
+        actor="token:x#1", action="runs.replay", target="run:5", details={"a": 1}
+    )
     listing = admin_client.get("/admin/automate_core/auditentry/").content.decode()
     assert "runs.replay" in listing and "run:5" in listing
     assert admin_client.get(f"/admin/automate_core/auditentry/{entry.pk}/change/").status_code == 200

@@ -27,6 +27,10 @@ def _secret_key() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and (args[0] == "--url" or args[0].startswith("--url=")):  # over the HTTP API, no database
+        from automate_core.cli import remote
+
+        raise SystemExit(remote.main(args))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "asgi.settings")
     if args[:1] == ["up"]:
         os.environ.setdefault("DEBUG", "1")  # local use over plain HTTP; production runs serve/worker
