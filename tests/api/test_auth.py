@@ -177,3 +177,18 @@ async def test_the_limit_is_kept_in_postgresql(api: httpx.AsyncClient, make_toke
     # a second process would read this row: move its state into the future as that process would
     await ApiToken.objects.filter(pk=row.pk).aupdate(rate_tat=timezone.now() + timedelta(seconds=90))
     assert (await api.get("/runs", headers=bearer(token))).status_code == 429
+
+
+async def test_an_unlimited_token_is_written_once_a_minute(
+    api: httpx.AsyncClient, make_token: MakeToken
+) -> None:
+    token = await make_token("runs:read", name="free", rate_limit=0)
+    for _ in range(5):
+        assert (await api.get("/runs", headers=bearer(token))).status_code == 200
+    first = (await ApiToken.objects.aget(name="free")).last_used_at
+    assert first is not None
+    await api.get("/runs", headers=bearer(token))
+    assert (await ApiToken.objects.aget(name="free")).last_used_at == first  # not rewritten
+    await ApiToken.objects.filter(name="free").aupdate(last_used_at=first - timedelta(minutes=2))
+    await api.get("/runs", headers=bearer(token))
+    assert (await ApiToken.objects.aget(name="free")).last_used_at > first  # a minute later: recorded
