@@ -157,9 +157,10 @@ async def test_the_list_reads_indexes_not_the_runs_table(live_db: None) -> None:
     """Every page, filtered or not, starts from an index on the runs table (EXPLAIN, 20 000 runs
     with their events): the primary key walked backwards, or the trace id index."""
 
+    from automate_core.api.runs import RunFilter, list_query
+
     def plans() -> list[list[dict[str, Any]]]:
         found = []
-        base = ExecutionRun.objects.select_related("version", "event").order_by("-id")
         with connection.cursor() as cursor:
             cursor.execute(
                 "INSERT INTO automate_event (id, source, event_type, payload, headers, trace_id, received_at)"
@@ -167,20 +168,23 @@ async def test_the_list_reads_indexes_not_the_runs_table(live_db: None) -> None:
                 " FROM generate_series(1, 20000) i"
             )
             cursor.execute(
-                "INSERT INTO automate_run (workflow_name, event_id, attempt, status, error, trace_id, mode,"
-                " started_at) SELECT 'w', i, 1, CASE WHEN i % 50 = 0 THEN 'failed' ELSE 'succeeded' END, '',"
+                "INSERT INTO automate_run (workflow_id, workflow_name, event_id, attempt, status, error,"
+                " trace_id, mode, started_at) SELECT i % 3 + 1, 'w', i, 1,"
+                " CASE WHEN i % 50 = 0 THEN 'failed' ELSE 'succeeded' END, '',"
                 " md5(i::text), '', now() - i * interval '1 second' FROM generate_series(1, 20000) AS i"
             )
             cursor.execute("ANALYZE automate_run")
             cursor.execute("ANALYZE automate_event")
-            for qs in (
-                base,
-                base.filter(id__lt=10000),
-                base.filter(status="failed"),
-                base.filter(status="failed", id__lt=5000),
-                base.filter(trace_id="abc"),
+            for filters in (
+                RunFilter(),
+                RunFilter(after=10000),
+                RunFilter(status="failed"),
+                RunFilter(status="failed", after=5000),
+                RunFilter(trace_id="abc"),
+                RunFilter(workflow="w", workflow_id=3),
+                RunFilter(source="s1", event_type="t"),
             ):
-                sql, params = qs[:51].query.sql_with_params()
+                sql, params = list_query(filters, 51)
                 cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
                 raw = cursor.fetchone()[0]
                 found.append(plan_nodes(json.loads(raw) if isinstance(raw, str) else raw))

@@ -220,6 +220,8 @@ class TokenAuth(HttpBearer):
                 code="missing_scope",
             )
         _body_size(request)
+        if "\x00" in request.path or any("\x00" in v for _, values in request.GET.lists() for v in values):
+            raise ApiError("The URL contains a NUL character, which cannot be stored or matched.")
         return principal
 
     async def authenticate(self, request: HttpRequest, token: str) -> Principal:  # pragma: no cover
