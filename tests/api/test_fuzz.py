@@ -77,3 +77,37 @@ def test_api_without_the_scope_never_errors(case: schemathesis.Case) -> None:
 def test_the_fuzzing_reached_past_authentication() -> None:
     assert sum(n for status, n in seen.items() if status < 300) > 0, seen
     assert seen.get(400, 0) > 0 and seen.get(403, 0) > 0, seen
+
+
+@pytest.mark.usefixtures("tokens")
+def test_stateful_links_never_error() -> None:
+    """The description's links (an event sent then read; runs listed, replayed, read and
+    cancelled) followed by schemathesis's state machine: no 5xx, every answer as described."""
+
+    class Machine(schema.as_state_machine()):  # type: ignore[misc]
+        def setup(self) -> None:
+            from automate_core.models import Event, ExecutionRun, Workflow
+
+            flow = Workflow.objects.select_related("current_version").get(name="w")
+            event = Event.objects.create(source="s", event_type="t", payload={}, trace_id="f" * 32)
+            ExecutionRun.objects.create(
+                workflow=flow,
+                workflow_name="w",
+                version=flow.current_version,
+                event=event,
+                status="failed",
+                trace_id=event.trace_id,
+            )
+
+        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
+            return {"headers": {"Authorization": f"Bearer {TOKENS['admin']}"}}
+
+        def validate_response(self, response: Any, case: schemathesis.Case, **kwargs: Any) -> None:
+            check(response, case)
+
+    Machine.run(
+        settings=settings(
+            max_examples=15, stateful_step_count=6, deadline=None, suppress_health_check=list(HealthCheck)
+        )
+    )
+    assert seen.get(202, 0) > 0, seen

@@ -110,7 +110,19 @@ def _item(data: Any, where: str) -> EventIn:
     "",
     auth=TokenAuth("events:write"),
     response={**answers({200: EventAccepted | BatchAccepted, 202: EventAccepted}), 415: Error},
-    openapi_extra={"requestBody": _body_schema()},
+    openapi_extra={
+        "requestBody": _body_schema(),
+        "responses": {
+            "202": {
+                "links": {
+                    "GetEvent": {
+                        "operationId": "get_event",
+                        "parameters": {"event_id": "$response.body#/event_id"},
+                    }
+                }
+            }
+        },
+    },
     summary="Send an event, or a batch of events",
     description=(
         "One event answers 202 `{event_id, trace_id}` once committed, or 200 with the original's "
@@ -196,6 +208,7 @@ async def _write(rows: list[dict[str, Any]]) -> list[tuple[int, str, bool]]:
 
 @router.get(
     "/{event_id}",
+    operation_id="get_event",
     auth=TokenAuth("runs:read"),
     response=answers({200: EventOut}, not_found=True),
     summary="One event, as received, with the runs it started",

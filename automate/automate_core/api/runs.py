@@ -122,8 +122,25 @@ def list_query(filters: RunFilter, limit: int) -> tuple[LiteralString, dict[str,
 
 @router.get(
     "",
+    operation_id="list_runs",
     auth=TokenAuth("runs:read"),
     response=answers({200: RunPage}),
+    openapi_extra={
+        "responses": {
+            "200": {
+                "links": {
+                    "GetFirstRun": {
+                        "operationId": "get_run",
+                        "parameters": {"run_id": "$response.body#/items/0/id"},
+                    },
+                    "ReplayFirstRun": {
+                        "operationId": "replay_run",
+                        "parameters": {"run_id": "$response.body#/items/0/id"},
+                    },
+                }
+            }
+        }
+    },
     summary="Runs, newest first, by filter, a page at a time",
 )
 async def list_runs(
@@ -170,6 +187,7 @@ async def list_runs(
 
 @router.get(
     "/{run_id}",
+    operation_id="get_run",
     auth=TokenAuth("runs:read"),
     response=answers({200: RunDetail}, not_found=True),
     summary="One run with its steps (inputs and outputs masked)",
@@ -209,7 +227,24 @@ def _conflict(exc: WorkflowError) -> ApiError:
 
 @router.post(
     "/{run_id}/replay",
+    operation_id="replay_run",
     auth=TokenAuth("runs:write"),
+    openapi_extra={
+        "responses": {
+            "202": {
+                "links": {
+                    "GetReplay": {
+                        "operationId": "get_run",
+                        "parameters": {"run_id": "$response.body#/run_id"},
+                    },
+                    "CancelReplay": {
+                        "operationId": "cancel_run",
+                        "parameters": {"run_id": "$response.body#/run_id"},
+                    },
+                }
+            }
+        }
+    },
     response=answers({202: QueuedRun}, not_found=True, conflict=True),
     summary="Replay a run as a new run (original, current, resume or edited)",
 )
@@ -234,6 +269,7 @@ async def replay_run(request: HttpRequest, body: ReplayIn, run_id: int = RunId) 
 
 @router.post(
     "/{run_id}/cancel",
+    operation_id="cancel_run",
     auth=TokenAuth("runs:write"),
     response=answers({200: Cancelled}, not_found=True, conflict=True),
     summary="Cancel a queued or running run (a running one stops before its next step)",
