@@ -192,3 +192,17 @@ async def test_an_unlimited_token_is_written_once_a_minute(
     await ApiToken.objects.filter(name="free").aupdate(last_used_at=first - timedelta(minutes=2))
     await api.get("/runs", headers=bearer(token))
     assert (await ApiToken.objects.aget(name="free")).last_used_at > first  # a minute later: recorded
+
+
+async def test_unknown_paths_and_methods_answer_json(api: httpx.AsyncClient, make_token: MakeToken) -> None:
+    token = await make_token("admin")
+    for method, path, status, code in (
+        ("GET", "/events", 405, "method_not_allowed"),
+        ("DELETE", "/runs/1", 405, "method_not_allowed"),
+        ("GET", "/secrets/x", 405, "method_not_allowed"),  # write only: no route reads a secret
+        ("GET", "/nothing/here", 404, "not_found"),
+    ):
+        response = await api.request(method, path, headers=bearer(token))
+        assert response.status_code == status, (method, path, response.text)
+        assert response.json()["error"] == code
+    assert (await api.get("/events")).headers["allow"] == "POST"
