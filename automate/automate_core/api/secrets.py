@@ -1,8 +1,8 @@
 """``PUT /api/v1/secrets/{name}``: store a secret in the ``db`` backend. Write only.
 
 No endpoint returns a secret's value, in clear or otherwise: the answer says only that it was
-stored. The value is registered with the masker at once, so that it is masked in logs and run
-records from this process on; the audit entry records the name, never the value.
+stored, and the audit entry records the name, never the value. Nothing here logs the value; it is
+registered with the masker when a run resolves it, as every secret is.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from automate_core.api.auth import TokenAuth, principal
 from automate_core.api.common import answers, audited
 from automate_core.api.schemas import SecretIn, SecretStored
 from automate_core.exceptions import ApiError, ConfigurationError
-from automate_core.masking import masker
 
 router = Router(tags=["secrets"])
 
@@ -34,7 +33,6 @@ async def put_secret(
 
     if "\x00" in body.value:
         raise ApiError("The value contains a NUL character.")
-    masker.register(body.value)
     try:
         await audited(
             principal(request),
