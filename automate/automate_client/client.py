@@ -58,82 +58,7 @@ def _answer(call: calls.Call, response: httpx.Response) -> Any:
     return call.parse(body)
 
 
-class _Methods:
-    """The operations; ``_run`` sends a call (sync or async, by subclass)."""
-
-    def _run(self, call: calls.Call) -> Any:
-        raise NotImplementedError
-
-    def send_event(self, source: str, type: str, payload: Any, *, idempotency_key: str | None = None) -> Any:
-        """Record an event; ``EventAccepted.duplicate`` when the key was used before (same source)."""
-        return self._run(calls.send_event(source, type, payload, idempotency_key))
-
-    def send_events(self, events: list[dict[str, Any]]) -> Any:
-        """A batch (dicts: source, type, payload, idempotency_key) in one transaction; a BatchItem each."""
-        return self._run(calls.send_events(events))
-
-    def get_event(self, event_id: int) -> Any:
-        return self._run(calls.get_event(event_id))
-
-    def list_runs(self, *, cursor: str | None = None, limit: int = 50, **filters: Any) -> Any:
-        """One page: ``(runs, next_cursor)``.
-
-        Filters: workflow, status, source, event_type, trace_id, since, until."""
-        return self._run(calls.list_runs(cursor, limit, **filters))
-
-    def get_run(self, run_id: int) -> Any:
-        return self._run(calls.get_run(run_id))
-
-    def replay_run(self, run_id: int, mode: str = "current", *, payload: Any = None) -> Any:
-        return self._run(calls.replay_run(run_id, mode, payload))
-
-    def cancel_run(self, run_id: int) -> Any:
-        return self._run(calls.cancel_run(run_id))
-
-    def list_dead_jobs(self, *, cursor: str | None = None, limit: int = 50, **filters: Any) -> Any:
-        return self._run(calls.list_jobs(cursor, limit, **filters))
-
-    def replay_dead_jobs(self, *, dry_run: bool = False, **filters: Any) -> Any:
-        """Filters: ids, source, event_type, kind, error, since, until, or all=True."""
-        return self._run(calls.replay_jobs(dry_run, **filters))
-
-    def list_workflows(self) -> Any:
-        return self._run(calls.list_workflows())
-
-    def get_workflow(self, name: str) -> Any:
-        return self._run(calls.get_workflow(name))
-
-    def deploy(self, definitions: dict[str, Any], *, dry_run: bool = False) -> Any:
-        """Load an ``automate load`` file (as a dict): ``LoadResult`` with counts and per-workflow diffs."""
-        return self._run(calls.deploy(definitions, dry_run))
-
-    def rollback(self, name: str, to: int) -> Any:
-        return self._run(calls.rollback(name, to))
-
-    def enable_workflow(self, name: str) -> Any:
-        return self._run(calls.set_enabled(name, True))
-
-    def disable_workflow(self, name: str) -> Any:
-        return self._run(calls.set_enabled(name, False))
-
-    def put_secret(self, name: str, value: str) -> Any:
-        """Store a secret in the db backend. Nothing ever reads it back through the API."""
-        return self._run(calls.put_secret(name, value))
-
-    def list_sources(self) -> Any:
-        return self._run(calls.list_sources())
-
-    def get_source(self, slug: str) -> Any:
-        return self._run(calls.get_source(slug))
-
-    def list_schedules(self) -> Any:
-        return self._run(calls.list_schedules())
-
-    def get_schedule(self, name: str) -> Any:
-        return self._run(calls.get_schedule(name))
-
-
-class Client(_Methods):
+class Client:
     """A synchronous client. ``url`` is the platform's address (``/api/v1`` is added)."""
 
     def __init__(
@@ -175,6 +100,84 @@ class Client(_Methods):
                 time.sleep(wait)
                 attempt += 1
 
+    def send_event(
+        self, source: str, type: str, payload: Any, *, idempotency_key: str | None = None
+    ) -> models.EventAccepted:
+        """Record an event; ``duplicate`` when the key was used before for this source."""
+        return self._run(calls.send_event(source, type, payload, idempotency_key))  # type: ignore[no-any-return]
+
+    def send_events(self, events: list[dict[str, Any]]) -> list[models.BatchItem]:
+        """A batch (dicts: source, type, payload, idempotency_key) in one transaction; a BatchItem each."""
+        return self._run(calls.send_events(events))  # type: ignore[no-any-return]
+
+    def get_event(self, event_id: int) -> models.Event:
+        return self._run(calls.get_event(event_id))  # type: ignore[no-any-return]
+
+    def list_runs(
+        self, *, cursor: str | None = None, limit: int = 50, **filters: Any
+    ) -> tuple[list[models.Run], str | None]:
+        """One page ``(runs, next_cursor)``.
+
+        Filters: workflow, status, source, event_type, trace_id, since, until."""
+        return self._run(calls.list_runs(cursor, limit, **filters))  # type: ignore[no-any-return]
+
+    def get_run(self, run_id: int) -> models.Run:
+        """One run with its steps."""
+        return self._run(calls.get_run(run_id))  # type: ignore[no-any-return]
+
+    def replay_run(self, run_id: int, mode: str = "current", *, payload: Any = None) -> models.QueuedRun:
+        """Replay as a new run: original, current, resume, or edited (with ``payload``)."""
+        return self._run(calls.replay_run(run_id, mode, payload))  # type: ignore[no-any-return]
+
+    def cancel_run(self, run_id: int) -> str:
+        return self._run(calls.cancel_run(run_id))  # type: ignore[no-any-return]
+
+    def list_dead_jobs(
+        self, *, cursor: str | None = None, limit: int = 50, **filters: Any
+    ) -> tuple[list[models.Job], str | None]:
+        """One page of dead jobs; filters: source, event_type, kind, error, since, until."""
+        return self._run(calls.list_jobs(cursor, limit, **filters))  # type: ignore[no-any-return]
+
+    def replay_dead_jobs(self, *, dry_run: bool = False, **filters: Any) -> models.JobReplay:
+        """Filters: ids, source, event_type, kind, error, since, until, or all=True."""
+        return self._run(calls.replay_jobs(dry_run, **filters))  # type: ignore[no-any-return]
+
+    def list_workflows(self) -> list[models.Workflow]:
+        return self._run(calls.list_workflows())  # type: ignore[no-any-return]
+
+    def get_workflow(self, name: str) -> models.Workflow:
+        """One workflow with its definition and versions."""
+        return self._run(calls.get_workflow(name))  # type: ignore[no-any-return]
+
+    def deploy(self, definitions: dict[str, Any], *, dry_run: bool = False) -> models.LoadResult:
+        """Load an ``automate load`` file (as a dict): counts, and per workflow the diff of its file."""
+        return self._run(calls.deploy(definitions, dry_run))  # type: ignore[no-any-return]
+
+    def rollback(self, name: str, to: int) -> models.Workflow:
+        return self._run(calls.rollback(name, to))  # type: ignore[no-any-return]
+
+    def enable_workflow(self, name: str) -> bool:
+        return self._run(calls.set_enabled(name, True))  # type: ignore[no-any-return]
+
+    def disable_workflow(self, name: str) -> bool:
+        return self._run(calls.set_enabled(name, False))  # type: ignore[no-any-return]
+
+    def put_secret(self, name: str, value: str) -> None:
+        """Store a secret in the db backend; nothing reads it back through the API."""
+        return self._run(calls.put_secret(name, value))  # type: ignore[no-any-return]
+
+    def list_sources(self) -> list[models.Source]:
+        return self._run(calls.list_sources())  # type: ignore[no-any-return]
+
+    def get_source(self, slug: str) -> models.Source:
+        return self._run(calls.get_source(slug))  # type: ignore[no-any-return]
+
+    def list_schedules(self) -> list[models.Schedule]:
+        return self._run(calls.list_schedules())  # type: ignore[no-any-return]
+
+    def get_schedule(self, name: str) -> models.Schedule:
+        return self._run(calls.get_schedule(name))  # type: ignore[no-any-return]
+
     def iter_runs(self, *, page_size: int = 100, **filters: Any) -> Iterator[models.Run]:
         """Every run matching the filters, newest first, fetched a page at a time."""
         cursor = None
@@ -193,7 +196,7 @@ class Client(_Methods):
                 return
 
 
-class AsyncClient(_Methods):
+class AsyncClient:
     """The asynchronous client: the same methods, awaited (``iter_*`` are async iterators)."""
 
     def __init__(
@@ -236,6 +239,86 @@ class AsyncClient(_Methods):
                     raise
                 await asyncio.sleep(wait)
                 attempt += 1
+
+    async def send_event(
+        self, source: str, type: str, payload: Any, *, idempotency_key: str | None = None
+    ) -> models.EventAccepted:
+        """Record an event; ``duplicate`` when the key was used before for this source."""
+        return await self._run(calls.send_event(source, type, payload, idempotency_key))  # type: ignore[no-any-return]
+
+    async def send_events(self, events: list[dict[str, Any]]) -> list[models.BatchItem]:
+        """A batch (dicts: source, type, payload, idempotency_key) in one transaction; a BatchItem each."""
+        return await self._run(calls.send_events(events))  # type: ignore[no-any-return]
+
+    async def get_event(self, event_id: int) -> models.Event:
+        return await self._run(calls.get_event(event_id))  # type: ignore[no-any-return]
+
+    async def list_runs(
+        self, *, cursor: str | None = None, limit: int = 50, **filters: Any
+    ) -> tuple[list[models.Run], str | None]:
+        """One page ``(runs, next_cursor)``.
+
+        Filters: workflow, status, source, event_type, trace_id, since, until."""
+        return await self._run(calls.list_runs(cursor, limit, **filters))  # type: ignore[no-any-return]
+
+    async def get_run(self, run_id: int) -> models.Run:
+        """One run with its steps."""
+        return await self._run(calls.get_run(run_id))  # type: ignore[no-any-return]
+
+    async def replay_run(
+        self, run_id: int, mode: str = "current", *, payload: Any = None
+    ) -> models.QueuedRun:
+        """Replay as a new run: original, current, resume, or edited (with ``payload``)."""
+        return await self._run(calls.replay_run(run_id, mode, payload))  # type: ignore[no-any-return]
+
+    async def cancel_run(self, run_id: int) -> str:
+        return await self._run(calls.cancel_run(run_id))  # type: ignore[no-any-return]
+
+    async def list_dead_jobs(
+        self, *, cursor: str | None = None, limit: int = 50, **filters: Any
+    ) -> tuple[list[models.Job], str | None]:
+        """One page of dead jobs; filters: source, event_type, kind, error, since, until."""
+        return await self._run(calls.list_jobs(cursor, limit, **filters))  # type: ignore[no-any-return]
+
+    async def replay_dead_jobs(self, *, dry_run: bool = False, **filters: Any) -> models.JobReplay:
+        """Filters: ids, source, event_type, kind, error, since, until, or all=True."""
+        return await self._run(calls.replay_jobs(dry_run, **filters))  # type: ignore[no-any-return]
+
+    async def list_workflows(self) -> list[models.Workflow]:
+        return await self._run(calls.list_workflows())  # type: ignore[no-any-return]
+
+    async def get_workflow(self, name: str) -> models.Workflow:
+        """One workflow with its definition and versions."""
+        return await self._run(calls.get_workflow(name))  # type: ignore[no-any-return]
+
+    async def deploy(self, definitions: dict[str, Any], *, dry_run: bool = False) -> models.LoadResult:
+        """Load an ``automate load`` file (as a dict): counts, and per workflow the diff of its file."""
+        return await self._run(calls.deploy(definitions, dry_run))  # type: ignore[no-any-return]
+
+    async def rollback(self, name: str, to: int) -> models.Workflow:
+        return await self._run(calls.rollback(name, to))  # type: ignore[no-any-return]
+
+    async def enable_workflow(self, name: str) -> bool:
+        return await self._run(calls.set_enabled(name, True))  # type: ignore[no-any-return]
+
+    async def disable_workflow(self, name: str) -> bool:
+        return await self._run(calls.set_enabled(name, False))  # type: ignore[no-any-return]
+
+    async def put_secret(self, name: str, value: str) -> None:
+        """Store a secret in the db backend; nothing reads it back through the API."""
+        return await self._run(calls.put_secret(name, value))  # type: ignore[no-any-return]
+
+    async def list_sources(self) -> list[models.Source]:
+        return await self._run(calls.list_sources())  # type: ignore[no-any-return]
+
+    async def get_source(self, slug: str) -> models.Source:
+        return await self._run(calls.get_source(slug))  # type: ignore[no-any-return]
+
+    async def list_schedules(self) -> list[models.Schedule]:
+        return await self._run(calls.list_schedules())  # type: ignore[no-any-return]
+
+    async def get_schedule(self, name: str) -> models.Schedule:
+        return await self._run(calls.get_schedule(name))  # type: ignore[no-any-return]
 
     async def iter_runs(self, *, page_size: int = 100, **filters: Any) -> AsyncIterator[models.Run]:
         cursor = None

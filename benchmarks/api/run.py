@@ -87,12 +87,14 @@ def fill_runs(url: str, n: int) -> None:
         conn.execute(
             "INSERT INTO automate_run"
             " (workflow_name, event_id, attempt, status, error, trace_id, mode, started_at)"
-            " SELECT 'wf' || (i %% 5), %(s)s + i, 1, CASE WHEN i %% 100 = 0 THEN 'failed' ELSE 'succeeded' END,"
+            " SELECT 'wf' || (i %% 5), %(s)s + i, 1,"
+            " CASE WHEN i %% 100 = 0 THEN 'failed' ELSE 'succeeded' END,"
             " '', md5(i::text), '', now() - (%(n)s - i) * interval '100 ms' FROM generate_series(1, %(n)s) i",
             {"s": start, "n": n},
         )
         conn.execute(
-            "SELECT setval(pg_get_serial_sequence('automate_event', 'id'), (SELECT max(id) FROM automate_event))"
+            "SELECT setval(pg_get_serial_sequence('automate_event', 'id'),"
+            " (SELECT max(id) FROM automate_event))"
         )
         conn.execute("VACUUM ANALYZE automate_run")
         conn.execute("VACUUM ANALYZE automate_event")

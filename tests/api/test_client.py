@@ -146,7 +146,9 @@ def test_rate_limited_calls_raise_with_retry_after(server: str, live_db: None) -
     assert limited.value.retry_after is not None and limited.value.retry_after > 1
 
 
-def test_workflows_and_secrets(server: str, admin: str) -> None:
+def test_workflows_and_secrets(server: str, admin: str, settings: Any) -> None:
+    from automate_governance.secrets.db import DbSecretsBackend
+
     file = {"workflows": [{"name": "flow", "trigger": {"source": "shop"}, "steps": [STEP]}]}
     with Client(server, admin) as api:
         preview = api.deploy(file, dry_run=True)
@@ -162,7 +164,9 @@ def test_workflows_and_secrets(server: str, admin: str) -> None:
         with pytest.raises(InvalidRequest) as bad:
             api.deploy({"workflows": [{"name": "x", "steps": [{**STEP, "connector": "nope"}]}]})
         assert "workflows[0].steps[0].connector" in bad.value.detail
-        assert api.put_secret("SHOP_KEY", "a-secret-value-123") is None
+        api.put_secret("SHOP_KEY", "a-secret-value-123")
+        settings.AUTOMATE_SECRETS_ENCRYPTION_KEYS = [KEY]  # the server's key: read it back here
+        assert DbSecretsBackend().get_secret("SHOP_KEY") == "a-secret-value-123"
         assert api.list_sources() == [] and api.list_schedules() == []
 
 

@@ -34,7 +34,7 @@ class BearerToken:
         return TOKENS["admin"]
 
     def set(self, case: schemathesis.Case, data: str, context: schemathesis.AuthContext) -> None:
-        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+        case.headers["Authorization"] = f"Bearer {data}"
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def test_api_never_errors(case: schemathesis.Case) -> None:
 @schema.parametrize()
 @settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_without_the_scope_never_errors(case: schemathesis.Case) -> None:
-    case.headers = {**(case.headers or {}), "Authorization": f"Bearer {TOKENS['none']}"}
+    case.headers["Authorization"] = f"Bearer {TOKENS['none']}"
     # this test swaps in a token of its own: schemathesis's auth checks would judge the header it
     # generated (the scope matrix in test_auth.py checks authentication for every operation)
     check(case.call(), case, [*EXCLUDED, ignored_auth, missing_required_header])

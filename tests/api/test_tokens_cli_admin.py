@@ -33,6 +33,7 @@ def test_create_prints_the_token_once_and_stores_its_hash() -> None:
     row = ApiToken.objects.get()
     assert row.token_hash == hash_token(token) and row.scopes == ["events:write", "runs:read"]
     assert row.sources == ["shop"] and row.prefix == token[:10]
+    assert row.expires_at is not None
     assert timedelta(days=89) < row.expires_at - timezone.now() <= timedelta(days=90)
     listed = automate("tokens", "list")
     assert "ci" in listed and row.prefix in listed and token not in listed and "active until" in listed

@@ -86,7 +86,14 @@ def _sample_path(route: str) -> str:
     return "/" + path
 
 
-PUBLIC = ("hooks/", "admin/login/", "admin/logout/", "admin/password_reset", "admin/r/", "admin/jsi18n/")
+PUBLIC: tuple[str, ...] = (
+    "hooks/",
+    "admin/login/",
+    "admin/logout/",
+    "admin/password_reset",
+    "admin/r/",
+    "admin/jsi18n/",
+)
 # the HTTP API's description and its docs page are public; every operation needs a token (tests/api)
 PUBLIC += ("api/v1/openapi.json", "api/v1/docs")
 

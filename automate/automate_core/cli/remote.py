@@ -52,7 +52,8 @@ def runs(api: Any, options: Any, out: TextIO) -> int:
         for s in run.steps:
             retry = f" (attempt {s.attempt})" if s.attempt > 1 else ""
             out.write(
-                f"  {s.position}. {s.name} [{s.connector}.{s.action}] {s.status}{retry} {s.duration_ms:.1f} ms\n"
+                f"  {s.position}. {s.name} [{s.connector}.{s.action}] {s.status}{retry}"
+                f" {s.duration_ms:.1f} ms\n"
             )
             for label, value in (("input", s.input), ("output", s.output)):
                 if value is not None:
