@@ -207,3 +207,16 @@ async def test_unknown_paths_and_methods_answer_json(api: httpx.AsyncClient, mak
         assert response.status_code == status, (method, path, response.text)
         assert response.json()["error"] == code
     assert (await api.get("/events")).headers["allow"] == "POST"
+
+
+async def test_the_description_and_docs_are_served(api: httpx.AsyncClient) -> None:
+    schema = (await api.get("/openapi.json")).json()
+    assert schema["openapi"] == "3.1.0"
+    assert schema["components"]["securitySchemes"] == {"TokenAuth": {"type": "http", "scheme": "bearer"}}
+    for methods in schema["paths"].values():
+        for operation in methods.values():
+            assert operation["security"] == [{"TokenAuth": []}]  # every operation needs a token
+            assert {"400", "401", "403", "429"} <= set(operation["responses"])
+    docs = await api.get("/docs")
+    assert docs.status_code == 200
+    assert "/static/ninja/swagger-ui-bundle.js" in docs.text and "cdn." not in docs.text  # no CDN
