@@ -43,7 +43,14 @@ async def test_dead_jobs_by_filter_in_pages(api: httpx.AsyncClient, admin: str) 
     assert [j["id"] for j in shop.json()["items"]] == [jobs[0].pk]
     wildcard = await api.get("/jobs", params={"event_type": "order.*", "since": "1h"}, headers=bearer(admin))
     assert len(wildcard.json()["items"]) == 3
-    for params in ({"status": "ready"}, {"kind": "cron"}, {"since": "soon"}, {"cursor": "cnVuOjU"}):
+    for params in (
+        {"status": "ready"},
+        {"kind": "cron"},
+        {"since": "soon"},
+        {"cursor": "cnVuOjU"},
+        {"since": "99999999999d"},
+        {"until": "999999999999w"},
+    ):
         response = await api.get("/jobs", params=params, headers=bearer(admin))
         assert response.status_code == 400, (params, response.text)
 

@@ -133,6 +133,9 @@ BAD_QUERIES: list[dict[str, Any]] = [
     {"status": "exploded"},
     {"since": "yesterday"},
     {"until": "5 parsecs"},
+    {"since": "99999999999d"},
+    {"since": "9999999999999999w"},
+    {"until": "99999-01-01"},
     {"trace_id": "x" * 33},
 ]
 

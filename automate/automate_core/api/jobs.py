@@ -30,6 +30,8 @@ def _when(name: str, value: str | None) -> Any:
         return dead.parse_when(value)
     except AutomateError as exc:
         raise ApiError(f"{name}: {exc}") from exc
+    except (OverflowError, ValueError) as exc:  # an age or a date out of range: 10000000d
+        raise ApiError(f"{name}: {value!r} is out of range.") from exc
 
 
 def _selection(
