@@ -223,3 +223,15 @@ async def test_secrets_are_write_only(api: httpx.AsyncClient, make_token: MakeTo
     assert "value-one" not in audit_text and "value-two" not in audit_text
     # no route reads a secret back
     assert (await api.get("/secrets/SHOP", headers=bearer(token))).status_code in (404, 405)
+
+
+async def test_a_source_limited_token_sees_its_dead_jobs_only(
+    api: httpx.AsyncClient, make_token: MakeToken
+) -> None:
+    jobs = await dead_jobs()
+    key = await make_token("runs:read", "runs:write", sources=["crm"])
+    listed = await api.get("/jobs", headers=bearer(key))
+    assert [j["id"] for j in listed.json()["items"]] == [jobs[2].pk]
+    refused = await api.post("/jobs/replay", json={"all": True}, headers=bearer(key))
+    assert refused.status_code == 403 and refused.json()["error"] == "source_limited"
+    assert not await OutboxJob.objects.filter(replay_of__isnull=False).aexists()

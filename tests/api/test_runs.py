@@ -297,3 +297,21 @@ def test_the_status_filter_lists_every_run_status() -> None:
     from automate_core.models import RunStatus
 
     assert set(typing.get_args(RunState)) == {s.value for s in RunStatus}
+
+
+async def test_a_source_limited_token_reads_its_sources_only(
+    api: httpx.AsyncClient, runs: list[ExecutionRun], make_token: MakeToken
+) -> None:
+    key = await make_token("events:write", "runs:read", "runs:write", sources=["crm"])
+    events = {e.pk: e.source async for e in Event.objects.all()}
+    listed = await every_page(api, key, limit=4)
+    assert [i["id"] for i in listed] == sorted(
+        (r.pk for r in runs if events[r.event_id] == "crm"), reverse=True
+    )
+    shop_run = next(r for r in runs if events[r.event_id] == "shop")
+    crm_run = next(r for r in runs if events[r.event_id] == "crm")
+    assert (await api.get(f"/runs/{shop_run.pk}", headers=bearer(key))).status_code == 404
+    assert (await api.get(f"/runs/{crm_run.pk}", headers=bearer(key))).status_code == 200
+    refused = await api.post(f"/runs/{crm_run.pk}/replay", json={"mode": "current"}, headers=bearer(key))
+    assert refused.status_code == 403 and refused.json()["error"] == "source_limited"
+    assert (await api.get("/workflows", headers=bearer(key))).status_code == 403  # no scope either

@@ -33,6 +33,8 @@ from automate_core.exceptions import ApiError, DatabaseUnavailable
 from automate_core.models.api import SCOPES
 
 TOKEN_PREFIX = "atk_"
+#: What a token limited to some sources (an event key) may do: send their events, read theirs.
+SOURCE_LIMITED_SCOPES = frozenset({"events:write", "runs:read"})
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="automate"'}
 
 # One statement: the UPDATE admits the request and advances the limiter (GCRA: the row's
@@ -218,6 +220,13 @@ class TokenAuth(HttpBearer):
                 f"Token {principal.name!r} lacks the scope {self.scope!r} this operation needs.",
                 status=403,
                 code="missing_scope",
+            )
+        if principal.sources and self.scope not in SOURCE_LIMITED_SCOPES:
+            raise ApiError(
+                f"Token {principal.name!r} is limited to some sources: it may send events and read "
+                f"theirs, nothing else.",
+                status=403,
+                code="source_limited",
             )
         _body_size(request)
         if "\x00" in request.path or any("\x00" in v for _, values in request.GET.lists() for v in values):

@@ -105,6 +105,8 @@ async def list_jobs(
         replayable=False,
     )
     jobs = selection.queryset().select_related("event").order_by("-id")
+    if principal(request).sources:  # a source-limited token sees the jobs of its sources only
+        jobs = jobs.filter(event__source__in=sorted(principal(request).sources))
     if after is not None:
         jobs = jobs.filter(id__lt=after)
     rows = [job async for job in jobs[: size + 1]]

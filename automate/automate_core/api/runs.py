@@ -81,6 +81,7 @@ class RunFilter:
     trace_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    sources: list[str] | None = None  # a source-limited token sees the runs of its sources only
 
 
 WORKFLOW_ID: LiteralString = "SELECT id FROM automate_workflow WHERE name = %(name)s"
@@ -105,6 +106,7 @@ CONDITIONS: dict[str, LiteralString] = {
     "trace_id": " AND r.trace_id = %(trace_id)s",
     "since": " AND r.started_at >= %(since)s",
     "until": " AND r.started_at < %(until)s",
+    "sources": " AND e.source = ANY(%(sources)s)",
 }
 
 
@@ -167,6 +169,7 @@ async def list_runs(
         trace_id=trace_id or None,
         since=_moment("since", since),
         until=_moment("until", until),
+        sources=sorted(principal(request).sources) or None,
     )
     try:
         pool = await db.get_pool()
@@ -196,7 +199,7 @@ async def list_runs(
 )
 async def get_run(request: HttpRequest, run_id: int = RunId) -> RunDetail:
     run = await ExecutionRun.objects.select_related("version", "event").filter(pk=run_id).afirst()
-    if run is None:
+    if run is None or not principal(request).may_send_for(run.event.source if run.event_id else ""):
         raise not_found(f"run #{run_id}")
     steps = [
         StepOut(
