@@ -2,9 +2,10 @@
 
 Every error is ``{"error": <code>, "detail": <message>}`` with its status, as on the webhook
 endpoint: ``invalid_request`` (400: wrong types, unknown fields, bad JSON, bad cursor),
-``unauthenticated`` (401), ``missing_scope`` / ``source_not_allowed`` (403), ``not_found`` (404),
-``conflict`` (409), ``body_too_large`` (413), ``rate_limited`` (429), ``unavailable`` (503) and
-``internal_error`` (500, logged with its traceback; never expected).
+``unauthenticated`` (401), ``missing_scope`` / ``source_not_allowed`` / ``source_limited`` (403),
+``not_found`` (404), ``method_not_allowed`` (405, ``urls.py``), ``conflict`` (409),
+``body_too_large`` (413), ``rate_limited`` (429), ``unavailable`` (503) and ``internal_error``
+(500, logged with its traceback; never expected).
 """
 
 from __future__ import annotations
