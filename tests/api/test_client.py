@@ -299,3 +299,25 @@ def test_the_cli_lists_runs_over_the_api(server: str, admin: str, load: Any) -> 
         [AUTOMATE, "--url", server, "--token", "atk_x", "runs"], env=env, capture_output=True, text=True
     )
     assert bad.returncode == 1 and "(unauthenticated)" in bad.stderr and "atk_x" not in bad.stderr
+
+
+async def test_the_rate_limit_is_shared_between_processes(server: str, live_db: None) -> None:
+    """Two processes, one budget: this test's own application and the ``automate serve`` process."""
+    from asgiref.sync import sync_to_async
+
+    from asgi.asgi import application
+
+    token = (await sync_to_async(create_token)("shared", ["runs:read"], rate_limit=2))[1]
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=application), base_url="http://testserver"
+        ) as here,
+        httpx.AsyncClient(base_url=server) as there,
+    ):
+        assert (await here.get("/api/v1/runs", headers=headers)).status_code == 200
+        assert (await there.get("/api/v1/runs", headers=headers)).status_code == 200
+        refused_here = await here.get("/api/v1/runs", headers=headers)
+        refused_there = await there.get("/api/v1/runs", headers=headers)
+    assert (refused_here.status_code, refused_there.status_code) == (429, 429)
+    assert int(refused_there.headers["retry-after"]) >= 1
