@@ -61,6 +61,8 @@ def test_revoke_by_name_or_id() -> None:
         (["tokens", "create", "x"], "at least one scope"),
         (["tokens", "create", "x", "--scope", "runs:read", "--expires", "someday"], "Cannot read the expiry"),
         (["tokens", "create"], "needs a NAME"),
+        (["tokens", "create", "x", "--scope", "runs:read", "--rate-limit", "-1"], "requests per minute"),
+        (["tokens", "create", "x" * 101, "--scope", "runs:read"], "1 to 100 characters"),
     ],
 )
 def test_bad_arguments_are_refused(args: list[str], message: str) -> None:

@@ -139,6 +139,8 @@ def create_token(
 
     if not name or len(name) > 100:
         raise ApiError("A token needs a name of 1 to 100 characters.")
+    if rate_limit is not None and not 0 <= rate_limit <= 2**31 - 1:
+        raise ApiError("A rate limit is a number of requests per minute (0: none).")
     token = new_token()
     row = ApiToken.objects.create(
         name=name,
