@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "servestatic",
+    "ninja",  # the API's docs page (/api/v1/docs) with its own Swagger UI files, no CDN
     "automate_core",
     "automate_governance",
 ]

@@ -1,4 +1,4 @@
-"""URLs of the deployable project: a start page, the admin and the webhook endpoints."""
+"""URLs of the deployable project: a start page, the admin, the HTTP API and the webhook endpoints."""
 
 from __future__ import annotations
 
@@ -13,5 +13,6 @@ urlpatterns = [
     path("approvals/<str:token>/", approval_link_view, name="automate_approval_link"),
     path("admin/automate/", include("automate_core.admin.urls")),  # the console's dashboard
     path("admin/", admin.site.urls),
+    path("api/v1/", include("automate_core.api.urls")),  # the HTTP API (docs/api.md)
     path("", include("automate_core.ingest.urls")),
 ]

@@ -183,6 +183,13 @@ class Defaults:
     #: LOGIN_FAILURE_WINDOW seconds, further attempts are refused until the window has passed.
     LOGIN_MAX_FAILURES: int = 5
     LOGIN_FAILURE_WINDOW: float = 900.0
+    #: HTTP API (``/api/v1/``, docs/api.md): requests per minute per token unless the token sets
+    #: its own (0: unlimited); largest request body in bytes; most events in one batch; most
+    #: items in one page.
+    API_RATE_LIMIT: int = 600
+    API_MAX_BODY_BYTES: int = 1024 * 1024
+    API_BATCH_MAX: int = 500
+    API_PAGE_MAX: int = 200
 
 
 _cache: dict[str, Any] = {}

@@ -14,6 +14,7 @@ something the user can act on. Messages never contain a secret's value (a secret
     │   ├── PluginLoadError           the plugin's entry point failed to import or is invalid
     │   └── DuplicatePluginError      two distributions claim the same code
     ├── IngestError                   a webhook was refused; carries an HTTP status and a reason code
+    ├── ApiError                      an API request was refused; carries an HTTP status and a code
     ├── TemplateError                 a step's template failed to compile or render
     ├── StepOutputTooLarge            a step returned more than AUTOMATE_STEP_OUTPUT_MAX_BYTES
     ├── WorkflowError                 a request about workflows or runs cannot be carried out
@@ -129,6 +130,21 @@ class IngestError(AutomateError):
         if reason is not None:
             self.reason = reason
         self.headers = headers or {}
+
+
+class ApiError(AutomateError):
+    """The API request was refused."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 400,
+        code: str = "invalid_request",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.headers = status, code, headers or {}
 
 
 # --- execution -------------------------------------------------------------------------------

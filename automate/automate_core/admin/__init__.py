@@ -12,7 +12,7 @@ from django.contrib import admin as _admin
 from django.contrib.admin import AdminSite as _AdminSite
 from django.contrib.admin.forms import AdminAuthenticationForm as _DefaultLoginForm
 
-from automate_core.admin import events, outbox, runs, sources, workflows
+from automate_core.admin import events, outbox, runs, sources, tokens, workflows
 from automate_core.admin.login import ThrottledAuthenticationForm
 
 BRANDING = {
@@ -29,4 +29,4 @@ for _name, _value in BRANDING.items():
 if _admin.site.login_form in (None, _DefaultLoginForm):
     _admin.site.login_form = ThrottledAuthenticationForm
 
-__all__ = ["events", "outbox", "runs", "sources", "workflows"]
+__all__ = ["events", "outbox", "runs", "sources", "tokens", "workflows"]

@@ -28,4 +28,5 @@ SUBCOMMANDS = [
     "diff",
     "rollback",
     "bench",
+    "tokens",
 ]

@@ -57,6 +57,10 @@ def fail(message: str) -> SystemExit:
 
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and (args[0] == "--url" or args[0].startswith("--url=")):  # over the HTTP API, no database
+        from automate_core.cli import remote
+
+        raise SystemExit(remote.main(args))
     command = args[0] if args else ""
     devenv.load_dotenv()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "asgi.settings")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from automate_core.models.api import ApiToken, AuditEntry
 from automate_core.models.event import Event
 from automate_core.models.execution import BulkReplay, ExecutionRun, RunMode, RunStatus, StepRun
 from automate_core.models.flow import RunWait, WaitKind, WaitPattern, WaitStatus
@@ -11,6 +12,8 @@ from automate_core.models.source import SignatureScheme, WebhookSource
 from automate_core.models.workflow import ConcurrencySlot, Schedule, Step, Workflow, WorkflowVersion
 
 __all__ = [
+    "ApiToken",
+    "AuditEntry",
     "BulkReplay",
     "ConcurrencySlot",
     "Event",
