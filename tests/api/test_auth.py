@@ -4,6 +4,7 @@ Retry-After; the token never reaches a log, and only its hash is stored."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 from datetime import timedelta
 from typing import Any
@@ -40,6 +41,9 @@ ENDPOINTS: list[tuple[str, str, str, Any]] = [
     ("GET", "/sources/x", "workflows:read", None),
     ("GET", "/schedules", "workflows:read", None),
     ("GET", "/schedules/x", "workflows:read", None),
+    ("GET", "/waits", "runs:read", None),
+    ("GET", "/approvals", "runs:read", None),
+    ("POST", "/approvals/1/approve", "runs:write", {"approved": True}),
 ]
 
 
@@ -64,15 +68,17 @@ def test_the_matrix_covers_every_operation() -> None:
         "{run_id}": "1",
         "{name}": ("w", "x"),
         "{slug}": "x",
+        "{step}": "approve",
     }
+    choices = [(k, v if isinstance(v, tuple) else (v,)) for k, v in concrete.items()]
     covered = set()
     for method, path in operations:
-        for m, p, _, _ in ENDPOINTS:
-            pattern = path
-            for key, value in concrete.items():
-                for v in value if isinstance(value, tuple) else (value,):
-                    if pattern.replace(key, v) == p and m == method:
-                        covered.add((method, path))
+        for values in itertools.product(*(vs for _k, vs in choices)):
+            candidate = path
+            for (key, _vs), value in zip(choices, values, strict=True):
+                candidate = candidate.replace(key, value)
+            if (method, candidate) in {(m, p) for m, p, _, _ in ENDPOINTS}:
+                covered.add((method, path))
     assert covered == operations, operations - covered
     assert templated  # the list itself is not empty
 

@@ -114,7 +114,7 @@ def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
 
 
 def _register() -> None:
-    from automate_core.api import events, jobs, runs, secrets, sources, workflows
+    from automate_core.api import events, jobs, runs, secrets, sources, waits, workflows
 
     api.add_router("/events", events.router)
     api.add_router("/runs", runs.router)
@@ -122,6 +122,7 @@ def _register() -> None:
     api.add_router("/workflows", workflows.router)
     api.add_router("/secrets", secrets.router)
     api.add_router("/", sources.router)
+    api.add_router("/", waits.router)
 
 
 _register()

@@ -36,7 +36,7 @@ router = Router(tags=["runs"])
 
 MAX_ID = 2**63 - 1
 RunId = Path(..., ge=1, le=MAX_ID)
-RunState = Literal["queued", "running", "succeeded", "failed", "skipped", "cancelled", "reused"]
+RunState = Literal["queued", "running", "waiting", "succeeded", "failed", "skipped", "cancelled", "reused"]
 
 
 def _out(run: ExecutionRun) -> dict[str, Any]:
