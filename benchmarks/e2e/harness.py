@@ -75,6 +75,9 @@ WHERE e.source = %(source)s AND e.payload->>'phase' = 'measure'
 """
 
 
+BENCH_SECRET_KEY = "bench-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"  # serve refuses weak keys
+
+
 @dataclass
 class E2EConfig:
     rate: float = 2000.0
@@ -120,7 +123,7 @@ class E2E:
             **os.environ,
             "DATABASE_URL": django_url(self.url),
             "DJANGO_SETTINGS_MODULE": "asgi.settings",
-            "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-only-secret-key-0123456789abcdefghijklmnop",
+            "SECRET_KEY": os.environ.get("SECRET_KEY") or BENCH_SECRET_KEY,
             "AUTOMATE_SECRET_BENCH_E2E_HOOK": sender.SECRET,
         }
         self.depth: list[int] = []

@@ -50,7 +50,7 @@ def server(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
             **os.environ,
             "DATABASE_URL": database_url(),
             "DJANGO_SETTINGS_MODULE": "asgi.settings",
-            "SECRET_KEY": "client-test-secret-key-0123456789abcdefghijklmnop",
+            "SECRET_KEY": "client-test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
             "AUTOMATE_SECRETS_ENCRYPTION_KEYS": KEY,
             "AUTOMATE_HTTPS": "0",  # plain HTTP on 127.0.0.1 (no redirect to https://)
             "PYTHONPATH": f"{ROOT / 'automate'}:{ROOT}",

@@ -28,7 +28,7 @@ def harness_env(home: Path) -> dict[str, str]:
         **env,
         "AUTOMATE_HOME": str(home),
         "DJANGO_SETTINGS_MODULE": "asgi.settings",
-        "SECRET_KEY": "bench-test-secret-key-0123456789abcdef",
+        "SECRET_KEY": "bench-test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
         "PYTHONPATH": os.pathsep.join([str(ROOT / "automate"), str(ROOT), env.get("PYTHONPATH", "")]),
     }
 

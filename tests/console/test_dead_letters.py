@@ -194,6 +194,7 @@ def the_four_in_django(case: Case) -> dict[str, Any]:
 @pytest.mark.usefixtures("live_db")
 async def test_the_card_the_list_the_cli_and_the_gauge_agree(settings: Any) -> None:
     settings.AUTOMATE_METRICS_DB_CACHE_SECONDS = 0.0
+    settings.AUTOMATE_METRICS_ALLOWED_IPS = ["127.0.0.1"]  # the scraper, named (none by default)
     exposition.database_gauges.cache_clear()
     case = await sync_to_async(every_case)()
     seen = await sync_to_async(the_four_in_django)(case)

@@ -37,6 +37,7 @@ workflows:
   - name: charge_orders
     trigger: {{source: shop, event_type: "order.*"}}
     max_attempts: 1
+    secrets: [SHOP_API]              # the secrets this workflow may read (docs/workflows.md)
     steps:
       - name: charge
         connector: http
@@ -136,7 +137,9 @@ def test_first_workflow_with_a_local_http_step_and_new_secrets_without_a_restart
             refused.error
         )
         assert api.requests == []
-        dotenv.write_text(f"AUTOMATE_HTTP_ALLOWED_HOSTS=127.0.0.1\nAUTOMATE_SECRET_SHOP_HOOK={HOOK_SECRET}\n")
+        dotenv.write_text(
+            f"AUTOMATE_HTTP_ALLOWED_HOSTS=127.0.0.1:*\nAUTOMATE_SECRET_SHOP_HOOK={HOOK_SECRET}\n"
+        )
         up.wait_for("AUTOMATE_HTTP_ALLOWED_HOSTS now in effect")
 
         replayed = automate(flows, "replay", str(refused.pk), env=env)

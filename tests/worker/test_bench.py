@@ -23,7 +23,7 @@ AUTOMATE = str(Path(sys.executable).with_name("automate"))
 ENV = {
     **os.environ,
     "DJANGO_SETTINGS_MODULE": "asgi.settings",
-    "SECRET_KEY": "bench-test-secret-key-0123456789abcdef",
+    "SECRET_KEY": "bench-test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
 }
 
 
