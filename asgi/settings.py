@@ -5,6 +5,7 @@ Environment variables:
 ``DATABASE_URL``   PostgreSQL URL (``postgresql://user:pass@host:5432/db``). Required; ``automate``
                    commands start an embedded PostgreSQL and set it when it is missing.
 ``SECRET_KEY``     Django's signing key. Required when ``DEBUG`` is off.
+``REPLICA_DATABASE_URL`` A streaming replica for the console's reads (``DATABASES["replica"]``).
 ``DEBUG``          ``1``/``true`` turns on debug pages. Off by default.
 ``ALLOWED_HOSTS``  Comma-separated host names. Defaults to local names only.
 ``LOG_LEVEL``      Root log level (``INFO``). ``LOG_FORMAT``: ``json`` or ``plain`` (default: plain
@@ -56,6 +57,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "automate_core.db_router.ReplicaReadsMiddleware",  # GET/HEAD reads on DATABASES["replica"]
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -79,6 +81,17 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL", ""))}
+# A streaming replica for the console's and the API's reads (automate_core.db_router), and
+# PgBouncer in transaction mode in front of DATABASE_URL (docs/operations.md, "Scaling past one
+# machine"): Django's server-side cursors (.iterator()) need a session, so they are turned off.
+if os.environ.get("REPLICA_DATABASE_URL"):
+    DATABASES["replica"] = database_from_url(os.environ["REPLICA_DATABASE_URL"])
+    DATABASES["replica"]["OPTIONS"].setdefault("connect_timeout", 2)
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+if env_bool("AUTOMATE_DB_TRANSACTION_POOLING", default=False):
+    for _alias in DATABASES.values():
+        _alias["DISABLE_SERVER_SIDE_CURSORS"] = True
+DATABASE_ROUTERS = ["automate_core.db_router.ReplicaRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LANGUAGE_CODE = "en-us"
