@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -12,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from tests.pooler.binaries import give_to_service_user, require, service_user
+from tests.pooler.binaries import require, service_user
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -31,13 +33,18 @@ class PgBouncer:
         host: str = "127.0.0.1",
         pool_size: int = 20,
         root: Path | None = None,
+        run_as: str | None = None,
     ) -> None:
+        """``run_as``: the system user when started as root (default ``postgres``); a cluster's own
+        user reaches that cluster's Unix socket."""
         self.binary = require("pgbouncer")
+        self.user = (run_as or service_user()) if os.geteuid() == 0 else None
         self.host = host
         self.port = free_port(host)
         self.root = root or Path(tempfile.mkdtemp(prefix="automate-pgbouncer-"))
         self.root.mkdir(parents=True, exist_ok=True)
-        give_to_service_user(self.root)
+        if self.user:
+            shutil.chown(self.root, self.user)
         (self.root / "users.txt").write_text('"postgres" ""\n')
         entries = "\n".join(f"{name} = {spec}" for name, spec in databases.items())
         self.ini = self.root / "pgbouncer.ini"
@@ -55,8 +62,7 @@ class PgBouncer:
         self.start()
 
     def start(self) -> None:
-        user = service_user()
-        args = [self.binary, *(["-u", user] if user else []), str(self.ini)]
+        args = [self.binary, *(["-u", self.user] if self.user else []), str(self.ini)]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
