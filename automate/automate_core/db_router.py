@@ -20,10 +20,11 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, LiteralString
 
+import psycopg
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
-from django.db import DatabaseError, connections
+from django.db import connections
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponseBase
 
@@ -38,7 +39,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 #: Seconds the replica lags behind the primary: 0 when it replayed all it received while
 #: streaming; else the age of the last replayed transaction (None: not a replica, or nothing yet).
-LAG_QUERY = """
+LAG_QUERY: LiteralString = """
 SELECT pg_is_in_recovery(),
        CASE WHEN EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE status = 'streaming')
                  AND pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0.0
@@ -97,16 +98,18 @@ def replica_configured() -> bool:
 
 
 def measure() -> ReplicaState:
-    """Look at the replica now: is it one, and how far behind is it?"""
+    """Look at the replica now, on a connection of its own: is it one, and how far behind is it?"""
+    from automate_core import db
+
     max_lag = float(settings.REPLICA_MAX_LAG_SECONDS)
     try:
-        with connections[REPLICA].cursor() as cursor:
-            cursor.execute(LAG_QUERY)
-            in_recovery, lag = cursor.fetchone()
-    except DatabaseError as exc:
-        with contextlib.suppress(DatabaseError):
-            connections[REPLICA].close()
+        info = db.conninfo(REPLICA)
+        timeout = {} if "connect_timeout" in info else {"connect_timeout": 2}
+        with psycopg.connect(info, autocommit=True, prepare_threshold=None, **timeout) as conn:
+            row = conn.execute(LAG_QUERY).fetchone()
+    except psycopg.Error as exc:
         return ReplicaState(False, None, f"cannot reach it ({type(exc).__name__}: {exc})".strip())
+    in_recovery, lag = row if row else (False, None)
     if not in_recovery:
         return ReplicaState(False, None, "it is not in recovery (not a standby; promoted?)")
     if lag is None:

@@ -10,8 +10,8 @@ import logging
 import os
 import subprocess
 import sys
-from datetime import timedelta
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import httpx
