@@ -5,8 +5,8 @@ Recovery figures, from the fault (wall clock):
 
 * ``ingest_recovery``: the first 202 to a webhook the sender had to retry after the fault (the
   first delivery the outage refused, accepted again);
-* ``job_recovery``: the first job completed after the fault (only the new primary can have
-  committed it: the old one was dead from that instant).
+* ``job_recovery``: the first job completed after the fault (for a killed host, from the instant
+  all its processes are dead: only the new primary can have committed that job).
 """
 
 from __future__ import annotations
@@ -114,6 +114,8 @@ async def run_cell(
         await asyncio.to_thread(before_fault, topo)
     fault_wall, fault_mono = time.time(), time.monotonic()
     expected = await asyncio.to_thread(fault, topo)
+    if fault is kill_primary_host:  # from the instant the host is dead: it commits nothing after
+        fault_wall, fault_mono = time.time(), time.monotonic()
     await asyncio.to_thread(
         lambda: _wait_leader(topo, expected, within=90),
     )
@@ -164,21 +166,18 @@ def switchover(topo: Topology) -> PatroniNode:
     return standby
 
 
-def stall_standby(topo: Topology) -> None:
-    """Freeze the standby's WAL receiver (SIGSTOP): it stops receiving, as over a slow link.
-    Synchronous commits now wait for it; asynchronous ones are acknowledged without it."""
+def stall_replication(topo: Topology) -> None:
+    """Freeze the leader's WAL senders (SIGSTOP): nothing more reaches the standby, as over a cut
+    link. Synchronous commits now wait for it; asynchronous ones are acknowledged without it.
+    The stall lasts STALL seconds (the fault's length), then the fault that follows kills the host."""
     leader = topo.leader()
-    standby = next(n for n in topo.nodes if n is not leader)
-    receiver = standby.walreceiver()
-    assert receiver is not None, "the standby has no WAL receiver"
-    receiver.send_signal(signal.SIGSTOP)
-    topo.stalled = receiver  # type: ignore[attr-defined]
-    time.sleep(2.0)  # the stall is the fault's length: acknowledged commits pile up on the primary alone
+    assert leader is not None
+    senders = leader.walsenders()
+    assert senders, "the leader streams to no standby"
+    for proc in senders:
+        proc.send_signal(signal.SIGSTOP)
+    time.sleep(STALL)
 
 
-def kill_primary_host_after_a_stall(topo: Topology) -> PatroniNode:
-    standby = kill_primary_host(topo)
-    receiver = getattr(topo, "stalled", None)
-    if receiver is not None:
-        receiver.send_signal(signal.SIGCONT)
-    return standby
+#: Seconds the replication stall lasts before the primary's host dies.
+STALL = 2.0

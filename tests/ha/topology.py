@@ -56,14 +56,17 @@ def _wait(condition: Any, within: float, what: str, interval: float = 0.1) -> An
     raise TimeoutError(f"{what} not within {within:g}s (last error: {last_error})")
 
 
-def _kill_tree(pid: int) -> None:
-    with contextlib.suppress(psutil.Error):
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-        for proc in procs:
-            with contextlib.suppress(psutil.Error):
-                proc.send_signal(signal.SIGKILL)
-        psutil.wait_procs(procs, timeout=10)
+def _kill_trees(*pids: int) -> None:
+    """SIGKILL every process of these trees at once (gathered first: none outlives the others)."""
+    procs: list[psutil.Process] = []
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(pid)
+            procs += [root, *root.children(recursive=True)]
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.send_signal(signal.SIGKILL)
+    psutil.wait_procs(procs, timeout=10)
 
 
 class Etcd:
@@ -192,14 +195,25 @@ class PatroniNode:
         except (httpx.HTTPError, ValueError):
             return None
 
+    def postmaster(self) -> psutil.Process | None:
+        """PostgreSQL's postmaster (Patroni starts it detached: not among Patroni's children)."""
+        with contextlib.suppress(OSError, ValueError, IndexError, psutil.Error):
+            pid = int((self.root / "data" / "postmaster.pid").read_text().split()[0])
+            return psutil.Process(pid)
+        return None
+
     def kill9(self) -> None:
         """The host dies: Patroni and its PostgreSQL, SIGKILL, no shutdown of any kind."""
+        postmaster = self.postmaster()
+        _kill_trees(*[p.pid for p in (self.proc, postmaster) if p is not None])
         if self.proc is not None:
-            _kill_tree(self.proc.pid)
             self.proc.wait()
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
+            postmaster = self.postmaster()
+            if postmaster is not None:  # its Patroni was killed: nothing else stops it
+                _kill_trees(postmaster.pid)
             return
         os.killpg(self.proc.pid, signal.SIGTERM)
         try:
@@ -207,14 +221,15 @@ class PatroniNode:
         except subprocess.TimeoutExpired:
             self.kill9()
 
-    def walreceiver(self) -> psutil.Process | None:
-        if self.proc is None:
-            return None
-        for proc in psutil.Process(self.proc.pid).children(recursive=True):
+    def walsenders(self) -> list[psutil.Process]:
+        """The processes streaming this node's WAL to its standbys."""
+        postmaster = self.postmaster()
+        found = []
+        for proc in postmaster.children() if postmaster else []:
             with contextlib.suppress(psutil.Error):
-                if "walreceiver" in " ".join(proc.cmdline()):
-                    return proc
-        return None
+                if "walsender" in " ".join(proc.cmdline()):
+                    found.append(proc)
+        return found
 
 
 class HAProxy:
