@@ -42,10 +42,11 @@ class CellResult:
 
     def row(self) -> str:
         lg = self.ledger
+        mode = "sync" if self.synchronous else "async"
         return (
-            f"| {self.cell} | {'sync' if self.synchronous else 'async'} | {self.accepted} | {lg.lost} "
-            f"| {lg.duplicate_events} | {lg.duplicate_runs} | {lg.unexplained_effects} "
-            f"| {self.ingest_recovery:.1f} | {self.job_recovery:.1f} | {self.old_leader} -> {self.new_leader} |"
+            f"| {self.cell} | {mode} | {self.accepted} | {lg.lost} | {lg.duplicate_events} "
+            f"| {lg.duplicate_runs} | {lg.unexplained_effects} | {self.ingest_recovery:.1f} "
+            f"| {self.job_recovery:.1f} | {self.old_leader} -> {self.new_leader} |"
         )
 
 
@@ -79,14 +80,17 @@ class Rig:
 def _first_completion_after(url: str, since: float) -> float:
     with psycopg.connect(url, connect_timeout=5) as conn:
         row = conn.execute(
-            "SELECT extract(epoch FROM min(completed_at)) FROM automate_outbox_job WHERE completed_at > to_timestamp(%s)",
+            "SELECT extract(epoch FROM min(completed_at)) FROM automate_outbox_job "
+            "WHERE completed_at > to_timestamp(%s)",
             [since],
         ).fetchone()
     return float(row[0]) - since if row and row[0] is not None else float("nan")
 
 
 def _ingest_recovery(result: DriveResult, fault_monotonic: float) -> float:
-    retried = [o.acked_at for o in result.acked if o.acked_at and o.acked_at > fault_monotonic and o.tries > 1]
+    retried = [
+        o.acked_at for o in result.acked if o.acked_at and o.acked_at > fault_monotonic and o.tries > 1
+    ]
     return (min(retried) - fault_monotonic) if retried else 0.0
 
 

@@ -49,7 +49,12 @@ def _assert_nothing_lost(result: CellResult) -> None:
     assert ledger.lost == 0, f"{ledger.lost} acknowledged webhooks are not events on the new primary"
     assert ledger.duplicate_events == 0
     assert ledger.not_finished == 0, f"{ledger.not_finished} jobs pending after {ledger.drain_seconds:.0f}s"
-    assert (ledger.missing_runs, ledger.duplicate_runs, ledger.unexplained_effects, ledger.dead) == (0, 0, 0, 0)
+    assert (ledger.missing_runs, ledger.duplicate_runs, ledger.unexplained_effects, ledger.dead) == (
+        0,
+        0,
+        0,
+        0,
+    )
     assert result.new_leader != result.old_leader
 
 
@@ -63,7 +68,9 @@ def test_kill9_the_primary_host_the_sync_standby_takes_over_and_nothing_is_lost(
 
 
 def test_a_switchover_loses_nothing(sync_rig: Rig) -> None:
-    result = asyncio.run(run_cell("switchover", sync_rig, switchover, count=COUNT, rate=RATE, fault_at=FAULT_AT))
+    result = asyncio.run(
+        run_cell("switchover", sync_rig, switchover, count=COUNT, rate=RATE, fault_at=FAULT_AT)
+    )
     _assert_nothing_lost(result)
 
 

@@ -154,12 +154,21 @@ class PatroniNode:
             "restapi": {"listen": f"{host}:{self.rest_port}", "connect_address": f"{host}:{self.rest_port}"},
             "etcd3": {"hosts": [etcd.hosts]},
             "bootstrap": {
-                "dcs": {**replication.dcs(), "postgresql": {"use_pg_rewind": False, "use_slots": True,
-                                                            "parameters": replication.parameters()}},
+                "dcs": {
+                    **replication.dcs(),
+                    "postgresql": {
+                        "use_pg_rewind": False,
+                        "use_slots": True,
+                        "parameters": replication.parameters(),
+                    },
+                },
                 "initdb": [{"encoding": "UTF8"}, {"auth": "trust"}],
-                "pg_hba": ["local all all trust", "host all all 127.0.0.0/8 trust",
-                           "host replication all 127.0.0.0/8 trust"],
-            },  # fmt: skip
+                "pg_hba": [
+                    "local all all trust",
+                    "host all all 127.0.0.0/8 trust",
+                    "host replication all 127.0.0.0/8 trust",
+                ],
+            },
             "postgresql": {
                 "listen": f"{host}:{self.pg_port}",
                 "connect_address": f"{host}:{self.pg_port}",
@@ -342,10 +351,9 @@ class Topology:
 
         def ready() -> bool:
             members = self.cluster().get("members", [])
+            roles = {"sync_standby"} if self.replication.synchronous else {"replica", "sync_standby"}
             standby_ok = any(
-                m.get("role") in ("sync_standby" if self.replication.synchronous else "replica", "sync_standby")
-                and m.get("state") in ("running", "streaming")
-                for m in members
+                m.get("role") in roles and m.get("state") in ("running", "streaming") for m in members
             )
             if not (self.leader() and standby_ok):
                 return False

@@ -42,10 +42,10 @@ def _completed(n: int) -> Callable[[], bool]:
 async def test_webhooks_in_jobs_drained_runs_recorded_exactly_once(
     through_pgbouncer: PgBouncer, demo_source: str, client: httpx.AsyncClient, load: Any
 ) -> None:
+    step = {"name": "say", "connector": "log", "action": "info", "params": {"message": "hi"}}
     await sync_to_async(load)(
-        {"workflows": [{"name": "say", "trigger": {"source": "test"},
-                        "steps": [{"name": "say", "connector": "log", "action": "info", "params": {"message": "hi"}}]}]}
-    )  # fmt: skip
+        {"workflows": [{"name": "say", "trigger": {"source": "test"}, "steps": [step]}]}
+    )
     database = database_url().rsplit("/", 1)[1]
     carried_before = through_pgbouncer.transactions(database)
     n = 60
