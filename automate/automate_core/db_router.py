@@ -27,6 +27,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.db import connections
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponseBase
+from psycopg.conninfo import make_conninfo
 
 from automate_core.conf import settings
 
@@ -104,8 +105,9 @@ def measure() -> ReplicaState:
     max_lag = float(settings.REPLICA_MAX_LAG_SECONDS)
     try:
         info = db.conninfo(REPLICA)
-        timeout = {} if "connect_timeout" in info else {"connect_timeout": 2}
-        with psycopg.connect(info, autocommit=True, prepare_threshold=None, **timeout) as conn:
+        if "connect_timeout" not in info:
+            info = make_conninfo(info, connect_timeout=2)
+        with psycopg.connect(info, autocommit=True, prepare_threshold=None) as conn:
             row = conn.execute(LAG_QUERY).fetchone()
     except psycopg.Error as exc:
         return ReplicaState(False, None, f"cannot reach it ({type(exc).__name__}: {exc})".strip())

@@ -103,7 +103,7 @@ class PgNode:
         self, sql: str, params: list[Any] | None = None, database: str = "postgres"
     ) -> list[tuple[Any, ...]]:
         with psycopg.connect(self.url(database), autocommit=True, connect_timeout=5) as conn:
-            cur = conn.execute(sql.encode(), params)  # type: ignore[call-overload]
+            cur = conn.execute(sql.encode(), params)
             return list(cur.fetchall()) if cur.description else []
 
     def wait_for(self, sql: str, expected: Any, within: float = 15.0, database: str = "postgres") -> None:

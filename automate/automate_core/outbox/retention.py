@@ -111,7 +111,11 @@ class Pruner:
                 row = await cur.fetchone()
                 if not row or not row[0]:
                     return PruneReport(skipped=True)
-                return await self._pass(conn)  # closing the connection releases the lock
+                try:
+                    return await self._pass(conn)
+                finally:
+                    with contextlib.suppress(psycopg.Error):
+                        await conn.execute(queries.RETENTION_UNLOCK, {"key": LOCK_KEY})
         async with pool.connection() as conn, conn.transaction():
             cur = await conn.execute("SELECT pg_try_advisory_xact_lock(%(key)s)", {"key": LOCK_KEY})
             row = await cur.fetchone()
