@@ -18,6 +18,10 @@ import pytest
 
 from tests.pooler.pgbouncer import PgBouncer
 
+# Set when the plugin loads, before Django's settings and the test modules are imported: modules
+# that copy os.environ for their subprocesses at import time get it too (they poll, then).
+os.environ["AUTOMATE_DB_TRANSACTION_POOLING"] = "1"
+
 
 def _url(params: dict[str, Any], host: str, port: str) -> str:
     return f"postgresql://{params['USER'] or 'postgres'}@{host}:{port}/{params['NAME']}"
@@ -35,8 +39,7 @@ def _everything_through_pgbouncer(django_db_setup: None, django_db_blocker: Any)
     if host.startswith("/"):
         pytest.exit("tests.pooler.plugin needs a DATABASE_URL on TCP (postgresql://user@host:port/db)")
     bouncer = PgBouncer({"*": f"host={host} port={port}"})
-    saved_env = {k: os.environ.get(k) for k in ("DATABASE_URL", "AUTOMATE_DB_TRANSACTION_POOLING",
-                                                 "AUTOMATE_LISTEN_DATABASE_URL")}  # fmt: skip
+    saved_env = {k: os.environ.get(k) for k in ("DATABASE_URL", "AUTOMATE_LISTEN_DATABASE_URL")}
     direct = _url(params, host, port)
     with django_db_blocker.unblock():
         connections.close_all()
@@ -46,7 +49,6 @@ def _everything_through_pgbouncer(django_db_setup: None, django_db_blocker: Any)
     settings.AUTOMATE_LISTEN_DATABASE_URL = direct
     _clear_cache()
     os.environ["DATABASE_URL"] = _url(params, bouncer.host, str(bouncer.port))
-    os.environ["AUTOMATE_DB_TRANSACTION_POOLING"] = "1"
     os.environ["AUTOMATE_LISTEN_DATABASE_URL"] = direct
     try:
         yield bouncer
