@@ -84,21 +84,27 @@ class Etcd:
              "--heartbeat-interval", "100", "--election-timeout", "1000", "--log-level", "warn"],
             stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        _wait(lambda: httpx.get(f"{client}/health", timeout=1).json().get("health") == "true", 30, "etcd")
+        try:
+            _wait(lambda: httpx.get(f"{client}/health", timeout=1).json().get("health") == "true", 30, "etcd")
+        except BaseException:
+            self.stop()
+            raise
 
     @property
     def hosts(self) -> str:
         return f"{ETCD_HOST}:{self.client_port}"
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(10)
+        try:
             if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+                self.proc.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.proc.wait(10)
+                if self.proc.poll() is None:
+                    self.proc.kill()
+                    self.proc.wait()
+        finally:
+            self.log.close()
 
 
 @dataclass
@@ -267,10 +273,12 @@ class HAProxy:
         return f"postgresql://postgres@{PROXY_HOST}:{self.port}/{database}"
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.log.close()
+        try:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                self.proc.wait(10)
+        finally:
+            self.log.close()
 
 
 class HaPlatform(Platform):
