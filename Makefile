@@ -10,7 +10,7 @@ HASH := $(shell cat pyproject.toml examples/*/pyproject.toml 2>/dev/null | cksum
 STAMP_RUN := $(VENV)/.installed-run-$(HASH)
 STAMP := $(VENV)/.installed-test-$(HASH)
 
-.PHONY: run test lint typecheck pytest bench clean venv
+.PHONY: run test test-ha lint typecheck pytest bench clean venv
 
 $(PY):
 	@py=$$(scripts/find-python) || exit 1; \
@@ -43,6 +43,12 @@ pytest: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
+
+# every failover cell on the Patroni + etcd + HAProxy topology (`make test` runs one of them);
+# installs pgbouncer, patroni, etcd-server and haproxy with apt when they are missing
+test-ha: $(STAMP)
+	scripts/install-test-services
+	$(PY) -m pytest -m ha tests/ha -s $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .automate .mypy_cache .ruff_cache

@@ -6,6 +6,7 @@ Environment variables:
                    commands start an embedded PostgreSQL and set it when it is missing.
 ``SECRET_KEY``     Django's signing key. Required when ``DEBUG`` is off; ``automate serve`` refuses a
                    weak one (under 50 characters, the development default, a placeholder).
+``REPLICA_DATABASE_URL`` A streaming replica for the console's reads (``DATABASES["replica"]``).
 ``DEBUG``          ``1``/``true`` turns on debug pages. Off by default.
 ``ALLOWED_HOSTS``  Comma-separated host names. Defaults to local names only.
 ``LOG_LEVEL``      Root log level (``INFO``). ``LOG_FORMAT``: ``json`` or ``plain`` (default: plain
@@ -65,6 +66,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "automate_core.db_router.ReplicaReadsMiddleware",  # GET/HEAD reads on DATABASES["replica"]
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -88,6 +90,17 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL", ""))}
+# A streaming replica for the console's and the API's reads (automate_core.db_router), and
+# PgBouncer in transaction mode in front of DATABASE_URL (docs/operations.md, "Scaling past one
+# machine"): Django's server-side cursors (.iterator()) need a session, so they are turned off.
+if os.environ.get("REPLICA_DATABASE_URL"):
+    DATABASES["replica"] = database_from_url(os.environ["REPLICA_DATABASE_URL"])
+    DATABASES["replica"]["OPTIONS"].setdefault("connect_timeout", 2)
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+if env_bool("AUTOMATE_DB_TRANSACTION_POOLING", default=False):
+    for _alias in DATABASES.values():
+        _alias["DISABLE_SERVER_SIDE_CURSORS"] = True
+DATABASE_ROUTERS = ["automate_core.db_router.ReplicaRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 LANGUAGE_CODE = "en-us"

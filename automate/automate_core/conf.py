@@ -132,6 +132,18 @@ class Defaults:
     #: Seconds a takeover (a new claim closing the run its earlier claim left running) waits for
     #: that run's row lock; past it the job is handed back to try again later (attempt not spent).
     DB_TAKEOVER_LOCK_TIMEOUT: float = 2.0
+    #: A pooler in transaction mode (PgBouncer ``pool_mode = transaction``) is in front of
+    #: DATABASE_URL: no server-side prepared statements or cursors, no session state on pooled
+    #: connections (docs/operations.md, "Scaling past one machine").
+    DB_TRANSACTION_POOLING: bool = False
+    #: A direct connection (not through a transaction pooler) for LISTEN and session advisory
+    #: locks, as a postgresql:// URL. Empty: DATABASE_URL, unless DB_TRANSACTION_POOLING is on,
+    #: in which case workers poll (every POLL_INTERVAL) instead of listening.
+    LISTEN_DATABASE_URL: str = ""
+    #: Seconds a replica (``DATABASES["replica"]``) may lag behind before reads go to the primary,
+    #: and seconds its lag is cached between looks.
+    REPLICA_MAX_LAG_SECONDS: float = 30.0
+    REPLICA_CHECK_INTERVAL: float = 5.0
     #: Largest webhook body accepted, in bytes.
     MAX_BODY_BYTES: int = 1024 * 1024
     #: Serve ``/hooks/`` in a lean ASGI lane in front of Django's request handler.

@@ -18,6 +18,12 @@ between statements that were synced: a transaction must therefore never be *pipe
 (the backend of a half-sent pipeline counts as active); send it as one message instead
 (``execution.grouped``). A statement that takes over another claim's row waits for its lock at
 most ``AUTOMATE_DB_TAKEOVER_LOCK_TIMEOUT`` (:func:`execute_bounded`).
+
+Behind a pooler in transaction mode (PgBouncer, ``AUTOMATE_DB_TRANSACTION_POOLING``) a client's
+statements may run on a different server connection each transaction: :func:`connection_kwargs`
+then turns psycopg's automatic prepared statements off, and session state (LISTEN, session
+advisory locks) goes to the direct connection of ``AUTOMATE_LISTEN_DATABASE_URL``
+(:func:`direct_conninfo`), or is not used at all.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import logging
 from typing import Any, LiteralString
 
 import psycopg
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -61,7 +67,7 @@ def conninfo(alias: str = "default") -> str:
         if params.get(key):
             kwargs[name] = params[key]
     for key, value in (params.get("OPTIONS") or {}).items():
-        if key not in {"pool", "server_side_binding", "assume_role", "isolation_level"}:
+        if key not in {"pool", "server_side_binding", "assume_role", "isolation_level", "prepare_threshold"}:
             kwargs[key] = value
     kwargs.setdefault("application_name", "django-automate")
     for key, value in keepalives().items():
@@ -107,6 +113,37 @@ async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
         await conn.execute(query.encode(), [x for name in names for x in (name, values[name])])
 
 
+def connection_kwargs() -> dict[str, Any]:
+    """Keyword arguments of every pooled psycopg connection.
+
+    psycopg prepares a statement on the server after its fifth execution on a connection; behind
+    a transaction pooler the next execution may reach a server connection that never saw it
+    ("prepared statement _pg3_0 does not exist"), so ``prepare_threshold=None`` turns that off.
+    """
+    kwargs: dict[str, Any] = {"autocommit": True}
+    if settings.DB_TRANSACTION_POOLING:
+        kwargs["prepare_threshold"] = None
+    return kwargs
+
+
+def direct_conninfo() -> str | None:
+    """libpq connection string for session state (LISTEN, session advisory locks), or None.
+
+    ``LISTEN_DATABASE_URL`` when set; else the pooled database unless a transaction pooler is in
+    front of it (a LISTEN through one would listen on whichever server connection ran it).
+    """
+    url = str(settings.LISTEN_DATABASE_URL or "")
+    if url:
+        params = conninfo_to_dict(url)
+        params.setdefault("application_name", "django-automate")
+        for name, value in keepalives().items():
+            params.setdefault(name, value)
+        return make_conninfo("", **params)
+    if settings.DB_TRANSACTION_POOLING:
+        return None
+    return conninfo()
+
+
 async def get_pool() -> AsyncConnectionPool[Any]:
     """The pool for the running event loop, opened on first use."""
     loop = asyncio.get_running_loop()
@@ -116,7 +153,7 @@ async def get_pool() -> AsyncConnectionPool[Any]:
             conninfo(),
             min_size=settings.DB_POOL_MIN_SIZE,
             max_size=settings.DB_POOL_MAX_SIZE,
-            kwargs={"autocommit": True},
+            kwargs=connection_kwargs(),
             configure=configure,
             open=False,
             name="automate",
@@ -153,8 +190,16 @@ def recheck_soon(pool: AsyncConnectionPool[Any]) -> None:
 
 
 async def connect(**kwargs: Any) -> psycopg.AsyncConnection[dict[str, Any]]:
-    """A dedicated connection outside the pool (for LISTEN)."""
-    conn = await psycopg.AsyncConnection.connect(conninfo(), autocommit=True, row_factory=dict_row, **kwargs)
+    """A dedicated direct connection outside the pool (for LISTEN), see :func:`direct_conninfo`."""
+    from automate_core.exceptions import ConfigurationError
+
+    info = direct_conninfo()
+    if info is None:
+        raise ConfigurationError(
+            "No direct database connection: AUTOMATE_DB_TRANSACTION_POOLING is on and "
+            "AUTOMATE_LISTEN_DATABASE_URL is not set (a postgresql:// URL that bypasses the pooler)."
+        )
+    conn = await psycopg.AsyncConnection.connect(info, autocommit=True, row_factory=dict_row, **kwargs)
     try:
         await configure(conn)
     except BaseException:

@@ -117,7 +117,10 @@ class Harness:
         return django_url(self.url)
 
     def connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(self.url, autocommit=True, application_name="automate-bench-harness")
+        from automate_core import db
+
+        # autocommit, and no prepared statements behind a transaction pooler (as the platform's pool)
+        return psycopg.connect(self.url, **db.connection_kwargs(), application_name="automate-bench-harness")
 
     # -- preparation --------------------------------------------------------------------------
 

@@ -31,7 +31,10 @@ async def sql_loop(url: str, batch: int, owner: str, stop: asyncio.Event) -> int
 
     done = 0
     claim = {"limit": batch, "owner": owner, "lease": 30.0}
-    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+    from automate_core import db
+
+    # autocommit, and no prepared statements behind a transaction pooler (as the platform's pool)
+    async with await psycopg.AsyncConnection.connect(url, **db.connection_kwargs()) as conn:
         while not stop.is_set():
             cur = await conn.execute(queries.CLAIM_BATCH, claim)
             rows = await cur.fetchall()

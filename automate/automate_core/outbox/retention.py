@@ -82,6 +82,8 @@ class Pruner:
             return PruneReport()
         pool = await db.get_pool()
         try:
+            if settings.DB_TRANSACTION_POOLING:
+                return await self._pooled_pass(pool)
             async with pool.connection() as conn:
                 cur = await conn.execute(queries.TRY_RETENTION_LOCK, {"key": LOCK_KEY})
                 row = await cur.fetchone()
@@ -97,6 +99,29 @@ class Pruner:
             raise DatabaseUnavailable(f"Retention pass failed: {exc}") from exc
         except TimeoutError as exc:
             raise DatabaseUnavailable("No database connection became free in time.") from exc
+
+    async def _pooled_pass(self, pool: Any) -> PruneReport:
+        """Behind a transaction pooler a session lock would stay on whichever server connection
+        took it: the lock and the pass use the direct connection (LISTEN_DATABASE_URL), or, without
+        one, share a transaction (a transaction-scoped lock; the pass is one transaction then)."""
+        info = db.direct_conninfo()
+        if info is not None:
+            async with await psycopg.AsyncConnection.connect(info, autocommit=True) as conn:
+                cur = await conn.execute(queries.TRY_RETENTION_LOCK, {"key": LOCK_KEY})
+                row = await cur.fetchone()
+                if not row or not row[0]:
+                    return PruneReport(skipped=True)
+                try:
+                    return await self._pass(conn)
+                finally:
+                    with contextlib.suppress(psycopg.Error):
+                        await conn.execute(queries.RETENTION_UNLOCK, {"key": LOCK_KEY})
+        async with pool.connection() as conn, conn.transaction():
+            cur = await conn.execute("SELECT pg_try_advisory_xact_lock(%(key)s)", {"key": LOCK_KEY})
+            row = await cur.fetchone()
+            if not row or not row[0]:
+                return PruneReport(skipped=True)
+            return await self._pass(conn)
 
     async def _pass(self, conn: psycopg.AsyncConnection[Any]) -> PruneReport:
         p = self.policy

@@ -5,6 +5,10 @@ worker claims within milliseconds instead of at its next poll. The listener runs
 connection (outside the pool). A connection that silently stopped answering (a network partition
 sends no error) is found by a ``SELECT 1`` after each quiet minute; on any error the listener
 reconnects with backoff and wakes the worker once, in case something arrived in between.
+
+Behind a transaction pooler the listener needs a direct connection
+(``AUTOMATE_LISTEN_DATABASE_URL``); without one it does not listen and the worker polls every
+``POLL_INTERVAL`` (``polling`` is then set).
 """
 
 from __future__ import annotations
@@ -28,8 +32,16 @@ class Listener:
         self.wake = wake
         self.channel = channel
         self.connected = asyncio.Event()
+        self.polling = False
 
     async def run(self) -> None:
+        if db.direct_conninfo() is None:
+            self.polling = True
+            logger.info(
+                "a transaction pooler is in front of the database and AUTOMATE_LISTEN_DATABASE_URL "
+                "is not set: no LISTEN, the worker polls for jobs (--poll-interval)"
+            )
+            return
         delay = 0.5
         while True:
             try:
