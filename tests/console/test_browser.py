@@ -86,7 +86,11 @@ def platform(platform_env: dict[str, str], load: Any) -> Iterator[str]:
     # iterations: the server upgrades the hash at the first login, as it would an old one
     operator.password = PBKDF2PasswordHasher().encode(PASSWORD, "console-salt", iterations=1000)
     operator.save(update_fields=["password"])
-    env = {**platform_env, "AUTOMATE_HTTPS": "0"}  # plain HTTP on 127.0.0.1: no TLS to redirect to
+    env = {
+        **platform_env,
+        "AUTOMATE_HTTPS": "0",  # plain HTTP on 127.0.0.1: no TLS to redirect to
+        "AUTOMATE_SECRET_PEER_TOKEN": SECRET,  # the step's token (templates cannot read signing keys)
+    }
     port = free_port()
     web = start(["serve", "--port", str(port)], env)
     worker = start(["worker", "--poll-interval", "0.2"], env)
@@ -148,12 +152,7 @@ def step_params(peer: Peer, *, bad: bool = False) -> str:
     return json.dumps(params, indent=2)
 
 
-async def test_an_operator_handles_a_failure_from_the_admin(
-    page: Any, peer: Peer, shots: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(
-        "AUTOMATE_SECRET_PEER_TOKEN", SECRET
-    )  # not the signing key: templates cannot read that
+async def test_an_operator_handles_a_failure_from_the_admin(page: Any, peer: Peer, shots: Path) -> None:
     tab = page
     header = await tab.evaluate("getComputedStyle(document.querySelector('#header')).backgroundColor")
     assert header == HEADER_BLUE, "the admin's stylesheet was not served"
