@@ -20,7 +20,7 @@ import automate_core
 ROOT = Path(__file__).resolve().parents[2]
 # (benchmarks: the checkout's harness, which `automate bench` runs from a source checkout only)
 FIRST_PARTY = {"automate_core", "automate_connectors", "automate_governance", "automate_llm",
-               "automate_testing", "asgi", "benchmarks", "__future__"}  # fmt: skip
+               "automate_testing", "automate_client", "asgi", "benchmarks", "__future__"}  # fmt: skip
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 

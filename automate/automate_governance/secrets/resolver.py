@@ -45,11 +45,13 @@ class SecretsResolver:
 
     def parse(self, ref: str) -> tuple[list[str], str]:
         prefix, sep, rest = ref.partition(":")
-        if sep and prefix in config.names():
+        order = self._order()
+        if sep and prefix in order:  # a configured entry, by its name
             return [prefix], rest
         if sep and prefix in registry.secrets_backends().codes():
-            if prefix not in config.backend_codes():  # installed but not configured: it answers nothing
-                order = self._order()
+            # a backend by its code: only one that is configured answers (installed is not enough)
+            configured = order if self.order is not None else [*order, *config.backend_codes()]
+            if prefix not in configured:
                 raise SecretAccessDeniedError(
                     f"Secret {ref!r} names the backend {prefix!r}, which is not in "
                     f"AUTOMATE_SECRETS_BACKENDS ({', '.join(order) or 'none'}); add it there to use it."
