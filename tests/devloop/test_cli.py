@@ -119,7 +119,8 @@ def test_usage_lines_name_the_command_once_and_version_is_the_packages(tmp_path:
 
 def test_serve_against_an_unreachable_database_says_so_at_start(tmp_path: Path) -> None:
     port = closed_port()
-    env = user_env(DATABASE_URL=f"postgresql://ada@127.0.0.1:{port}/shop", SECRET_KEY="devloop-test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz")
+    key = "devloop-test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"  # strong enough to serve
+    env = user_env(DATABASE_URL=f"postgresql://ada@127.0.0.1:{port}/shop", SECRET_KEY=key)
     proc = subprocess.Popen(
         [AUTOMATE, "serve", "--port", str(free_port())],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
