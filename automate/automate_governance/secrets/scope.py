@@ -105,11 +105,16 @@ async def asigning_references() -> set[str]:
     global _signing_cache
     if _signing_cache is not None and _signing_cache[0] > time.monotonic():
         return _signing_cache[1]
-    from automate_core.models import WebhookSource
+    from automate_core import db
 
+    # the platform's pool, not the ORM: a worker's pool reconnects after a database restart, where
+    # a Django connection held by the async ORM's thread would stay closed (every step would fail)
     refs: set[str] = set()
-    async for value in WebhookSource.objects.exclude(secret_ref="").values_list("secret_ref", flat=True):
-        refs.update(key_of(r) for r in value.split(",") if r.strip())
+    pool = await db.get_pool()
+    async with pool.connection() as conn:
+        cur = await conn.execute("SELECT secret_ref FROM automate_webhook_source WHERE secret_ref <> ''")
+        for (value,) in await cur.fetchall():
+            refs.update(key_of(r) for r in str(value).split(",") if r.strip())
     _signing_cache = (time.monotonic() + SIGNING_KEYS_TTL, refs)
     return refs
 
