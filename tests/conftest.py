@@ -24,8 +24,16 @@ def _signing_secret() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _fresh_caches() -> Iterator[None]:
-    """Process-wide caches must not carry state from one test into the next."""
+    """Process-wide caches must not carry state from one test into the next (the masker too:
+    a weak secret one test resolves must not mask words in the next test's output)."""
+    from automate_core.masking import masker
+
+    registered = set(masker._values)
     yield
+    if masker._values != registered:
+        with masker._lock:
+            masker._values = registered
+            masker._compile()
     from automate_core.ingest.views import service
     from automate_governance.secrets.resolver import get_resolver
 
