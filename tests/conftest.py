@@ -33,7 +33,10 @@ def _fresh_caches() -> Iterator[None]:
     if masker._values != registered:
         with masker._lock:
             masker._values = registered
-            masker._compile()
+            if registered:
+                masker._compile()
+            else:  # nothing registered: nothing to mask
+                masker._pattern = masker._word_ends = masker._reversed = None
     from automate_core.ingest.views import service
     from automate_governance.secrets.resolver import get_resolver
 
