@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,10 +12,14 @@ from pathlib import Path
 import pytest
 
 from tests.bench.conftest import ROOT, harness_env
+from tests.pooler.binaries import require
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("wrk") is None, reason="the ingest harness drives the server with wrk (apt-get install wrk)"
-)
+
+@pytest.fixture(autouse=True)
+def _wrk() -> None:
+    """The ingest harness drives the server with wrk: installed by scripts/install-test-services
+    when missing (CI), skipped only where it cannot be installed (no root or apt), with why."""
+    require("wrk")
 
 
 def test_ingest_runs_ours_and_the_bare_baseline_alternated(bench_url: str, tmp_path: Path) -> None:
