@@ -53,16 +53,6 @@ class Answered(Schema):
     by: str
 
 
-def _describe(w: RunWait) -> str:
-    if w.kind == "event":
-        return f"event {w.source}/{w.event_type} with payload.{w.path} = {w.value!r}"
-    if w.kind == "approval":
-        return f"approval: {w.prompt}"
-    if w.kind == "call":
-        return f"called run #{w.child_run_id}"
-    return "sleep"
-
-
 def _open(kind: str | None, limit: int) -> list[WaitOut]:
     waits = RunWait.objects.filter(status="open").order_by("-created_at", "-id")
     if kind:
@@ -73,7 +63,7 @@ def _open(kind: str | None, limit: int) -> list[WaitOut]:
     )
     return [
         WaitOut(run_id=w.run_id, workflow=str(names.get(w.run_id, "")), step=w.step_name, kind=w.kind,
-                waits_for=_describe(w), until=w.deadline, since=w.created_at, on_timeout=w.on_timeout)
+                waits_for=w.describe(), until=w.deadline, since=w.created_at, on_timeout=w.on_timeout)
         for w in rows
     ]  # fmt: skip
 

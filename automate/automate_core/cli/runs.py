@@ -7,7 +7,6 @@ from argparse import ArgumentParser
 from typing import Any, TextIO
 
 from automate_core.cli._json import compact
-from automate_core.cli.waits import describe
 from automate_core.models import ExecutionRun, RunStatus, RunWait
 
 HELP = "Show recent workflow runs and their steps, or one run in detail (automate runs ID)."
@@ -108,7 +107,7 @@ def run(options: dict[str, Any], out: TextIO) -> int:
         if r.id in waiting:
             w = waiting[r.id]
             until = w.deadline.isoformat(timespec="seconds") if w.deadline else "no deadline"
-            out.write(f"         waiting at {w.step_name}: {describe(w)} (until {until})\n")
+            out.write(f"         waiting at {w.step_name}: {w.describe()} (until {until})\n")
         for s in r.steps.all():
             out.write(f"         {s.position}. {s.name:<16} {s.status:<10} {s.duration_ms:8.1f} ms\n")
         if r.error:

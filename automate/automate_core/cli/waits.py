@@ -17,16 +17,6 @@ def add_arguments(parser: ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="One JSON object per line.")
 
 
-def describe(wait: RunWait) -> str:
-    if wait.kind == "event":
-        return f"event {wait.source}/{wait.event_type} with payload.{wait.path} = {wait.value!r}"
-    if wait.kind == "approval":
-        return f"approval: {wait.prompt[:60]!r}"
-    if wait.kind == "call":
-        return f"called run #{wait.child_run_id}"
-    return "sleep"
-
-
 def run(options: dict[str, Any], out: TextIO) -> int:
     waits = RunWait.objects.filter(status="open").order_by("created_at", "id")
     if options["kind"]:
@@ -41,9 +31,9 @@ def run(options: dict[str, Any], out: TextIO) -> int:
         until = w.deadline.isoformat(timespec="seconds") if w.deadline else "no deadline"
         if options["json"]:
             out.write(json.dumps({"run": w.run_id, "workflow": names.get(w.run_id), "step": w.step_name,
-                            "kind": w.kind, "waits_for": describe(w), "until": w.deadline,
+                            "kind": w.kind, "waits_for": w.describe(), "until": w.deadline,
                             "since": w.created_at}, default=str) + "\n")  # fmt: skip
         else:
             name = names.get(w.run_id, "?")
-            out.write(f"#{w.run_id:<6} {name:<24} {w.step_name:<16} {describe(w)} (until {until})\n")
+            out.write(f"#{w.run_id:<6} {name:<24} {w.step_name:<16} {w.describe()} (until {until})\n")
     return 0

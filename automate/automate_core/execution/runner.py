@@ -41,8 +41,6 @@ from automate_core.observability import metrics, tracing
 from automate_core.outbox.store import ClaimedEvent, ClaimedJob
 from automate_core.rules.engine import StepSpec, WorkflowSpec
 
-REUSABLE = ("succeeded", "skipped", "reused")
-
 
 @dataclass(slots=True)
 class Plan:

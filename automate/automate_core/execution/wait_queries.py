@@ -46,13 +46,12 @@ ON CONFLICT (run_id, step_name) DO NOTHING
 RETURNING id, job_id
 """
 
-# One wait, by id or by (run, step).
+# One wait, by id.
 WAIT_COLUMNS: LiteralString = """
     id, run_id, step_name, kind, status, deadline, job_id, source, event_type, path, value,
     prompt, on_timeout, child_run_id, result, resolved_by, resolved_at, created_at
 """
 GET_WAIT: LiteralString = "SELECT" + WAIT_COLUMNS + "FROM automate_run_wait WHERE id = %(wait_id)s"
-RUN_WAITS: LiteralString = "SELECT" + WAIT_COLUMNS + "FROM automate_run_wait WHERE run_id = %(run_id)s"
 
 # open -> timed_out, by the wake job once the deadline has passed.
 TIME_OUT: LiteralString = (
@@ -62,13 +61,6 @@ WHERE id = %(wait_id)s AND status = 'open' AND deadline <= now()
 RETURNING"""
     + WAIT_COLUMNS
 )
-
-# The wake job of resolved waits becomes available now (it was parked at the deadline). A job a
-# worker holds right now is left alone: it is the wake job itself, and it re-reads the wait.
-WAKE_JOBS: LiteralString = """
-UPDATE automate_outbox_job SET available_at = now(), updated_at = now()
-WHERE id = ANY(%(job_ids)s::bigint[]) AND status IN ('ready', 'retry') AND available_at > now()
-"""
 
 # open -> resolved by an incoming event: every open wait on this source and type whose payload
 # path equals its value, each an index lookup (automate_wait_open_event); the event's id and
@@ -174,12 +166,6 @@ WITH closed AS (
 )
 UPDATE automate_outbox_job AS j SET available_at = now(), updated_at = now()
 FROM closed WHERE j.id = closed.job_id AND j.status IN ('ready', 'retry')
-"""
-
-# Operators: how many runs wait, and since when the oldest has.
-WAITING_SUMMARY: LiteralString = """
-SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)
-FROM automate_run_wait WHERE status = 'open'
 """
 
 # call: the child run, queued on the called workflow's current version with its input, and the

@@ -172,9 +172,6 @@ class WaitStore:
         rows = await self._rows(q.GET_WAIT, {"wait_id": wait_id})
         return Wait(*rows[0]) if rows else None
 
-    async def of_run(self, run_id: int) -> dict[str, Wait]:
-        return {w.step_name: w for w in (Wait(*r) for r in await self._rows(q.RUN_WAITS, {"run_id": run_id}))}
-
     async def time_out(self, wait_id: int) -> Wait | None:
         """open -> timed_out once the deadline has passed; the wait as it is then, or None when
         another outcome came first."""
@@ -262,19 +259,6 @@ class WaitStore:
             },
         )
         return bool(rows)
-
-    async def waiting_summary(self) -> tuple[int, float]:
-        """(open waits, age in seconds of the oldest)."""
-        rows = await self._rows(q.WAITING_SUMMARY, {})
-        return int(rows[0][0]), float(rows[0][1])
-
-
-def wake_jobs_sync(job_ids: list[int]) -> None:
-    """Make the wake jobs of waits resolved through the ORM (cancel) available now."""
-    from django.db import connection
-
-    with connection.cursor() as cur:
-        cur.execute(q.WAKE_JOBS, {"job_ids": job_ids})
 
 
 def cancel_waits_sync(run_id: int, by: str) -> None:

@@ -84,6 +84,16 @@ class RunWait(models.Model):
     def __str__(self) -> str:
         return f"wait #{self.pk} run {self.run_id} {self.step_name} ({self.kind}, {self.status})"
 
+    def describe(self) -> str:
+        """What the run waits for, in words (``automate waits``, ``automate runs``, the API)."""
+        if self.kind == "event":
+            return f"event {self.source}/{self.event_type} with payload.{self.path} = {self.value!r}"
+        if self.kind == "approval":
+            return f"approval: {self.prompt}"
+        if self.kind == "call":
+            return f"called run #{self.child_run_id}"
+        return "sleep"
+
 
 class WaitPattern(models.Model):
     source = models.CharField(max_length=100)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -33,12 +33,11 @@ def _unset(where: str, spec: Any, *, name: str | None = None, durable: bool = Tr
 @dataclass
 class LoadContext:
     """What a construct's ``normalize`` needs from the loader: its nested steps are normalised
-    by ``step`` (which checks names, depth and kinds), and ``calls`` collects call targets."""
+    by ``step`` (which checks names, depth and kinds). Call targets and wait patterns are read
+    from the normalised definition afterwards (``rules.flow``, ``rules.versions``)."""
 
     step: StepNormalizer = _unset
     depth: int = 0
-    calls: list[tuple[str, str]] = field(default_factory=list)  # (where, workflow name)
-    wait_patterns: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 class Construct(Protocol):

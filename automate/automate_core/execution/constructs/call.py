@@ -51,7 +51,6 @@ class Call:
         spec = check_keys(where, step["call"], set(self.schema["properties"]), set(self.schema["required"]))
         if not isinstance(spec["workflow"], str) or not spec["workflow"]:
             raise DefinitionProblem(f"{where}.workflow: the name of the workflow to call.")
-        load.calls.append((f"{where}.workflow", spec["workflow"]))
         timeout = spec.get("timeout")
         return {
             "workflow": spec["workflow"],

@@ -113,7 +113,6 @@ class WaitForEvent:
             raise DefinitionProblem(f"{where}.on_timeout: continue or fail, got {on_timeout!r}.")
         timeout = spec.get("timeout")
         lookback = spec.get("lookback")
-        load.wait_patterns.append((spec["source"], spec["event_type"], path))
         return {
             "source": spec["source"],
             "event_type": spec["event_type"],
