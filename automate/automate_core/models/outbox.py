@@ -50,6 +50,17 @@ class OutboxJob(models.Model):
         db_default=0, help_text="Claims handed back without spending the attempt (shutdown, snooze)."
     )
     max_attempts = models.IntegerField(default=5)
+    queue = models.CharField(
+        max_length=100,
+        db_default="default",
+        default="default",
+        help_text="The queue the job is on: a worker claims from the queues it is told to (--queue).",
+    )
+    priority = models.SmallIntegerField(
+        db_default=0,
+        default=0,
+        help_text="-100 to 100, higher first (Django's task priority), without starving the rest.",
+    )
     available_at = models.DateTimeField(db_default=Now())
     lease_owner = models.CharField(max_length=64, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
