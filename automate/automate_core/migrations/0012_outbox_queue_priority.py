@@ -1,6 +1,7 @@
 """The outbox job's queue and priority (issue 13): two columns with constant defaults, so adding
 them is instant on a large table (no rewrite); the claim order that uses them is the next
-migration's."""
+migration's. ``fair_key`` names the tenant (or any key) that fairness shares the
+workers across."""
 
 from django.db import migrations, models
 
@@ -28,6 +29,17 @@ class Migration(migrations.Migration):
                 db_default=0,
                 default=0,
                 help_text="-100 to 100, higher first (Django's task priority), without starving the rest.",
+            ),
+        ),
+        migrations.AddField(
+            model_name="outboxjob",
+            name="fair_key",
+            field=models.CharField(
+                blank=True,
+                db_default="",
+                default="",
+                help_text="Jobs with different keys share the workers fairly (a tenant's flood waits its turn).",
+                max_length=200,
             ),
         ),
     ]

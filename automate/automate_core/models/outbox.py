@@ -61,6 +61,13 @@ class OutboxJob(models.Model):
         default=0,
         help_text="-100 to 100, higher first (Django's task priority), without starving the rest.",
     )
+    fair_key = models.CharField(
+        max_length=200,
+        db_default="",
+        default="",
+        blank=True,
+        help_text="Jobs with different keys share the workers fairly (a tenant's flood waits its turn).",
+    )
     available_at = models.DateTimeField(db_default=Now())
     lease_owner = models.CharField(max_length=64, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
