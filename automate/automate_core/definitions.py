@@ -27,6 +27,7 @@ from automate_core.models import Schedule, WebhookSource, Workflow
 from automate_core.models.workflow import NAME_VALIDATOR
 from automate_core.plugins import registry
 from automate_core.rules import versions
+from automate_core.rules.admission import ADMISSION_KEYS
 from automate_core.rules.flow import CallGraphError, check_calls, iter_steps
 
 
@@ -70,6 +71,7 @@ _WORKFLOW_KEYS = {
     "concurrency",
     "steps",
     "secrets",
+    *ADMISSION_KEYS,  # throttle, rate_limit, singleton, queue, priority, fairness (execution/controls/)
 }
 _TRIGGER_KEYS = {"source", "event_type", "condition"}
 _WORKFLOW_RETRY_KEYS = {"max_attempts", "base_seconds", "max_seconds"}
@@ -339,6 +341,7 @@ def normalize_workflow(where: str, item: Any) -> dict[str, Any]:
     elif key:
         raise DefinitionError(f"{where}.concurrency: a key needs a limit (e.g. limit: 1).")
     validate_concurrency_key(f"{where}.concurrency.key", key)
+    admission = _admission(where, item)
     steps = item["steps"]
     if not isinstance(steps, list) or not steps:
         raise DefinitionError(f"{where}.steps: a workflow needs a list of at least one step.")
@@ -377,7 +380,18 @@ def normalize_workflow(where: str, item: Any) -> dict[str, Any]:
         "concurrency": {"limit": limit, "key": key},
         "steps": normalized,
         **({"secrets": list(declared)} if declared else {}),
+        **admission,
     }
+
+
+def _admission(where: str, item: dict[str, Any]) -> dict[str, Any]:
+    """The workflow's admission controls (``execution.controls.load``), validated."""
+    from automate_core.execution.controls import load
+
+    try:
+        return load.normalize(where, item)
+    except load.AdmissionError as exc:
+        raise DefinitionError(str(exc)) from exc
 
 
 def _secret_scope(where: str, item: dict[str, Any], steps: list[dict[str, Any]]) -> tuple[str, ...]:

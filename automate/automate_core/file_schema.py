@@ -14,6 +14,7 @@ from typing import Any
 
 from automate_core import definitions as d
 from automate_core.execution import constructs
+from automate_core.execution.controls.load import SCHEMA as ADMISSION_SCHEMA
 
 SCHEMA_ID = "https://django-automate.example/schemas/workflow-file.json"
 
@@ -45,6 +46,7 @@ TYPES: dict[str, dict[str, Any]] = {
         "concurrency": {"$ref": "#/$defs/concurrency"},
         "secrets": {"type": "array", "items": STRING},
         "steps": {"$ref": "#/$defs/steps"},
+        **ADMISSION_SCHEMA,  # throttle, rate_limit, singleton, queue, priority, fairness
     },
     "trigger": {"source": STRING, "event_type": STRING, "condition": CONDITION},
     "workflow_retry": {"max_attempts": {"type": "integer", "minimum": 1}, "base_seconds": NUMBER,

@@ -41,6 +41,7 @@ from automate_core.exceptions import TemplateError
 from automate_core.execution import templating
 from automate_core.execution.actions import now
 from automate_core.execution.concurrency import ConcurrencySlots, Slot
+from automate_core.execution.controls.gate import Gate, gated
 from automate_core.execution.journal import RunJournal
 from automate_core.execution.runner import Plan, RunOutcome, WorkflowRunner, event_context
 from automate_core.execution.waits import waits
@@ -113,6 +114,7 @@ class ExecutionEngine:
         self.journal = journal or RunJournal()
         self.slots = slots or ConcurrencySlots()
         self.runner = WorkflowRunner(self.journal)
+        self.gate = Gate(self.slots)  # admission controls (execution/controls/)
         self.wake = Waker(self)
 
     async def handle_event(self, job: ClaimedJob) -> JobOutcome:
@@ -136,6 +138,8 @@ class ExecutionEngine:
                 return JobOutcome(True)
             context = {"event": event_context(event)}
             plans = self._plan_matches(matched, context)
+            if gated(plans):  # rate limit, throttle, hand-off to a run job (execution/controls/)
+                plans = await self.gate.admit(plans, context, job)
             if plans and job.attempts > 1:  # any earlier claim, spent or handed back
                 plans = await self._plan_retry(job, plans)
         if not plans:
@@ -221,7 +225,8 @@ class ExecutionEngine:
 
     async def _resume_plan(self, earlier: Any) -> Plan | None:
         """The next attempt of a workflow's run: nothing when it succeeded, else resume it."""
-        if earlier.status in ("succeeded", "cancelled", "queued", "waiting") or earlier.version_id is None:
+        final = ("succeeded", "cancelled", "skipped", "queued", "waiting")  # skipped: by an admission control
+        if earlier.status in final or earlier.version_id is None:
             return None
         if earlier.status == "running":  # its worker died mid-run, or ends it right now
             ended = await self.journal.abandon_run(earlier.id)
@@ -239,6 +244,10 @@ class ExecutionEngine:
     ) -> dict[int, Slot] | None:
         """A slot for every limited workflow, or None (and nothing held) when one is full."""
         held: dict[int, Slot] = {}
+        if gated(plans):  # singleton locks (execution/controls/singleton.py), keyed -workflow_id
+            if (locks := await self.gate.lock(plans, context, job)) is None:
+                return None
+            held.update(locks)
         for plan in plans:
             limit = plan.workflow.concurrency_limit
             if limit is None or plan.error:

@@ -9,9 +9,17 @@ from automate_core.models.flow import RunWait, WaitKind, WaitPattern, WaitStatus
 from automate_core.models.outbox import JobStatus, OutboxJob
 from automate_core.models.security import LoginFailure, WebhookRejection
 from automate_core.models.source import SignatureScheme, WebhookSource
-from automate_core.models.workflow import ConcurrencySlot, Schedule, Step, Workflow, WorkflowVersion
+from automate_core.models.workflow import (
+    AdmissionState,
+    ConcurrencySlot,
+    Schedule,
+    Step,
+    Workflow,
+    WorkflowVersion,
+)
 
 __all__ = [
+    "AdmissionState",
     "ApiToken",
     "AuditEntry",
     "BulkReplay",

@@ -41,6 +41,12 @@ class Workflow(models.Model):
         blank=True,
         help_text="Template of the key the limit applies to, e.g. {{ event.payload.customer_id }}.",
     )
+    admission = models.JSONField(
+        default=dict,
+        blank=True,
+        editable=False,
+        help_text="Throttle, rate_limit, singleton, queue, priority, fairness: the keys it sets, normalised.",
+    )
     current_version = models.ForeignKey(
         "automate_core.WorkflowVersion",
         null=True,
@@ -131,6 +137,27 @@ class ConcurrencySlot(models.Model):
             models.UniqueConstraint(fields=["workflow", "key", "slot"], name="automate_slot_unique"),
         ]
         indexes = [models.Index(fields=["job_id"], name="automate_slot_job")]
+
+
+class AdmissionState(models.Model):
+    """The shared state of one admission control of a workflow for one key (``execution.controls``).
+
+    ``throttle``: ``at`` is the key's theoretical arrival time (GCRA). ``rate_limit``: ``at`` is
+    the start of the current window and ``count`` the runs counted in it. One row per (workflow,
+    kind, key), updated by one upsert under its row lock, so every worker sees the same state.
+    """
+
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16)
+    key = models.CharField(max_length=200)
+    at = models.DateTimeField()
+    count = models.IntegerField(default=0)
+
+    class Meta:
+        db_table = "automate_admission_state"
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "kind", "key"], name="automate_admission_state_key"),
+        ]
 
 
 class Schedule(models.Model):

@@ -20,6 +20,7 @@ from typing import Any
 from automate_core import db
 from automate_core.exceptions import AutomateError
 from automate_core.rules import queries
+from automate_core.rules.admission import Admission, admission_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,7 @@ class WorkflowSpec:
     concurrency_limit: int | None = None
     concurrency_key: str = ""
     secrets: tuple[str, ...] | None = None  # declared secrets; None: a version from before declarations
+    admission: Admission | None = None  # throttle, rate_limit, singleton, queue, priority, fairness
 
     def matches(self, source: str, event_type: str) -> bool:
         return fnmatchcase(source, self.source_pattern) and fnmatchcase(event_type, self.event_type_pattern)
@@ -152,6 +154,7 @@ def spec_from_definition(
         concurrency_limit=concurrency["limit"],
         concurrency_key=concurrency["key"],
         secrets=tuple(definition["secrets"]) if "secrets" in definition else None,
+        admission=admission_of(definition),
     )
 
 

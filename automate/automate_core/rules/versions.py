@@ -17,6 +17,7 @@ from django.db import transaction
 
 from automate_core.exceptions import WorkflowError
 from automate_core.models import Step, Workflow, WorkflowVersion
+from automate_core.rules.admission import ADMISSION_KEYS
 
 STEP_DEFAULTS: dict[str, Any] = {
     "params": {},
@@ -45,6 +46,7 @@ def definition_of(workflow: Workflow) -> dict[str, Any]:
         },
         "concurrency": {"limit": workflow.concurrency_limit, "key": workflow.concurrency_key},
         **_declared_secrets(workflow),
+        **(workflow.admission or {}),  # only the admission keys it sets (rules.admission)
         "steps": [
             {
                 "name": s.name,
@@ -120,6 +122,7 @@ def apply(workflow: Workflow, definition: dict[str, Any]) -> None:
     workflow.concurrency_limit = concurrency["limit"]
     workflow.concurrency_key = concurrency["key"]
     workflow._declared_secrets = definition.get("secrets") or []  # type: ignore[attr-defined]
+    workflow.admission = {k: definition[k] for k in ADMISSION_KEYS if k in definition}
     workflow.save()
     workflow.steps.all().delete()
     for position, spec in enumerate(definition["steps"]):
@@ -172,6 +175,7 @@ def exported(definition: dict[str, Any]) -> dict[str, Any]:
         out["concurrency"] = {k: v for k, v in definition["concurrency"].items() if v not in ("", None)}
     if definition.get("secrets"):
         out["secrets"] = list(definition["secrets"])
+    out.update({k: definition[k] for k in ADMISSION_KEYS if k in definition})
     out["steps"] = [exported_step(spec) for spec in definition["steps"]]
     return out
 
