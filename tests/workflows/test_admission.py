@@ -191,7 +191,7 @@ async def test_a_retried_event_job_admits_its_runs_once() -> None:
     """A later claim of an event job whose earlier claim handed the run off does not hand it off
     again (nor count it again)."""
     await aload(workflow("wf", ECHO, rate_limit={"limit": 5, "period": "1h"}, priority=5))
-    (event,) = await emit_all("acme")
+    await emit_all("acme")
     async with workers(1):
         await eventually(done(2), within=15)
     job = await OutboxJob.objects.filter(payload__isnull=True).aget()
