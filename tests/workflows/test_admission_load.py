@@ -22,7 +22,7 @@ def item(**keys: Any) -> dict[str, Any]:
     return {"name": "wf", "trigger": {"source": "shop"}, "steps": [LOG], **keys}
 
 
-BAD = [
+BAD: list[tuple[dict[str, Any], str]] = [
     (
         {"throttle": {"limit": 0, "period": "1m"}},
         "workflows[0].throttle.limit: expected an integer of at least 1",

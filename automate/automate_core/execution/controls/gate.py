@@ -21,7 +21,7 @@ from typing import Any
 from automate_core import db
 from automate_core.exceptions import LeaseExpired, TemplateError
 from automate_core.execution.concurrency import ConcurrencySlots, Slot
-from automate_core.execution.controls import handoff, queries, rate_limit, singleton, throttle
+from automate_core.execution.controls import handoff, queries, rate_limit, singleton, throttle, wakeup
 from automate_core.execution.controls.keys import render_key
 from automate_core.execution.controls.records import record_skipped
 from automate_core.execution.runner import Plan
@@ -98,15 +98,18 @@ class Gate:
             cur = await conn.execute(queries.HOLD_CLAIM, {"job_id": job.id, "claim": job.attempts})
             if await cur.fetchone() is None:
                 raise LeaseExpired(f"Job {job.id} was taken over before its runs were admitted.")
-            start, later, note = None, False, ""
+            start, delay, note = None, 0.0, ""
             if admission.throttle is not None:
-                start, later = await throttle.take(conn, workflow.id, admission.throttle, throttle_key)
-                if later:
-                    note = throttle.note(admission.throttle, throttle_key, start)
+                start, delay = await throttle.take(conn, workflow.id, admission.throttle, throttle_key)
+            later = delay > 0
+            if later and admission.throttle is not None and start is not None:
+                note = throttle.note(admission.throttle, throttle_key, start)
             if not later and where is None:
                 return True  # its turn is now: run inline (the turn is committed with this block)
             target = where or (handoff.job_queue(job), 0, "")
             run_id = await handoff.hand_off(conn, plan, context, job, target, start, note)
+        if later:  # committed: wake the workers at its turn rather than at their next poll
+            wakeup.alarms.at(delay)
         logger.debug("workflow %s: run %s handed off (%s)", workflow.name, run_id, note or target)
         return False
 

@@ -28,7 +28,7 @@ VALUES (%(workflow_id)s, 'throttle', %(key)s, now() + make_interval(secs => %(in
 ON CONFLICT (workflow_id, kind, key) DO UPDATE
 SET at = greatest(s.at, now()) + make_interval(secs => %(interval)s), count = s.count + 1
 RETURNING greatest(now(), at - make_interval(secs => %(interval)s * %(burst)s)),
-          greatest(now(), at - make_interval(secs => %(interval)s * %(burst)s)) > now()
+          extract(epoch FROM at - make_interval(secs => %(interval)s * %(burst)s) - now())::float8
 """
 
 # The event job's claim, held for the transaction (a takeover's claim waits for its commit, so

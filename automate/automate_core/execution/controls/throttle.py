@@ -20,9 +20,9 @@ from automate_core.execution.controls.keys import period_text
 from automate_core.rules.admission import Throttle
 
 
-async def take(conn: Any, workflow_id: int, throttle: Throttle, key: str) -> tuple[datetime, bool]:
-    """This run's turn (inside the caller's transaction): when it may start, and whether that is
-    later than now (it waits)."""
+async def take(conn: Any, workflow_id: int, throttle: Throttle, key: str) -> tuple[datetime, float]:
+    """This run's turn (inside the caller's transaction): when it may start, and in how many
+    seconds (0 or less: now)."""
     cur = await conn.execute(
         queries.THROTTLE_TAKE,
         {
@@ -34,7 +34,7 @@ async def take(conn: Any, workflow_id: int, throttle: Throttle, key: str) -> tup
     )
     row = await cur.fetchone()
     assert row is not None
-    return row[0], bool(row[1])
+    return row[0], float(row[1])
 
 
 def note(throttle: Throttle, key: str, start: datetime) -> str:
