@@ -170,3 +170,64 @@ async def test_a_singleton_lock_held_by_a_killed_worker_frees_itself(workers: Wo
         lambda: sorted(ExecutionRun.objects.filter(status="succeeded").values_list("event_id", flat=True))
     )()
     assert statuses == sorted([first, *later])
+
+
+RATE_LIMITED = """
+workflows:
+  - name: limited
+    trigger: {source: shop, event_type: "order.*"}
+    rate_limit: {limit: 10, period: 1h, key: "{{ event.payload.customer }}"}
+    steps:
+      - {name: work, connector: probe, action: work, params: {seconds: 0.01}}
+"""
+
+CANCELLING = """
+workflows:
+  - name: newest
+    trigger: {source: shop, event_type: "order.*"}
+    singleton: {key: "{{ event.payload.customer }}", mode: cancel}
+    steps:
+      - {name: first, connector: probe, action: work, params: {seconds: "{{ event.payload.seconds }}"}}
+      - {name: second, connector: probe, action: work, params: {seconds: 0}}
+"""
+
+
+async def test_a_rate_limit_holds_across_two_workers(workers: Workers) -> None:
+    await sync_to_async(load)(workers, RATE_LIMITED)
+    for customer in ["a"] * 25 + ["b"] * 5:
+        await sync_to_async(emit)("shop", "order.created", {"customer": customer})
+    procs = [workers.start(*FLAGS) for _ in range(2)]
+    await eventually(lambda: OutboxJob.objects.exclude(status="completed").count() == 0, within=30)
+    assert [workers.stop(p) for p in procs] == [0, 0]
+    counts = await sync_to_async(
+        lambda: sorted(set(ExecutionRun.objects.values_list("event__payload__customer", "status")))
+    )()
+    assert counts == [("a", "skipped"), ("a", "succeeded"), ("b", "succeeded")]
+    assert await ExecutionRun.objects.filter(status="succeeded", event__payload__customer="a").acount() == 10
+    skipped = await sync_to_async(lambda: list(ExecutionRun.objects.filter(status="skipped")))()
+    assert len(skipped) == 15
+    assert all(
+        r.error.startswith("rate limit 10 per 1h for key 'a' reached; next run allowed at ") for r in skipped
+    )
+    assert len({c["pid"] for calls in workers.calls().values() for c in calls}) == 2  # both workers ran some
+
+
+async def test_a_newer_event_cancels_the_older_run_on_another_worker(workers: Workers) -> None:
+    await sync_to_async(load)(workers, CANCELLING)
+    older = (await sync_to_async(emit)("shop", "order.created", {"customer": "a", "seconds": 1.5})).event_id
+    one, two = workers.start(*FLAGS), workers.start(*FLAGS)
+    await eventually(lambda: any(c["phase"] == "start" for c in workers.calls().get(older, [])), within=20)
+    newer = (await sync_to_async(emit)("shop", "order.created", {"customer": "a", "seconds": 0})).event_id
+    await eventually(lambda: OutboxJob.objects.exclude(status="completed").count() == 0, within=30)
+    assert [workers.stop(p) for p in (one, two)] == [0, 0]
+    run = await ExecutionRun.objects.aget(event_id=older)
+    assert (run.status, run.error) == (
+        "cancelled",
+        f"cancelled by a newer event #{newer} (singleton key 'a', mode cancel)",
+    )
+    assert await ExecutionRun.objects.filter(event_id=newer, status="succeeded").aexists()
+    calls = workers.calls()
+    assert [c["phase"] for c in calls[older]] == ["start", "end"]  # its first step ended; no second step
+    assert [c["phase"] for c in calls[newer]] == ["start", "end", "start", "end"]
+    assert calls[newer][0]["at"] >= calls[older][1]["at"]  # the newer run began once the older one stopped
+    assert await ConcurrencySlot.objects.acount() == 0
