@@ -202,3 +202,12 @@ async def test_a_retried_event_job_admits_its_runs_once() -> None:
         await eventually(lambda: OutboxJob.objects.get(pk=job.pk).attempts == 2)
     assert await ExecutionRun.objects.acount() == 1
     assert (await AdmissionState.objects.aget(kind="rate_limit")).count == 1
+
+
+async def test_a_manual_trigger_goes_to_the_workflows_queue_with_its_priority() -> None:
+    from automate_core.execution import replay
+
+    await aload(workflow("wf", ECHO, queue="billing", priority=-3))
+    run = await sync_to_async(replay.trigger)("wf", {"customer": "acme"})
+    job = await OutboxJob.objects.aget(pk=run.job_id or 0)
+    assert (job.queue, job.priority, job.payload) == ("billing", -3, {"run": run.pk})

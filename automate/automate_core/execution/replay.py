@@ -32,6 +32,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from automate_core.exceptions import WorkflowError
+from automate_core.execution.controls import handoff
 from automate_core.ingest.ingestor import new_trace_id
 from automate_core.models import (
     BulkReplay,
@@ -80,6 +81,7 @@ def queue_run(
             kind=OutboxJob.Kind.EVENT,
             payload={"run": run.pk},
             max_attempts=version.definition["retry"]["max_attempts"],
+            **handoff.queued_job_columns(version.definition),  # the workflow's queue and priority
         )
         ExecutionRun.objects.filter(pk=run.pk).update(job=job)
         run.job = job

@@ -41,6 +41,17 @@ def target(admission: Admission, context: dict[str, Any], job: ClaimedJob) -> tu
     return queue, admission.priority or 0, fair_key
 
 
+def queued_job_columns(definition: dict[str, Any]) -> dict[str, Any]:
+    """The run job of a manual trigger or a replay (``replay.queue_run``): on the workflow's queue
+    with its priority. (Its fair key stays empty: fairness shares the workers among event runs.)"""
+    columns: dict[str, Any] = {}
+    if definition.get("queue") is not None:
+        columns["queue"] = definition["queue"]
+    if definition.get("priority") is not None:
+        columns["priority"] = definition["priority"]
+    return columns
+
+
 async def hand_off(
     conn: Any,
     plan: Plan,
