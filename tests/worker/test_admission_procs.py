@@ -178,7 +178,7 @@ workflows:
     trigger: {source: shop, event_type: "order.*"}
     rate_limit: {limit: 10, period: 1h, key: "{{ event.payload.customer }}"}
     steps:
-      - {name: work, connector: probe, action: work, params: {seconds: 0.01}}
+      - {name: work, connector: probe, action: work, params: {seconds: 0.05}}
 """
 
 CANCELLING = """
@@ -194,9 +194,10 @@ workflows:
 
 async def test_a_rate_limit_holds_across_two_workers(workers: Workers) -> None:
     await sync_to_async(load)(workers, RATE_LIMITED)
+    procs = [workers.start(*FLAGS, "--batch-size", "1") for _ in range(2)]
+    await eventually(lambda: all("started (concurrency" in workers.log(p) for p in procs), within=20)
     for customer in ["a"] * 25 + ["b"] * 5:
         await sync_to_async(emit)("shop", "order.created", {"customer": customer})
-    procs = [workers.start(*FLAGS) for _ in range(2)]
     await eventually(lambda: OutboxJob.objects.exclude(status="completed").count() == 0, within=30)
     assert [workers.stop(p) for p in procs] == [0, 0]
     counts = await sync_to_async(

@@ -47,6 +47,12 @@ class Admission:
     fair_key: str | None = None  # the template of fairness.key
 
     @property
+    def admits(self) -> bool:
+        """Whether an event's run passes a control before it is planned (all but the singleton,
+        which applies when the run starts)."""
+        return self.rate_limit is not None or self.throttle is not None or self.hands_off
+
+    @property
     def hands_off(self) -> bool:
         """Whether the workflow names a queue, a priority or a fairness key (see ``handoff``)."""
         return self.queue is not None or self.priority is not None or self.fair_key is not None

@@ -41,12 +41,13 @@ class Gate:
         self.slots = slots
 
     async def admit(self, plans: list[Plan], context: dict[str, Any], job: ClaimedJob) -> list[Plan]:
-        gated_plans = [p for p in plans if p.workflow.admission is not None and not p.error]
+        gated_plans = [p for p in plans if p.workflow.admission is not None and p.workflow.admission.admits]
+        gated_plans = [p for p in gated_plans if not p.error]
         admitted = await self._admitted(gated_plans, context, job) if job.attempts > 1 else {}
         kept = []
         for plan in plans:
             admission = plan.workflow.admission
-            if admission is None or plan.error:
+            if admission is None or not admission.admits or plan.error:
                 kept.append(plan)
             elif plan.workflow.id in admitted:
                 if admitted[plan.workflow.id]:  # started inline by an earlier claim: the retry resumes it
