@@ -73,9 +73,12 @@ def running_under(pid: int, **filters: object) -> bool:
 
 async def test_throttle_spaces_the_runs_across_two_workers_and_survives_one_killed(workers: Workers) -> None:
     await sync_to_async(load)(workers, THROTTLED)
+    victim, other = workers.start(*FLAGS), workers.start(*FLAGS)
+    await eventually(
+        lambda: all("started (concurrency" in workers.log(p) for p in (victim, other)), within=20
+    )
     for customer in ["a"] * 12 + ["b"] * 3:
         await sync_to_async(emit)("shop", "order.created", {"customer": customer})
-    victim, other = workers.start(*FLAGS), workers.start(*FLAGS)
     # the victim holds a throttled turn: a delayed run job it is running
     await eventually(lambda: running_under(victim.pid, payload__has_key="run"), within=20)
     victim.send_signal(signal.SIGKILL)
@@ -101,9 +104,9 @@ async def test_throttle_spaces_the_runs_across_two_workers_and_survives_one_kill
     )
     # the turns held by the killed worker were not lost: their jobs ran again, after it died
     rescued = await sync_to_async(lambda: list(OutboxJob.objects.filter(id__in=held)))()
-    assert all(j.attempts == 2 for j in rescued)
+    assert all(j.attempts >= 2 for j in rescued)
     events = {j.event_id for j in rescued if j.event_id is not None}
-    again = [c for e in events for c in workers.calls()[e] if c["attempt"] == 2]
+    again = [c for e in events for c in workers.calls()[e] if c["attempt"] >= 2]
     assert again and all(c["at"] > killed_at and c["pid"] == other.pid for c in again)
     # one turn per event: the 12 runs of key 'a' got 12 turns, one interval (period / limit) apart
     state = await AdmissionState.objects.aget(kind="throttle", key="a")
@@ -111,7 +114,10 @@ async def test_throttle_spaces_the_runs_across_two_workers_and_survives_one_kill
     jobs = await sync_to_async(
         lambda: list(OutboxJob.objects.filter(payload__has_key="run", event__payload__customer="a"))
     )()
-    assert len(jobs) == 11  # the first ran inline, at once
+    inline = await ExecutionRun.objects.filter(
+        event__payload__customer="a", job__payload__isnull=True, status="succeeded"
+    ).acount()
+    assert len(jobs) + inline == 12 and inline >= 1  # the first ran inline, at once
     # a job's available_at is its turn, unless its claim was killed (a rescue moves it later)
     turns = sorted(j.available_at for j in jobs if j.id not in held)
     gaps = [(b - a) / timedelta(seconds=0.25) for a, b in pairwise(turns)]
@@ -172,19 +178,15 @@ async def test_a_singleton_lock_held_by_a_killed_worker_frees_itself(workers: Wo
     assert statuses == sorted([first, *later])
 
 
-RATE_LIMITED = """
+LIMITED_AND_CANCELLING = """
 workflows:
   - name: limited
     trigger: {source: shop, event_type: "order.*"}
     rate_limit: {limit: 10, period: 1h, key: "{{ event.payload.customer }}"}
     steps:
       - {name: work, connector: probe, action: work, params: {seconds: 0.05}}
-"""
-
-CANCELLING = """
-workflows:
   - name: newest
-    trigger: {source: shop, event_type: "order.*"}
+    trigger: {source: shop, event_type: "profile.*"}
     singleton: {key: "{{ event.payload.customer }}", mode: cancel}
     steps:
       - {name: first, connector: probe, action: work, params: {seconds: "{{ event.payload.seconds }}"}}
@@ -192,40 +194,35 @@ workflows:
 """
 
 
-async def test_a_rate_limit_holds_across_two_workers(workers: Workers) -> None:
-    await sync_to_async(load)(workers, RATE_LIMITED)
+async def test_a_rate_limit_and_a_cancelling_singleton_hold_across_two_workers(workers: Workers) -> None:
+    await sync_to_async(load)(workers, LIMITED_AND_CANCELLING)
     procs = [workers.start(*FLAGS, "--batch-size", "1") for _ in range(2)]
     await eventually(lambda: all("started (concurrency" in workers.log(p) for p in procs), within=20)
+    profile = {"customer": "a", "seconds": 1.5}
+    older = (await sync_to_async(emit)("shop", "profile.updated", profile)).event_id
     for customer in ["a"] * 25 + ["b"] * 5:
         await sync_to_async(emit)("shop", "order.created", {"customer": customer})
+    await eventually(lambda: any(c["phase"] == "start" for c in workers.calls().get(older, [])), within=20)
+    newer = (await sync_to_async(emit)("shop", "profile.updated", {"customer": "a", "seconds": 0})).event_id
     await eventually(lambda: OutboxJob.objects.exclude(status="completed").count() == 0, within=30)
     assert [workers.stop(p) for p in procs] == [0, 0]
+    # the rate limit: 10 runs of key 'a' in the hour, the 15 others skipped with the reason
+    limited = ExecutionRun.objects.filter(workflow_name="limited")
     counts = await sync_to_async(
-        lambda: sorted(set(ExecutionRun.objects.values_list("event__payload__customer", "status")))
+        lambda: sorted(set(limited.values_list("event__payload__customer", "status")))
     )()
     assert counts == [("a", "skipped"), ("a", "succeeded"), ("b", "succeeded")]
-    assert await ExecutionRun.objects.filter(status="succeeded", event__payload__customer="a").acount() == 10
-    skipped = await sync_to_async(lambda: list(ExecutionRun.objects.filter(status="skipped")))()
+    assert await limited.filter(status="succeeded", event__payload__customer="a").acount() == 10
+    skipped = await sync_to_async(lambda: list(limited.filter(status="skipped")))()
     assert len(skipped) == 15
     assert all(
         r.error.startswith("rate limit 10 per 1h for key 'a' reached; next run allowed at ") for r in skipped
     )
     assert len({c["pid"] for calls in workers.calls().values() for c in calls}) == 2  # both workers ran some
-
-
-async def test_a_newer_event_cancels_the_older_run_on_another_worker(workers: Workers) -> None:
-    await sync_to_async(load)(workers, CANCELLING)
-    older = (await sync_to_async(emit)("shop", "order.created", {"customer": "a", "seconds": 1.5})).event_id
-    one, two = workers.start(*FLAGS), workers.start(*FLAGS)
-    await eventually(lambda: any(c["phase"] == "start" for c in workers.calls().get(older, [])), within=20)
-    newer = (await sync_to_async(emit)("shop", "order.created", {"customer": "a", "seconds": 0})).event_id
-    await eventually(lambda: OutboxJob.objects.exclude(status="completed").count() == 0, within=30)
-    assert [workers.stop(p) for p in (one, two)] == [0, 0]
+    # the singleton: the newer event cancelled the older run, which stopped after its current step
     run = await ExecutionRun.objects.aget(event_id=older)
-    assert (run.status, run.error) == (
-        "cancelled",
-        f"cancelled by a newer event #{newer} (singleton key 'a', mode cancel)",
-    )
+    reason = f"cancelled by a newer event #{newer} (singleton key 'a', mode cancel)"
+    assert (run.status, run.error) == ("cancelled", reason)
     assert await ExecutionRun.objects.filter(event_id=newer, status="succeeded").aexists()
     calls = workers.calls()
     assert [c["phase"] for c in calls[older]] == ["start", "end"]  # its first step ended; no second step
