@@ -25,7 +25,8 @@ SELECT pg_advisory_xact_lock(hashtextextended('automate_group:' || %(workflow_id
 
 # An event joins its group (under LOCK_KEY), in one statement:
 #   * already a member (a retried event job): nothing changes;
-#   * an open group of this key whose run is still queued: size + 1; a debounce pushes the deadline
+#   * an open group of this key whose run is still queued: size + 1, its last event the newest
+#     (by id: two workers may absorb two events out of order); a debounce pushes the deadline
 #     to now + period, capped at first event + max_wait; a batch that reaches max_size turns
 #     ``full`` with its deadline now; the parked flush job moves to the deadline if no worker has
 #     claimed it (a claimed one finds the group's deadline authoritative and snoozes until it);
@@ -44,7 +45,7 @@ WITH already AS (
       AND EXISTS (SELECT 1 FROM automate_run AS r WHERE r.id = g.run_id AND r.status = 'queued')
 ), pushed AS (
     UPDATE automate_event_group AS g
-    SET size = g.size + 1, last_event_id = %(event_id)s, last_at = now(),
+    SET size = g.size + 1, last_event_id = greatest(g.last_event_id, %(event_id)s), last_at = now(),
         deadline = CASE
             WHEN g.kind = 'debounce' THEN least(now() + make_interval(secs => %(period)s),
                                                 g.first_at + make_interval(secs => %(max_wait)s))
@@ -109,9 +110,14 @@ FROM target
 # An open group whose run was cancelled takes no more events: it is flushed (its flush job then
 # finds the run cancelled and completes), so that the next event opens a new group.
 RETIRE_GROUP: LiteralString = """
-UPDATE automate_event_group AS g SET status = 'flushed', flushed_at = now(), flushed_by = 'cancelled'
-WHERE g.workflow_id = %(workflow_id)s AND g.key = %(key)s AND g.status = 'open'
-  AND NOT EXISTS (SELECT 1 FROM automate_run AS r WHERE r.id = g.run_id AND r.status = 'queued')
+WITH retired AS (
+    UPDATE automate_event_group AS g SET status = 'flushed', flushed_at = now(), flushed_by = 'cancelled'
+    WHERE g.workflow_id = %(workflow_id)s AND g.key = %(key)s AND g.status = 'open'
+      AND NOT EXISTS (SELECT 1 FROM automate_run AS r WHERE r.id = g.run_id AND r.status = 'queued')
+    RETURNING g.job_id
+)
+UPDATE automate_outbox_job AS j SET available_at = now(), updated_at = now()
+FROM retired WHERE j.id = retired.job_id AND j.status IN ('ready', 'retry')
 """
 
 GROUP_COLUMNS: LiteralString = """
@@ -143,13 +149,13 @@ SELECT"""
     + "FROM closed"
 )
 
-# The events of a group, in arrival order (a batch: all of them; a debounce: its last one).
+# The events of a group, oldest first (a batch: all of them; a debounce: its newest one).
 GROUP_EVENTS: LiteralString = """
 SELECT e.id, e.source, e.event_type, e.payload, e.headers, e.trace_id, e.received_at
 FROM automate_event_group_member AS m
 JOIN automate_event AS e ON e.id = m.event_id
 WHERE m.group_id = %(group_id)s AND (%(all)s OR m.event_id = %(last_event_id)s)
-ORDER BY m.position
+ORDER BY e.id
 """
 
 # Why an event has no run of its own: the group it joined, and that group's run.
