@@ -23,7 +23,9 @@ KEYED = {"period": "1h", "key": "{{ event.payload.user }}"}
 
 
 async def send(n: int, **payload: object) -> list[int]:
-    return [(await sync_to_async(emit)("shop", "order.created", {**payload, "i": i})).event_id for i in range(n)]
+    return [
+        (await sync_to_async(emit)("shop", "order.created", {**payload, "i": i})).event_id for i in range(n)
+    ]
 
 
 def completed(n: int) -> bool:
@@ -54,7 +56,7 @@ async def test_concurrent_events_on_two_workers_make_one_window_and_lose_none(pr
     tasks = [asyncio.create_task(p.run()) for p in pools]
     try:
         await eventually(lambda: completed(40), within=30)
-        [(_kind, _key, status, size, run_id)] = await agroups()
+        [(_kind, _key, status, size, _run_id)] = await agroups()
         assert (status, size) == ("open", 40)
         [group] = [g async for g in EventGroup.objects.all()]
         [members] = (await amembers()).values()
