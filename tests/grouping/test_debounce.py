@@ -156,3 +156,28 @@ async def test_a_plain_workflow_never_reaches_the_groups(
     await aload(workflow("wf", LAST))
     await send(2)
     await drain(lambda: ExecutionRun.objects.filter(status="succeeded").count() == 2)
+
+
+def automate(*args: str) -> str:
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("automate", *args, stdout=out)
+    return out.getvalue()
+
+
+async def test_the_cli_says_which_run_carries_an_event(probe: type[Probe]) -> None:
+    await aload(workflow("wf", LAST, debounce={"period": "1h", "key": "{{ event.payload.user }}"}))
+    ids = await send(3, user="a")
+    await drain(lambda: completed(3))
+    text = await sync_to_async(automate)("runs", "--event", str(ids[0]))
+    run = await ExecutionRun.objects.aget()
+    assert (
+        "joined debounce #" in text and "of wf key 'a' (3 events, open): its run is #" + str(run.pk) in text
+    )
+    await make_due()
+    await drain(lambda: ExecutionRun.objects.filter(status="succeeded").exists())
+    detail = await sync_to_async(automate)("runs", str(run.pk))
+    assert "debounce" in detail and "3 events (flushed by deadline): " + ", ".join(map(str, ids)) in detail

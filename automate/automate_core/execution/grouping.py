@@ -201,6 +201,40 @@ class GroupStore:
             return [ClaimedEvent(*row) for row in await cur.fetchall()]
 
 
+def describe_run(run_id: int, job_id: int | None) -> str:
+    """What a debounce or batch run carried out (``automate runs ID``): its group, in words."""
+    from django.db.models import Q
+
+    from automate_core.models import EventGroup, GroupMember
+
+    where = Q(run_id=run_id) | Q(job_id=job_id) if job_id else Q(run_id=run_id)
+    group = EventGroup.objects.filter(where).first()
+    if group is None:
+        return ""
+    ids = list(
+        GroupMember.objects.filter(group_id=group.pk).order_by("event_id").values_list("event_id", flat=True)
+    )
+    shown = ", ".join(map(str, ids[:20])) + (", ..." if len(ids) > 20 else "")
+    key = f" key {group.key!r}" if group.key else ""
+    how = f"flushed by {group.flushed_by}" if group.flushed_by else group.status
+    return f"{group.kind} #{group.pk}{key}: {group.size} events ({how}): {shown}"
+
+
+def describe_event(event_id: int) -> list[str]:
+    """Why an event has no run of its own: the windows and batches it joined, and their runs."""
+    from automate_core.models import Workflow
+
+    lines = []
+    for g in groups_of_event(event_id):
+        name = Workflow.objects.filter(pk=g["workflow_id"]).values_list("name", flat=True).first()
+        key = f" key {g['key']!r}" if g["key"] else ""
+        lines.append(
+            f"event {event_id} joined {g['kind']} #{g['id']} of {name or g['workflow_id']}{key} "
+            f"({g['size']} events, {g['status']}): its run is #{g['run_id']}"
+        )
+    return lines
+
+
 def groups_of_event(event_id: int) -> list[dict[str, Any]]:
     """The groups an event joined (one per debounced or batched workflow), for the CLI and the
     console: why the event has no run of its own, and which run carries it."""
