@@ -60,7 +60,10 @@ class EventGroup(models.Model):
                 name="automate_group_open_key",
             ),
         ]
-        indexes = [models.Index(fields=["run_id"], name="automate_group_run")]
+        indexes = [
+            models.Index(fields=["run_id"], name="automate_group_run"),
+            models.Index(fields=["job_id"], name="automate_group_job"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk} of workflow {self.workflow_id} key {self.key!r} ({self.status})"
@@ -78,7 +81,8 @@ class GroupMember(models.Model):
         ordering = ["group_id", "position"]
         constraints = [
             # an event joins one group per workflow, once (a retried event job changes nothing)
-            models.UniqueConstraint(fields=["workflow_id", "event_id"], name="automate_group_member_event"),
+            # (also: the groups of one event, ``automate runs --event``)
+            models.UniqueConstraint(fields=["event_id", "workflow_id"], name="automate_group_member_event"),
             models.UniqueConstraint(fields=["group_id", "position"], name="automate_group_member_position"),
         ]
 
