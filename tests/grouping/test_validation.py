@@ -14,7 +14,7 @@ from automate_core.models import Workflow
 from automate_core.rules import versions
 from automate_core.rules.engine import spec_from_definition
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 LOG = {"name": "one", "connector": "log", "action": "info", "params": {"message": "hi"}}
 
