@@ -186,7 +186,7 @@ def exported(definition: dict[str, Any]) -> dict[str, Any]:
         out["concurrency"] = {k: v for k, v in definition["concurrency"].items() if v not in ("", None)}
     if definition.get("secrets"):
         out["secrets"] = list(definition["secrets"])
-    for key in GROUPING:  # debounce / batch, defaults left out (execution.grouping.exported)
+    for key in GROUPING:  # debounce / batch, as normalised (durations in seconds)
         if definition.get(key):
             out[key] = {k: v for k, v in definition[key].items() if v not in ("", None)}
     out["steps"] = [exported_step(spec) for spec in definition["steps"]]
