@@ -55,3 +55,14 @@ def members() -> dict[int, list[int]]:
 
 
 amembers = sync_to_async(members)
+
+
+def settled() -> bool:
+    """Every job completed and every group flushed: nothing is left to run."""
+    from automate_core.models import EventGroup, OutboxJob
+
+    return (
+        EventGroup.objects.exists()
+        and not EventGroup.objects.exclude(status="flushed").exists()
+        and not OutboxJob.objects.exclude(status="completed").exists()
+    )

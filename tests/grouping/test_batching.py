@@ -12,7 +12,7 @@ from automate_core.execution import replay
 from automate_core.ingest.ingestor import emit
 from automate_core.models import EventGroup, ExecutionRun, OutboxJob
 from automate_core.worker.pool import WorkerPool
-from tests.grouping.conftest import RECORD, agroups, amembers, make_due
+from tests.grouping.conftest import RECORD, agroups, amembers, make_due, settled
 from tests.helpers import eventually
 from tests.workflows.conftest import Probe, aload, drain, options, workflow
 
@@ -27,10 +27,6 @@ async def send(n: int, **payload: object) -> list[int]:
 
 def succeeded(n: int) -> bool:
     return ExecutionRun.objects.filter(status="succeeded").count() == n
-
-
-def succeeded_once() -> bool:
-    return ExecutionRun.objects.filter(status="succeeded").exists()
 
 
 def batches(probe: type[Probe]) -> list[list[int]]:
@@ -79,9 +75,7 @@ async def test_a_batch_that_is_not_full_flushes_at_its_timeout(probe: type[Probe
 async def test_a_short_timeout_flushes_by_itself(probe: type[Probe]) -> None:
     await aload(workflow("wf", RECORD, batch={"max_size": 100, "timeout": 0.5}))
     ids = await send(4)
-    await drain(
-        lambda: not OutboxJob.objects.exclude(status="completed").exists() and succeeded_once(), within=20
-    )
+    await drain(settled, within=20)
     assert sorted(e for b in batches(probe) for e in b) == ids
 
 

@@ -13,7 +13,7 @@ from automate_core.execution.engine import ExecutionEngine
 from automate_core.ingest.ingestor import emit
 from automate_core.models import EventGroup, ExecutionRun, GroupMember, OutboxJob
 from automate_core.worker.pool import WorkerPool
-from tests.grouping.conftest import LAST, agroups, amembers, make_due
+from tests.grouping.conftest import LAST, agroups, amembers, make_due, settled
 from tests.helpers import eventually
 from tests.workflows.conftest import Probe, aload, drain, options, workflow
 
@@ -76,7 +76,7 @@ async def test_concurrent_events_on_two_workers_make_one_window_and_lose_none(pr
 async def test_a_short_period_flushes_by_itself(probe: type[Probe]) -> None:
     await aload(workflow("wf", LAST, debounce={"period": 0.5, "max_wait": 5}))
     ids = await send(3)
-    await drain(lambda: ExecutionRun.objects.filter(status="succeeded").exists() and completed(4), within=20)
+    await drain(settled, within=20)
     # every event is in exactly one window, and each window ran once, on its last event
     windows = await amembers()
     assert sorted(e for w in windows.values() for e in w) == ids
