@@ -7,10 +7,11 @@ import asyncio
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.test import override_settings
 
 from automate_core.execution import replay
 from automate_core.ingest.ingestor import emit
-from automate_core.models import EventGroup, ExecutionRun, OutboxJob
+from automate_core.models import ConcurrencySlot, EventGroup, ExecutionRun, OutboxJob
 from automate_core.worker.pool import WorkerPool
 from tests.grouping.conftest import RECORD, agroups, amembers, make_due, settled
 from tests.helpers import eventually
@@ -100,3 +101,19 @@ async def test_a_failed_batch_run_is_retried_as_the_same_batch(probe: type[Probe
     assert batches(probe) == [ids]  # the first step ran once: the retry resumed at the failed one
     assert [p for a, p, _c in probe.calls if a == "flaky"] == [{"n": 3}, {"n": 3}]
     assert await ExecutionRun.objects.filter(status="failed").acount() == 1  # then resumed, once
+
+
+@override_settings(AUTOMATE_CONCURRENCY_SNOOZE_SECONDS=0.05)
+async def test_the_concurrency_limit_holds_for_the_runs_of_batches(probe: type[Probe]) -> None:
+    hold = {"name": "hold", "connector": "probe", "action": "hold", "params": {"key": "all", "seconds": 0.2}}
+    await aload(
+        workflow(
+            "wf", hold, batch={"max_size": 2, "timeout": "1h", "key": "{{ event.payload.t }}"},
+            concurrency={"limit": 1},
+        )
+    )  # fmt: skip
+    for t in ("a", "b", "c"):
+        await send(2, t=t)
+    await drain(lambda: succeeded(3), within=20)
+    assert probe.peak == {"all": 1}  # three full batches, one run at a time
+    assert await ConcurrencySlot.objects.acount() == 0
