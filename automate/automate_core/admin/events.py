@@ -132,9 +132,9 @@ class EventAdmin(BigTableAdmin):
         which came close (``admin.matching``)."""
         if not obj.pk:
             return "-"
-        verdict = matching.verdict(obj)
-        if verdict.state != "ran" and self._groups(obj):
+        if self._groups(obj):  # its own run, if any, is a window's or a batch's
             return "Joined the debounce window or batch above: that run carries it."
+        verdict = matching.verdict(obj)
         if verdict.state == "ran":
             return "Ran the workflows above."
         if verdict.state == "unsettled":
