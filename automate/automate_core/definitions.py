@@ -70,6 +70,8 @@ _WORKFLOW_KEYS = {
     "concurrency",
     "steps",
     "secrets",
+    "debounce",
+    "batch",
 }
 _TRIGGER_KEYS = {"source", "event_type", "condition"}
 _WORKFLOW_RETRY_KEYS = {"max_attempts", "base_seconds", "max_seconds"}
@@ -355,6 +357,7 @@ def normalize_workflow(where: str, item: Any) -> dict[str, Any]:
     collector.raise_any()
     check_step_references(where, normalized)
     declared = _secret_scope(where, item, normalized)
+    grouping = _grouping(where, item, normalized)
 
     def seconds(name: str) -> float | None:
         value = retry.get(name)
@@ -377,7 +380,19 @@ def normalize_workflow(where: str, item: Any) -> dict[str, Any]:
         "concurrency": {"limit": limit, "key": key},
         "steps": normalized,
         **({"secrets": list(declared)} if declared else {}),
+        **grouping,
     }
+
+
+def _grouping(where: str, item: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The workflow's ``debounce`` or ``batch`` (``execution.grouping``), checked."""
+    from automate_core.execution import grouping
+    from automate_core.execution.constructs.base import DefinitionProblem
+
+    try:
+        return grouping.normalize(where, item, steps)
+    except DefinitionProblem as exc:
+        raise DefinitionError(str(exc)) from exc
 
 
 def _secret_scope(where: str, item: dict[str, Any], steps: list[dict[str, Any]]) -> tuple[str, ...]:
