@@ -50,9 +50,11 @@ async def _pool_lifetime() -> AsyncIterator[None]:
     from asgiref.sync import sync_to_async
     from django.db import connections
 
+    from automate_connectors.httpclient import aclose_pools
     from automate_core import db
 
     await db.close_pool()
+    await aclose_pools()  # the HTTP connectors' pooled keep-alive connections of this loop
     # async tests reach the ORM through sync_to_async's thread, which holds its own connection
     await sync_to_async(connections.close_all)()
 

@@ -72,6 +72,8 @@ _WORKFLOW_KEYS = {
     "steps",
     "secrets",
     *ADMISSION_KEYS,  # throttle, rate_limit, singleton, queue, priority, fairness (execution/controls/)
+    "debounce",
+    "batch",
 }
 _TRIGGER_KEYS = {"source", "event_type", "condition"}
 _WORKFLOW_RETRY_KEYS = {"max_attempts", "base_seconds", "max_seconds"}
@@ -358,6 +360,7 @@ def normalize_workflow(where: str, item: Any) -> dict[str, Any]:
     collector.raise_any()
     check_step_references(where, normalized)
     declared = _secret_scope(where, item, normalized)
+    grouping = _grouping(where, item, normalized)
 
     def seconds(name: str) -> float | None:
         value = retry.get(name)
@@ -381,6 +384,7 @@ def normalize_workflow(where: str, item: Any) -> dict[str, Any]:
         "steps": normalized,
         **({"secrets": list(declared)} if declared else {}),
         **admission,
+        **grouping,
     }
 
 
@@ -391,6 +395,17 @@ def _admission(where: str, item: dict[str, Any]) -> dict[str, Any]:
     try:
         return load.normalize(where, item)
     except load.AdmissionError as exc:
+        raise DefinitionError(str(exc)) from exc
+
+
+def _grouping(where: str, item: dict[str, Any], steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The workflow's ``debounce`` or ``batch`` (``execution.grouping``), checked."""
+    from automate_core.execution import grouping
+    from automate_core.execution.constructs.base import DefinitionProblem
+
+    try:
+        return grouping.normalize(where, item, steps)
+    except DefinitionProblem as exc:
         raise DefinitionError(str(exc)) from exc
 
 

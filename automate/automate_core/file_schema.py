@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from automate_core import definitions as d
-from automate_core.execution import constructs
+from automate_core.execution import constructs, grouping
 from automate_core.execution.controls.load import SCHEMA as ADMISSION_SCHEMA
 
 SCHEMA_ID = "https://django-automate.example/schemas/workflow-file.json"
@@ -44,6 +44,8 @@ TYPES: dict[str, dict[str, Any]] = {
         "max_attempts": {"type": "integer", "minimum": 1},
         "retry": {"$ref": "#/$defs/workflow_retry"},
         "concurrency": {"$ref": "#/$defs/concurrency"},
+        "debounce": {"$ref": "#/$defs/debounce"},
+        "batch": {"$ref": "#/$defs/batch"},
         "secrets": {"type": "array", "items": STRING},
         "steps": {"$ref": "#/$defs/steps"},
         **ADMISSION_SCHEMA,  # throttle, rate_limit, singleton, queue, priority, fairness
@@ -52,6 +54,7 @@ TYPES: dict[str, dict[str, Any]] = {
     "workflow_retry": {"max_attempts": {"type": "integer", "minimum": 1}, "base_seconds": NUMBER,
                        "max_seconds": NUMBER},
     "concurrency": {"limit": {"type": "integer", "minimum": 1}, "key": STRING},
+    **grouping.SCHEMA,
     "action": {
         "name": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]{0,99}$"},
         "connector": STRING,
@@ -75,12 +78,14 @@ KEY_SETS: dict[str, set[str]] = {
     "trigger": d._TRIGGER_KEYS,
     "workflow_retry": d._WORKFLOW_RETRY_KEYS,
     "concurrency": d._CONCURRENCY_KEYS,
+    "debounce": grouping.DEBOUNCE_KEYS,
+    "batch": grouping.BATCH_KEYS,
     "action": d._STEP_KEYS,
     "step_retry": d._STEP_RETRY_KEYS,
     "schedule": d._SCHEDULE_KEYS,
 }
 REQUIRED = {"source": ["slug"], "workflow": ["name", "steps"], "action": ["name", "connector", "action"],
-            "schedule": ["name", "cron"]}  # fmt: skip
+            "schedule": ["name", "cron"], **grouping.REQUIRED}  # fmt: skip
 
 
 def _object(name: str, *, drop: tuple[str, ...] = ()) -> dict[str, Any]:

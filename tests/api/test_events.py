@@ -37,6 +37,15 @@ async def test_an_event_is_written_with_its_job(api: httpx.AsyncClient, token: s
     assert job.status == "ready" and job.kind == "event"
 
 
+async def test_a_backslash_before_u0000_is_stored_as_text(api: httpx.AsyncClient, token: str) -> None:
+    payload = {"s": "\\u0000", "\\u0000": ["\\u0000"]}  # six characters each, no NUL
+    response = await api.post(
+        "/events", json={"source": "shop", "type": "t", "payload": payload}, headers=bearer(token)
+    )
+    assert response.status_code == 202, response.text
+    assert (await Event.objects.aget(pk=response.json()["event_id"])).payload == payload
+
+
 async def token_id() -> int:
     from automate_core.models import ApiToken
 
@@ -125,6 +134,7 @@ BAD_BODIES: list[tuple[Any, str]] = [
     ),
     ({"source": "s", "type": "t", "payload": 1, "idempotency_key": 3}, "idempotency_key: Input should be"),
     ({"source": "s", "type": "t", "payload": "a\u0000b"}, "NUL"),
+    ({"source": "s", "type": "t", "payload": {"k\u0000": 1}}, "NUL"),
     ("just a string", "Input should be a valid dictionary"),
     (42, "Input should be a valid dictionary"),
     (None, "Input should be a valid dictionary"),

@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -46,8 +47,17 @@ def sign(body: bytes, secret: str) -> str:
 
 
 async def drive(
-    url: str, secret: str, *, count: int, rate: float, give_up_after: float = 90.0, run_id: str = ""
+    url: str | Sequence[str],
+    secret: str,
+    *,
+    count: int,
+    rate: float,
+    give_up_after: float = 90.0,
+    run_id: str = "",
 ) -> DriveResult:
+    """Send ``count`` signed webhooks at ``rate`` per second, each retried until it is accepted (or
+    ``give_up_after``); with several URLs (web processes), webhook i goes to URL i mod n."""
+    urls = [url] if isinstance(url, str) else list(url)
     result = DriveResult(started=time.monotonic())
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(timeout=10.0, limits=limits) as client:
@@ -66,7 +76,7 @@ async def drive(
             while time.monotonic() < deadline:
                 outcome.tries += 1
                 try:
-                    response = await client.post(url, content=body, headers=headers)
+                    response = await client.post(urls[i % len(urls)], content=body, headers=headers)
                 except httpx.TransportError:
                     result.errors += 1
                 else:

@@ -1,6 +1,6 @@
 """``python -m tests.ha [CELL ...]``: the failover cells as a table (docs/operations.md).
 
-Each cell starts its own topology (etcd, two Patroni nodes, HAProxy, web and two workers); the
+Each cell starts its own topology (etcd, two Patroni nodes, HAProxy, two web processes and two workers); the
 cells are the ones of ``tests/ha/test_failover.py``, without the assertions: the table shows what
 happened, including what asynchronous replication lost.
 """
@@ -14,11 +14,20 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from tests.ha.cells import CellResult, Rig, kill_primary_host, run_cell, stall_replication, switchover
+from tests.ha.cells import (
+    CellResult,
+    Rig,
+    kill_primary_host,
+    partition_primary,
+    run_cell,
+    stall_replication,
+    switchover,
+)
 from tests.ha.topology import Replication
 
 CELLS: dict[str, tuple[bool, Callable[..., Any], Callable[..., Any] | None]] = {
     "primary-kill9": (True, kill_primary_host, None),
+    "primary-partitioned": (True, partition_primary, None),
     "switchover": (True, switchover, None),
     "stall+kill9-sync": (True, kill_primary_host, stall_replication),
     "stall+kill9-async": (False, kill_primary_host, stall_replication),

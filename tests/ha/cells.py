@@ -51,7 +51,7 @@ class CellResult:
 
 
 class Rig:
-    """A topology, the sink and the platform on it (one web process, two workers)."""
+    """A topology, the sink and the platform on it (two web processes, two workers)."""
 
     def __init__(self, replication: Replication, root: Path | None = None) -> None:
         self.topology = Topology(replication, root)
@@ -111,7 +111,7 @@ async def run_cell(
     assert old is not None
     run_id = f"{name}-{int(time.time() * 1000)}"
     driving = asyncio.create_task(
-        drive(rig.platform.hooks_url, SECRET, count=count, rate=rate, run_id=run_id, give_up_after=120)
+        drive(rig.platform.hooks_urls, SECRET, count=count, rate=rate, run_id=run_id, give_up_after=120)
     )
     await asyncio.sleep(fault_at)
     if before_fault is not None:
@@ -124,6 +124,8 @@ async def run_cell(
         lambda: _wait_leader(topo, expected, within=90),
     )
     result = await driving
+    if fault is partition_primary:  # the old primary joins again once the checks have what they need
+        await asyncio.to_thread(topo.heal, old)
     url = topo.proxy.url()
     ledger = await asyncio.to_thread(check, url, result, rig.sink, 120.0)
     new = topo.leader()
@@ -159,6 +161,19 @@ def kill_primary_host(topo: Topology) -> PatroniNode:
     assert leader is not None
     standby = next(n for n in topo.nodes if n is not leader)
     leader.kill9()
+    return standby
+
+
+def partition_primary(topo: Topology) -> PatroniNode:
+    """Cut the leader's host off from etcd, HAProxy, the standby, the web processes and the workers
+    (nftables rules, both directions, open connections too). It keeps running: it can renew
+    nothing in etcd, so Patroni demotes it when its leader key expires, and the standby, which
+    still reaches etcd, is promoted. A commit it takes meanwhile waits for a sync standby it can
+    no longer reach, so no sender is told 2xx for a write that only the cut-off host holds."""
+    leader = topo.leader()
+    assert leader is not None
+    standby = next(n for n in topo.nodes if n is not leader)
+    topo.partition(leader)
     return standby
 
 

@@ -17,6 +17,7 @@ from tests.ha.cells import (
     CellResult,
     Rig,
     kill_primary_host,
+    partition_primary,
     run_cell,
     stall_replication,
     switchover,
@@ -65,6 +66,19 @@ def test_kill9_the_primary_host_the_sync_standby_takes_over_and_nothing_is_lost(
     )
     _assert_nothing_lost(result)
     assert result.ingest_recovery > 0 and result.job_recovery > 0  # there was an outage, and it ended
+
+
+def test_the_primary_partitioned_from_the_others_loses_nothing(sync_rig: Rig) -> None:
+    """The primary's host keeps running but reaches nobody, and nobody reaches it (firewall rules
+    on its address): the standby is promoted once the old leader's key expires in etcd, and no
+    acknowledged webhook is only on the cut-off host."""
+    result = asyncio.run(
+        run_cell(
+            "primary-partitioned", sync_rig, partition_primary, count=COUNT, rate=RATE, fault_at=FAULT_AT
+        )
+    )
+    _assert_nothing_lost(result)
+    assert result.ingest_recovery > 0 and result.job_recovery > 0
 
 
 def test_a_switchover_loses_nothing(sync_rig: Rig) -> None:

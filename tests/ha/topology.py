@@ -4,9 +4,11 @@ health check, and the platform's web and worker processes, each "host" on its ow
 
     127.0.0.2  node-a   Patroni REST + PostgreSQL     127.0.0.4  etcd (client + peer port)
     127.0.0.3  node-b   Patroni REST + PostgreSQL     127.0.0.5  HAProxy (postgres port)
-    127.0.0.6  web      automate serve                127.0.0.7+ workers (metrics port)
+    127.0.0.6  web-1    automate serve                127.0.0.7  worker-1 (metrics port)
+    127.0.0.9  web-2    automate serve                127.0.0.8  worker-2 (metrics port)
 
-No traffic leaves the machine: every address is on the loopback interface.
+No traffic leaves the machine: every address is on the loopback interface. A node can be cut off
+from the others by firewall rules (``tests/ha/netfault.py``).
 """
 
 from __future__ import annotations
@@ -26,16 +28,19 @@ from typing import Any
 import httpx
 import psutil
 import psycopg
+import pytest
 import yaml
 
 from tests.chaos.platform import AUTOMATE, Platform
+from tests.ha import netfault
+from tests.ha.netfault import Firewall
 from tests.pooler.binaries import pg_bindir, require, service_user
 from tests.pooler.pgbouncer import free_port
 
 NODE_HOSTS = ("127.0.0.2", "127.0.0.3")
 ETCD_HOST = "127.0.0.4"
 PROXY_HOST = "127.0.0.5"
-WEB_HOST = "127.0.0.6"
+WEB_HOSTS = ("127.0.0.6", "127.0.0.9")
 WORKER_HOSTS = ("127.0.0.7", "127.0.0.8")
 SCOPE = "automate"
 DATABASE = "automate"
@@ -144,13 +149,17 @@ class Replication:
 
 
 class PatroniNode:
-    def __init__(self, name: str, host: str, root: Path, etcd: Etcd, replication: Replication) -> None:
+    def __init__(
+        self, name: str, host: str, root: Path, etcd: Etcd, replication: Replication, user: str | None
+    ) -> None:
         self.name, self.host = name, host
         self.binary = require("patroni")
         self.pg_port, self.rest_port = free_port(host), free_port(host)
         self.root = root / name
         self.root.mkdir(parents=True, exist_ok=True)
-        user = service_user()
+        # each node runs as its own OS user when the tests run as root: the firewall tells the
+        # hosts apart by socket owner (tests/ha/netfault.py)
+        self.user = user
         if user:
             shutil.chown(self.root, user, user)
         config = {
@@ -197,7 +206,7 @@ class PatroniNode:
         log = open(self.root / "patroni.out", "ab")  # noqa: SIM115 - the child keeps its own descriptor
         with log:
             self.proc = subprocess.Popen(
-                [self.binary, str(self.config)], user=service_user(), stdout=log, stderr=subprocess.STDOUT,
+                [self.binary, str(self.config)], user=self.user, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )  # fmt: skip
 
@@ -282,16 +291,38 @@ class HAProxy:
 
 
 class HaPlatform(Platform):
-    """The chaos suite's platform, with the web process and each worker on their own address."""
+    """The chaos suite's platform: two web processes and the workers, each on its own address."""
+
+    webs: list[tuple[subprocess.Popen[bytes], str]]
 
     @property
     def hooks_url(self) -> str:
-        return f"http://{WEB_HOST}:{self.port}/hooks/chaos/"
+        return self.hooks_urls[0]
+
+    @property
+    def hooks_urls(self) -> list[str]:
+        return [url for _, url in self.webs]
 
     def start_web(self) -> None:
-        self.port = free_port(WEB_HOST)
-        self.web = self._spawn("web", "serve", "--host", WEB_HOST, "--port", str(self.port))
-        _wait(lambda: httpx.get(self.hooks_url, timeout=1).status_code < 500, 60, "the web process")
+        self.webs = []
+        for i, host in enumerate(WEB_HOSTS):
+            port = free_port(host)
+            proc = self._spawn(f"web{i}", "serve", "--host", host, "--port", str(port))
+            url = f"http://{host}:{port}/hooks/chaos/"
+            self.webs.append((proc, url))
+            _wait(lambda url=url: httpx.get(url, timeout=1).status_code < 500, 60, f"web process {host}")
+        self.web = self.webs[0][0]
+
+    def stop(self) -> None:
+        for proc, _ in self.webs[1:] if hasattr(self, "webs") else []:
+            if proc.poll() is None:
+                proc.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(10)
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        super().stop()
 
     def start_worker(self) -> subprocess.Popen[bytes]:
         host = WORKER_HOSTS[len(self.workers) % len(WORKER_HOSTS)]
@@ -318,8 +349,15 @@ class Topology:
             self.etcd = Etcd(self.root)
             self._cleanup.append(self.etcd.stop)
             self.nodes = []
+            users = {host: self._node_user(f"node-{'ab'[i]}") for i, host in enumerate(NODE_HOSTS)}
+            self.firewall: Firewall | None = None
+            if netfault.available() is None and all(users.values()):
+                self.firewall = Firewall({h: u for h, u in users.items() if u})
+                self._cleanup.append(Firewall.remove)
             for i, host in enumerate(NODE_HOSTS):
-                node = PatroniNode(f"node-{'ab'[i]}", host, self.root, self.etcd, self.replication)
+                node = PatroniNode(
+                    f"node-{'ab'[i]}", host, self.root, self.etcd, self.replication, users[host]
+                )
                 self._cleanup.append(node.stop)
                 self.nodes.append(node)
                 if i == 0:  # the first bootstraps; the second then clones it
@@ -332,6 +370,24 @@ class Topology:
         except BaseException:
             self.close()
             raise
+
+    @staticmethod
+    def _node_user(name: str) -> str | None:
+        """A user of its own per node as root (partitions need it), else whoever runs the tests."""
+        if netfault.available() is None:
+            return netfault.node_user(name)
+        return service_user()
+
+    def partition(self, node: PatroniNode) -> None:
+        if self.firewall is None:
+            pytest.skip(
+                netfault.available() or "the nodes share one OS user: no partition can tell them apart"
+            )
+        self.firewall.cut(node.host)
+
+    def heal(self, node: PatroniNode) -> None:
+        if self.firewall is not None:
+            self.firewall.heal(node.host)
 
     def leader(self) -> PatroniNode | None:
         for node in self.nodes:

@@ -38,6 +38,7 @@ def test_emit_refuses_what_cannot_be_stored_with_a_clear_error() -> None:
         (("app", "t", {"when": object()}), "JSON-serialisable"),
         (("app", "t", {"n": float("nan")}), "JSON-serialisable"),
         (("app", "t", {"s": "a\x00b"}), "NUL"),
+        (("app", "t", {"k\x00": [1]}), "NUL"),
         (("", "t", {}), "source"),
         (("app", "t" * 201, {}), "event_type"),
     ]
@@ -47,6 +48,11 @@ def test_emit_refuses_what_cannot_be_stored_with_a_clear_error() -> None:
     with pytest.raises(IngestError, match="idempotency_key"):
         emit("app", "t", {}, idempotency_key="k" * 256)
     assert Event.objects.count() == 0
+
+
+def test_emit_stores_a_backslash_before_u0000_as_text() -> None:
+    result = emit("app", "t", {"s": "\\u0000", "\\u0000": 1})
+    assert Event.objects.get(pk=result.event_id).payload == {"s": "\\u0000", "\\u0000": 1}
 
 
 async def test_aemit_from_async_code() -> None:

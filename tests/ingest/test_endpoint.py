@@ -103,6 +103,8 @@ async def test_disabled_source_is_404(client: httpx.AsyncClient) -> None:
         (b"{not json", "invalid_json"),
         (b'{"n": NaN}', "invalid_json"),
         (b'{"s": "\\u0000"}', "invalid_json"),
+        (b'{"a": {"k\\u0000": 1}}', "invalid_json"),  # in a nested key too
+        (b'{"a": ["x", "\\\\\\u0000"]}', "invalid_json"),  # an escaped backslash, then a real NUL
         (b'{"s": "\\ud800"}', "invalid_json"),  # Python accepts a lone surrogate, PostgreSQL does not
         (b"\xff\xfe{}", "invalid_encoding"),
     ],
@@ -112,6 +114,19 @@ async def test_malformed_bodies_are_400(client: httpx.AsyncClient, body: bytes, 
     assert response.status_code == 400
     assert response.json()["error"] == reason
     assert await counts() == (0, 0)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"s": "\\\\u0000"}', b'{"\\\\u0000": ["\\\\u0000"]}'],
+)
+async def test_a_backslash_before_u0000_is_text_not_a_nul(client: httpx.AsyncClient, raw: bytes) -> None:
+    """An escaped backslash followed by ``u0000`` is six characters PostgreSQL stores, not a NUL."""
+    response = await post_webhook(client, "test", raw)
+    assert response.status_code == 202, response.text
+    event = await Event.objects.aget(pk=response.json()["event_id"])
+    assert event.payload == json.loads(raw)
+    assert "\x00" not in json.dumps(event.payload)
 
 
 async def test_wrong_method_is_405(client: httpx.AsyncClient) -> None:

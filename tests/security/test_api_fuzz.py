@@ -12,6 +12,7 @@ import base64
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from asgi.asgi import application
 
@@ -54,7 +55,11 @@ def test_api_never_errors(case: schemathesis.Case) -> None:
     response = case.call()
     seen[response.status_code] = seen.get(response.status_code, 0) + 1
     assert response.status_code < 500 or response.status_code == 503, response.text
-    case.validate_response(response)
+    # "Schema-valid request accepted" cannot hold for a webhook body: the description allows any
+    # JSON, while a body whose strings hold \u0000 is refused (400 invalid_json: PostgreSQL cannot
+    # store it, and nothing is acknowledged that is not stored), which a JSON schema cannot say of
+    # every nested key and string. Every other check runs (test_webhook_nul_is_refused covers it).
+    case.validate_response(response, excluded_checks=[positive_data_acceptance])
 
 
 def test_the_fuzzing_reached_past_the_source_lookup() -> None:

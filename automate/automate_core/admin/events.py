@@ -106,9 +106,25 @@ class EventAdmin(BigTableAdmin):
                 for j in obj.jobs.order_by("id")
             ),
         )
-        if jobs and not runs and not obj.jobs.exclude(status="completed").exists():
+        groups = self._groups(obj)  # a debounced or batched event: the window or batch it joined
+        if jobs and not runs and not groups and not obj.jobs.exclude(status="completed").exists():
             jobs = format_html("{}<li>{}</li>", jobs, status_badge("skipped", "no workflow matched"))
-        return format_html("<ul class='automate-plain'>{}{}</ul>", runs, jobs) if runs or jobs else "-"
+        if not (runs or jobs or groups):
+            return "-"
+        return format_html("<ul class='automate-plain'>{}{}{}</ul>", runs, groups, jobs)
+
+    def _groups(self, obj: Event) -> str:
+        from automate_core.execution.grouping import groups_of_event
+
+        return format_html_join(
+            "",
+            '<li>joined {} #{} ({} events, {}{}): carried by <a href="{}">run #{}</a></li>',
+            (
+                (g["kind"], g["id"], g["size"], g["status"], f", key {g['key']!r}" if g["key"] else "",
+                 reverse("admin:automate_core_executionrun_change", args=[g["run_id"]]), g["run_id"])
+                for g in groups_of_event(obj.pk)
+            ),
+        )  # fmt: skip
 
     @admin.display(description="Workflows")
     def matching(self, obj: Event) -> str:
@@ -116,6 +132,8 @@ class EventAdmin(BigTableAdmin):
         which came close (``admin.matching``)."""
         if not obj.pk:
             return "-"
+        if self._groups(obj):  # its own run, if any, is a window's or a batch's
+            return "Joined the debounce window or batch above: that run carries it."
         verdict = matching.verdict(obj)
         if verdict.state == "ran":
             return "Ran the workflows above."

@@ -31,7 +31,7 @@ from automate_core.conf import settings
 from automate_core.exceptions import ApiError, DatabaseUnavailable, IngestError
 from automate_core.ingest import queries, tuning
 from automate_core.ingest.batcher import rows_document
-from automate_core.ingest.ingestor import EventIngestor, NewEvent, new_trace_id
+from automate_core.ingest.ingestor import EventIngestor, NewEvent, holds_nul, new_trace_id
 from automate_core.models import Event, ExecutionRun
 
 router = Router(tags=["events"])
@@ -52,7 +52,7 @@ def _new_event(item: EventIn, who: Principal) -> NewEvent:
         text = json.dumps(item.payload, allow_nan=False, separators=(",", ":"))
     except ValueError as exc:
         raise ApiError(f"payload: not storable as JSON ({exc}).", code="invalid_request") from exc
-    if "\\u0000" in text or "\x00" in item.type or "\x00" in (item.idempotency_key or ""):
+    if holds_nul(text, item.payload) or "\x00" in item.type or "\x00" in (item.idempotency_key or ""):
         raise ApiError("The event contains a NUL character, which PostgreSQL cannot store.")
     return NewEvent(
         source=item.source,

@@ -86,13 +86,16 @@ class RunFilter:
 
 WORKFLOW_ID: LiteralString = "SELECT id FROM automate_workflow WHERE name = %(name)s"
 
+# The version number is a subquery per row of the page, not a join: a join with the (small, often
+# freshly changed) versions table may be planned as a hash join, whose output the planner treats as
+# unordered, and the page then sorts every matching run instead of walking the primary key.
 LIST_RUNS: LiteralString = """
-SELECT r.id, r.workflow_name AS workflow, v.number AS version, r.event_id, e.source,
-       e.event_type, r.status, r.mode, r.parent_id AS parent, r.attempt, r.error, r.trace_id,
-       r.started_at, r.finished_at
+SELECT r.id, r.workflow_name AS workflow,
+       (SELECT v.number FROM automate_workflow_version v WHERE v.id = r.version_id) AS version,
+       r.event_id, e.source, e.event_type, r.status, r.mode, r.parent_id AS parent, r.attempt,
+       r.error, r.trace_id, r.started_at, r.finished_at
 FROM automate_run r
 LEFT JOIN automate_event e ON e.id = r.event_id
-LEFT JOIN automate_workflow_version v ON v.id = r.version_id
 WHERE true"""
 
 # each filter, as the condition it adds (values are always parameters)

@@ -7,7 +7,8 @@ from argparse import ArgumentParser
 from typing import Any, TextIO
 
 from automate_core.cli._json import compact
-from automate_core.models import ExecutionRun, RunStatus, RunWait
+from automate_core.execution import grouping
+from automate_core.models import ExecutionRun, RunMode, RunStatus, RunWait
 
 HELP = "Show recent workflow runs and their steps, or one run in detail (automate runs ID)."
 
@@ -19,6 +20,9 @@ def add_arguments(parser: ArgumentParser) -> None:
         "--status", choices=[s.value for s in RunStatus if s != RunStatus.REUSED], default=None
     )
     parser.add_argument("--workflow", default=None)
+    parser.add_argument(
+        "--event", type=int, default=None, help="The runs of one event (and the debounce or batch it joined)."
+    )
     parser.add_argument("--json", action="store_true")
 
 
@@ -76,6 +80,8 @@ def _detail(r: ExecutionRun, out: TextIO) -> None:
             out.write(f"       error:  {s.error}\n")
     if r.error:
         out.write(f"  error: {r.error}\n")
+    if r.mode in (RunMode.DEBOUNCE, RunMode.BATCH):
+        out.write(f"  {grouping.describe_run(r.id, r.job_id)}\n")
 
 
 def run(options: dict[str, Any], out: TextIO) -> int:
@@ -94,6 +100,10 @@ def run(options: dict[str, Any], out: TextIO) -> int:
         runs = runs.filter(status=options["status"])
     if options["workflow"]:
         runs = runs.filter(workflow_name=options["workflow"])
+    if options.get("event") is not None:
+        runs = runs.filter(event_id=options["event"])
+        for line in [] if options["json"] else grouping.describe_event(options["event"]):
+            out.write(line + "\n")  # why it has no run of its own
     selected = list(runs[: options["limit"]])
     if options["json"]:
         out.write(json.dumps([as_dict(r) for r in selected], indent=2) + "\n")

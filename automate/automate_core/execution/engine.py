@@ -42,6 +42,7 @@ from automate_core.execution import templating
 from automate_core.execution.actions import now
 from automate_core.execution.concurrency import ConcurrencySlots, Slot
 from automate_core.execution.controls.gate import Gate, gated
+from automate_core.execution.grouping import Grouper
 from automate_core.execution.journal import RunJournal
 from automate_core.execution.runner import Plan, RunOutcome, WorkflowRunner, event_context
 from automate_core.execution.waits import waits
@@ -116,6 +117,7 @@ class ExecutionEngine:
         self.runner = WorkflowRunner(self.journal)
         self.gate = Gate(self.slots)  # admission controls (execution/controls/)
         self.wake = Waker(self)
+        self.grouping = Grouper(self)  # debounce and batch (execution.grouping)
 
     async def handle_event(self, job: ClaimedJob) -> JobOutcome:
         directive = job.payload if isinstance(job.payload, dict) else {}
@@ -129,7 +131,13 @@ class ExecutionEngine:
             return await self.wake.handle(job, event, int(directive["wake"]))
         if not directive and (paths := self.rules.wait_paths(event.source, event.event_type)):
             await waits.match_event(paths, event.id, event.source, event.event_type, event.payload)
-        if "run" in directive:
+        if "flush" in directive:  # a debounce window or a batch is due: its queued run
+            flushed = await self.grouping.flush(job, event, int(directive["flush"]))
+            if isinstance(flushed, JobOutcome):
+                return flushed
+            event, plans = flushed
+            context = {"event": event_context(event)}
+        elif "run" in directive:
             context = {"event": event_context(event)}
             plans = await self._plan_queued(job, int(directive["run"]))
         else:
@@ -142,6 +150,8 @@ class ExecutionEngine:
                 plans = await self.gate.admit(plans, context, job)
             if plans and job.attempts > 1:  # any earlier claim, spent or handed back
                 plans = await self._plan_retry(job, plans)
+            if any(p.workflow.debounce or p.workflow.batch for p in plans):  # they join a group
+                plans = await self.grouping.absorb(plans, event, context)
         if not plans:
             return JobOutcome(True)
         slots = await self._acquire(plans, context, job)

@@ -57,6 +57,7 @@ class Plan:
     continuing: bool = False  # run_id is a woken run: go on with it (its records are its own)
     input: Any = None  # a called run's input (``call`` steps)
     woken: Any = None  # the wait a woken run ended (a run has one open wait at a time)
+    scope: dict[str, Any] = field(default_factory=dict)  # a batch's ``events`` (execution.grouping)
 
 
 @dataclass(slots=True)
@@ -186,6 +187,10 @@ class WorkflowRunner(ActionSteps):
         scope: dict[str, Any] = {"event": event_context(event), "steps": {}, "run": {"id": run_id}}
         if plan.input is not None:
             scope["input"] = plan.input
+        if workflow.batch:  # its events (execution.grouping)
+            from automate_core.execution.grouping import run_scope
+
+            scope.update(run_scope(plan, scope))
         walk = Walk(
             self, plan, run_id, event, job, scope,
             reusing=bool(plan.reuse), record_reuse=not plan.continuing,

@@ -101,6 +101,27 @@ class EventIngestor:
             raise _unstorable(exc) from exc
 
 
+def holds_nul(text: str, value: Any) -> bool:
+    """Whether the JSON ``text`` of ``value`` holds a NUL character (``\\u0000``) in a key or a
+    string, which PostgreSQL's ``jsonb`` cannot store. The substring test is the fast path; a
+    hit is confirmed on the parsed value, because ``"\\\\u0000"`` (an escaped backslash before
+    ``u0000``) is six ordinary characters that PostgreSQL stores."""
+    if "\\u0000" not in text:
+        return False
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def _validated(source: str, event_type: str, payload: Any, idempotency_key: str | None) -> NewEvent:
     if not isinstance(source, str) or not 0 < len(source) <= 100:
         raise IngestError("emit(): source must be a non-empty string of at most 100 characters.")
@@ -114,7 +135,7 @@ def _validated(source: str, event_type: str, payload: Any, idempotency_key: str 
         text = json.dumps(payload, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise IngestError(f"emit(): the payload must be JSON-serialisable ({exc}).") from exc
-    if "\\u0000" in text:
+    if holds_nul(text, payload):
         raise IngestError("emit(): the payload contains a NUL character, which PostgreSQL cannot store.")
     return NewEvent(source, event_type, text, {}, idempotency_key)
 

@@ -33,7 +33,7 @@ from automate_core.exceptions import DatabaseUnavailable, IngestError, SecretNot
 from automate_core.ingest import tuning
 from automate_core.ingest.admission import Admission
 from automate_core.ingest.dbwait import Budget
-from automate_core.ingest.ingestor import EventIngestor, NewEvent, new_trace_id
+from automate_core.ingest.ingestor import EventIngestor, NewEvent, holds_nul, new_trace_id
 from automate_core.ingest.rejections import RejectionCounter
 from automate_core.ingest.schemes import SchemeConfigError
 from automate_core.ingest.schemes.base import body_str, json_path
@@ -313,7 +313,7 @@ def _parse_json(body: bytes) -> tuple[str, Any]:
         raise IngestError("The body is not valid UTF-8.", reason="invalid_encoding") from exc
     except (ValueError, RecursionError) as exc:
         raise IngestError(f"The body is not valid JSON: {exc}", reason="invalid_json") from exc
-    if "\\u0000" in text:
+    if holds_nul(text, payload):
         raise IngestError("The JSON contains \\u0000, which PostgreSQL cannot store.", reason="invalid_json")
     return text, payload
 
@@ -332,7 +332,7 @@ def _parse_form(body: bytes) -> tuple[str, Any]:
     if "payload" in data:
         return _parse_json(data["payload"].encode())
     text = json.dumps(data)
-    if "\\u0000" in text:
+    if holds_nul(text, data):
         raise IngestError("The form contains a NUL character, which cannot be stored.", reason="invalid_form")
     return text, data
 

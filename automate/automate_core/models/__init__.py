@@ -6,6 +6,7 @@ from automate_core.models.api import ApiToken, AuditEntry
 from automate_core.models.event import Event
 from automate_core.models.execution import BulkReplay, ExecutionRun, RunMode, RunStatus, StepRun
 from automate_core.models.flow import RunWait, WaitKind, WaitPattern, WaitStatus
+from automate_core.models.grouping import EventGroup, GroupKind, GroupMember, GroupStatus
 from automate_core.models.outbox import JobStatus, OutboxJob
 from automate_core.models.security import LoginFailure, WebhookRejection
 from automate_core.models.source import SignatureScheme, WebhookSource
@@ -25,7 +26,11 @@ __all__ = [
     "BulkReplay",
     "ConcurrencySlot",
     "Event",
+    "EventGroup",
     "ExecutionRun",
+    "GroupKind",
+    "GroupMember",
+    "GroupStatus",
     "JobStatus",
     "LoginFailure",
     "OutboxJob",

@@ -38,6 +38,8 @@ class RunMode(models.TextChoices):
     RESUME = "resume", "Resume from the failed step"
     EDITED = "edited", "Replay with an edited payload"
     CALL = "call", "Called by another workflow"
+    DEBOUNCE = "debounce", "Debounced: the last of its window's events"
+    BATCH = "batch", "A batch of events"
 
 
 class ExecutionRun(models.Model):

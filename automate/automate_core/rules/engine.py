@@ -62,6 +62,8 @@ class WorkflowSpec:
     concurrency_key: str = ""
     secrets: tuple[str, ...] | None = None  # declared secrets; None: a version from before declarations
     admission: Admission | None = None  # throttle, rate_limit, singleton, queue, priority, fairness
+    debounce: dict[str, Any] | None = None  # {period, max_wait, key} (execution.grouping)
+    batch: dict[str, Any] | None = None  # {max_size, timeout, key}
 
     def matches(self, source: str, event_type: str) -> bool:
         return fnmatchcase(source, self.source_pattern) and fnmatchcase(event_type, self.event_type_pattern)
@@ -155,6 +157,8 @@ def spec_from_definition(
         concurrency_key=concurrency["key"],
         secrets=tuple(definition["secrets"]) if "secrets" in definition else None,
         admission=admission_of(definition),
+        debounce=definition.get("debounce"),
+        batch=definition.get("batch"),
     )
 
 

@@ -47,6 +47,7 @@ def definition_of(workflow: Workflow) -> dict[str, Any]:
         "concurrency": {"limit": workflow.concurrency_limit, "key": workflow.concurrency_key},
         **_declared_secrets(workflow),
         **(workflow.admission or {}),  # only the admission keys it sets (rules.admission)
+        **_grouping(workflow),
         "steps": [
             {
                 "name": s.name,
@@ -72,6 +73,18 @@ def _declared_secrets(workflow: Workflow) -> dict[str, Any]:
         current = WorkflowVersion.objects.filter(pk=workflow.current_version_id).first()
         declared = (current.definition or {}).get("secrets") if current else None
     return {"secrets": list(declared)} if declared else {}
+
+
+GROUPING = ("debounce", "batch")
+
+
+def _grouping(workflow: Workflow) -> dict[str, Any]:
+    """The workflow's ``debounce`` or ``batch`` (like ``secrets``, kept in the versions only)."""
+    carried = getattr(workflow, "_grouping", None)
+    if carried is None and workflow.current_version_id:
+        current = WorkflowVersion.objects.filter(pk=workflow.current_version_id).first()
+        carried = {k: v for k in GROUPING if (v := ((current.definition or {}) if current else {}).get(k))}
+    return dict(carried or {})
 
 
 def snapshot(workflow: Workflow, *, author: str = "", comment: str = "") -> WorkflowVersion:
@@ -123,6 +136,7 @@ def apply(workflow: Workflow, definition: dict[str, Any]) -> None:
     workflow.concurrency_key = concurrency["key"]
     workflow._declared_secrets = definition.get("secrets") or []  # type: ignore[attr-defined]
     workflow.admission = {k: definition[k] for k in ADMISSION_KEYS if k in definition}
+    workflow._grouping = {k: definition[k] for k in GROUPING if definition.get(k)}  # type: ignore[attr-defined]
     workflow.save()
     workflow.steps.all().delete()
     for position, spec in enumerate(definition["steps"]):
@@ -176,6 +190,9 @@ def exported(definition: dict[str, Any]) -> dict[str, Any]:
     if definition.get("secrets"):
         out["secrets"] = list(definition["secrets"])
     out.update({k: definition[k] for k in ADMISSION_KEYS if k in definition})
+    for key in GROUPING:  # debounce / batch, as normalised (durations in seconds)
+        if definition.get(key):
+            out[key] = {k: v for k, v in definition[key].items() if v not in ("", None)}
     out["steps"] = [exported_step(spec) for spec in definition["steps"]]
     return out
 

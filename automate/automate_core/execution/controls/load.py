@@ -148,5 +148,12 @@ def normalize(where: str, item: dict[str, Any]) -> dict[str, Any]:
         if not key.strip():
             raise AdmissionError(f"{where}.fairness.key: a fairness key cannot be empty.")
         out["fairness"] = {"key": key}
+    grouped = [k for k in ("debounce", "batch") if item.get(k)]
+    admits = [k for k in ("rate_limit", "throttle", "queue", "priority", "fairness") if k in out]
+    if grouped and admits:  # a group's run is one queued run: these would count each event instead
+        raise AdmissionError(
+            f"{where}: {grouped[0]} cannot be combined with {', '.join(admits)} yet "
+            f"(singleton and concurrency apply to a group's run)."
+        )
     assert set(out) <= set(ADMISSION_KEYS)
     return out
