@@ -54,6 +54,10 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"priority": True}, "workflows[0].priority: expected an integer"),
     ({"fairness": {}}, "workflows[0].fairness: missing ['key']"),
     ({"fairness": {"key": " "}}, "workflows[0].fairness.key: a fairness key cannot be empty"),
+    (
+        {"debounce": {"period": "30s"}, "throttle": {"limit": 1, "period": "1m"}},
+        "workflows[0]: debounce cannot be combined with throttle yet",
+    ),
 ]
 
 
