@@ -123,6 +123,47 @@ async def test_old_events_go_with_their_runs_once_nothing_about_them_is_pending(
     assert await StepRun.objects.acount() == 3
 
 
+async def test_flushed_groups_and_spent_throttle_state_go_open_ones_and_live_state_stay() -> None:
+    from automate_core.models import AdmissionState, EventGroup, GroupMember, Workflow
+
+    def setup() -> dict[str, int]:
+        now = timezone.now()
+        flow = Workflow.objects.create(name="grouped")
+        made = {}
+        # oldest first, as ids and creation times go in life
+        for name, status, age in (("old_flushed", "flushed", 40), ("old_open", "open", 40),
+                                  ("recent_flushed", "flushed", 5), ("young_open", "open", 1)):  # fmt: skip
+            at = now - timedelta(days=age)
+            group = EventGroup.objects.create(
+                kind="batch", workflow_id=flow.pk, key=name, status=status, run_id=1, job_id=1,
+                size=2, first_event_id=1, last_event_id=2, first_at=at, last_at=at, deadline=at,
+                flushed_at=at if status == "flushed" else None,
+            )  # fmt: skip
+            for position in (0, 1):
+                GroupMember.objects.create(
+                    group_id=group.pk,
+                    workflow_id=flow.pk,
+                    event_id=group.pk * 10 + position,
+                    position=position,
+                )
+            made[name] = group.pk
+        for key, at in (("spent", now - timedelta(hours=2)), ("owed", now + timedelta(minutes=5))):
+            AdmissionState.objects.create(workflow=flow, kind="throttle", key=key, at=at)
+        AdmissionState.objects.create(
+            workflow=flow, kind="rate_limit", key="window", at=now - timedelta(days=2)
+        )
+        return made
+
+    made = await sync_to_async(setup)()
+    await Pruner(policy(completed_jobs=None)).run_pass()
+    left = {g async for g in EventGroup.objects.values_list("pk", flat=True)}
+    assert left == {made["old_open"], made["recent_flushed"], made["young_open"]}
+    members = {g async for g in GroupMember.objects.values_list("group_id", flat=True)}
+    assert members == left
+    state = {(s.kind, s.key) async for s in AdmissionState.objects.all()}
+    assert state == {("throttle", "owed"), ("rate_limit", "window")}  # a window's count is kept
+
+
 async def test_only_one_worker_prunes_at_a_time() -> None:
     await sync_to_async(job)("completed", 2)
     pool = await db.get_pool()

@@ -243,6 +243,41 @@ SELECT (SELECT count(*) FROM pruned), (SELECT max(id) FROM scanned),
        coalesce((SELECT bool_or(received_at >= now() - make_interval(secs => %(age)s)) FROM scanned), true)
 """
 
+# Retention of debounce windows and batches (execution.grouping): a group flushed more than
+# %(age)s seconds ago goes with its member rows (its run went, or goes, with its event). A flushed
+# group never changes again, so no lock is needed. Same keyset walk; a group created within
+# %(age)s ends the walk (groups are created in id order).
+PRUNE_GROUPS: LiteralString = """
+WITH scanned AS (
+    SELECT id, status, first_at, flushed_at FROM automate_event_group
+    WHERE id > %(after)s
+    ORDER BY id
+    LIMIT %(scan)s
+), doomed AS (
+    SELECT id FROM scanned
+    WHERE status = 'flushed' AND flushed_at < now() - make_interval(secs => %(age)s)
+), members AS (
+    DELETE FROM automate_event_group_member WHERE group_id IN (SELECT id FROM doomed)
+), pruned AS (
+    DELETE FROM automate_event_group WHERE id IN (SELECT id FROM doomed) RETURNING id
+)
+SELECT (SELECT count(*) FROM pruned), (SELECT max(id) FROM scanned),
+       coalesce((SELECT bool_or(first_at >= now() - make_interval(secs => %(age)s)) FROM scanned), true)
+"""
+
+# A throttle's state row whose theoretical arrival time is an hour past is the same as no row (the
+# next run of that key is due at once either way), so it goes: keys that come and go (a customer
+# per key) do not pile up rows. A concurrent upsert of the key waits for the delete, then inserts.
+PRUNE_THROTTLE_STATE: LiteralString = """
+WITH doomed AS (
+    SELECT id FROM automate_admission_state
+    WHERE kind = 'throttle' AND at < now() - interval '1 hour'
+    LIMIT %(scan)s
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM automate_admission_state WHERE id IN (SELECT id FROM doomed)
+"""
+
 # Retention passes run on one worker at a time (a session advisory lock; others skip the pass).
 TRY_RETENTION_LOCK: LiteralString = "SELECT pg_try_advisory_lock(%(key)s)"
 RETENTION_UNLOCK: LiteralString = "SELECT pg_advisory_unlock(%(key)s)"

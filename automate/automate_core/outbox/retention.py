@@ -10,7 +10,9 @@ What retention means here (the policy is ``AUTOMATE_RETENTION_*``, in seconds; N
 * **Events** go after ``RETENTION_EVENTS`` (default 30 days) together with their runs and step runs
   (the history *of* that event), but only once nothing about them is pending: every job of theirs
   is completed or pruned-dead, and their newest run is older than the policy too (an old event
-  replayed yesterday keeps yesterday's runs, and itself, for another period).
+  replayed yesterday keeps yesterday's runs, and itself, for another period). Debounce windows and
+  batches flushed longer ago than that go too, with their member rows.
+* **Throttle state** of a key whose last turn is an hour past goes (it is the same as none).
 
 Each statement looks at ``RETENTION_BATCH_SIZE`` rows in id order and deletes what qualifies, so
 locks are short and the claim never waits behind a big delete; a pass walks from the oldest row
@@ -135,6 +137,13 @@ class Pruner:
             params = {"age": p.events, "dead_age": p.dead_jobs}
             events = await self._walk(conn, queries.PRUNE_EVENTS, params)
             metrics.retention_pruned.labels("events").inc(events)
+            groups = await self._walk(conn, queries.PRUNE_GROUPS, {"age": p.events})
+            metrics.retention_pruned.labels("event_groups").inc(groups)
+        while True:  # throttle state that says nothing any more (a batch at a time)
+            cur = await conn.execute(queries.PRUNE_THROTTLE_STATE, {"scan": p.batch_size})
+            if cur.rowcount < p.batch_size:
+                break
+            await asyncio.sleep(self.pause)
         if jobs or events:
             logger.info("retention: pruned %d jobs and %d events", jobs, events)
         return PruneReport(jobs, events)
