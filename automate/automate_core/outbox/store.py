@@ -107,11 +107,18 @@ class OutboxStore:
         except TimeoutError as exc:
             raise DatabaseUnavailable("No database connection became free in time.") from exc
 
-    async def claim_batch(self, limit: int, owner: str, lease: float = 30.0) -> list[ClaimedJob]:
-        """Claim up to ``limit`` ready jobs for ``owner`` (``SELECT ... FOR UPDATE SKIP LOCKED``)."""
+    async def claim_batch(
+        self, limit: int, owner: str, lease: float = 30.0, queues: Sequence[str] | None = None
+    ) -> list[ClaimedJob]:
+        """Claim up to ``limit`` ready jobs for ``owner`` (``SELECT ... FOR UPDATE SKIP LOCKED``), in
+        claim order, from ``queues`` (None or empty: every queue)."""
         if limit <= 0:
             return []
-        rows = await self._execute(queries.CLAIM_BATCH, {"limit": limit, "owner": owner, "lease": lease})
+        params: dict[str, Any] = {"limit": limit, "owner": owner, "lease": lease}
+        query = queries.CLAIM_BATCH
+        if queues:
+            query, params["queues"] = queries.CLAIM_BATCH_QUEUES, list(queues)
+        rows = await self._execute(query, params)
         jobs = []
         for row in rows:
             (job_id, kind, attempts, releases, max_attempts, payload, result, event_id, source,
@@ -175,6 +182,23 @@ class OutboxStore:
         """Move jobs whose lease expired to retry (or dead); returns ``(id, new status)`` pairs."""
         rows = await self._execute(queries.RESCUE_EXPIRED, {"limit": limit})
         return [(r[0], r[1]) for r in rows]
+
+    async def set_tuning(self, priority_aging: float, fairness_quantum: float) -> None:
+        """Write the claim order's constants (``AUTOMATE_PRIORITY_AGING``, ``..._FAIRNESS_QUANTUM``)."""
+        await self._execute_no_rows(
+            queries.SET_TUNING, {"aging": float(priority_aging), "quantum": float(fairness_quantum)}
+        )
+
+    async def _execute_no_rows(self, query: LiteralString, params: dict[str, Any]) -> None:
+        pool = await db.get_pool()
+        try:
+            async with pool.connection() as conn:
+                await conn.execute(query, params)
+        except (psycopg.OperationalError, psycopg.errors.AdminShutdown) as exc:
+            db.recheck_soon(pool)
+            raise DatabaseUnavailable(f"Outbox query failed: {exc}") from exc
+        except TimeoutError as exc:
+            raise DatabaseUnavailable("No database connection became free in time.") from exc
 
     async def generation(self) -> int:
         rows = await self._execute(queries.GENERATION, {})
