@@ -33,7 +33,7 @@ class Defaults:
     WORKER_QUEUES: list[str] = []
     #: Priority aging, in seconds per priority point: a job is never overtaken by one that became
     #: available more than (its priority - ours) x this many seconds after it (docs/architecture.md,
-    #: "Claim order"). 0 = strict priority (which can starve low priorities). Stored in the
+    #: "Claim order"). 0 ignores priority (FIFO); the longer, the closer to strict priority. Stored in the
     #: database (automate_outbox_tuning) by every worker at start: set the same value everywhere.
     PRIORITY_AGING: float = 1.0
     #: Fairness per key, in seconds per job: each claimable job of a fair key (same queue and

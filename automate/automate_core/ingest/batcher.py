@@ -223,7 +223,6 @@ def _job_fields(row: Row) -> str:
     return f',"queue":{json.dumps(queue)},"priority":{int(priority)},"fair_key":{json.dumps(fair_key)}'
 
 
-
 def _unstorable(exc: psycopg.Error) -> IngestError:
     message = exc.diag.message_primary or "rejected by the database"
     return IngestError(f"The JSON body cannot be stored: {message}", status=400, reason="invalid_json")

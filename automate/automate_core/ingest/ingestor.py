@@ -196,6 +196,12 @@ async def aemit(
     function that makes them (run with ``sync_to_async``), within its ``atomic()`` block.
     """
     return await sync_to_async(emit, thread_sensitive=True)(
-        source, event_type, payload, idempotency_key, using=using, queue=queue, priority=priority,
+        source,
+        event_type,
+        payload,
+        idempotency_key,
+        using=using,
+        queue=queue,
+        priority=priority,
         fair_key=fair_key,
     )

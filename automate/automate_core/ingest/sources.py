@@ -130,6 +130,7 @@ def _job_options(config: Mapping[str, Any]) -> dict[str, Any]:
         'fairness must be "source", {"path": "dotted.path"} or {"header": "Header-Name"}.'
     )
 
+
 def _positive(config: Mapping[str, Any], key: str, default: float, *, upper: float | None = None) -> float:
     value = config.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:

@@ -85,7 +85,9 @@ class OutboxTaskBackend(BaseTaskBackend):
         """Write the task to the outbox, in the caller's transaction if there is one."""
         self.validate_task(task)
         if len(task.queue_name) > QUEUE_NAME_MAX_LENGTH:
-            raise InvalidTask(f"Queue name {task.queue_name[:20]!r}... is longer than {QUEUE_NAME_MAX_LENGTH}.")
+            raise InvalidTask(
+                f"Queue name {task.queue_name[:20]!r}... is longer than {QUEUE_NAME_MAX_LENGTH}."
+            )
         args, kwargs = normalize_json(list(args)), normalize_json(dict(kwargs))
         payload = {
             "task": task.module_path,
