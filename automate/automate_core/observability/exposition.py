@@ -218,7 +218,16 @@ class DatabaseGauges:
             "(observability.dead_letters; the console and `automate dead` count the same).",
         )
         unresolved.add_metric([], letters[0])
-        return [up, jobs, due_jobs, age, recent, unresolved, *waiting_families(waiting), *queue_families(by_queue)]
+        return [
+            up,
+            jobs,
+            due_jobs,
+            age,
+            recent,
+            unresolved,
+            *waiting_families(waiting),
+            *queue_families(by_queue),
+        ]
 
 
 def queue_families(rows: list[tuple[Any, ...]]) -> list[Metric]:
