@@ -8,10 +8,9 @@ statement ``/metrics`` uses). Staff only, through the admin site's login.
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.db import connection

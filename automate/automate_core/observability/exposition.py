@@ -12,8 +12,8 @@ is exposed.
 **The database.** Outbox depth by status, jobs due now, the age of the oldest due job (also per
 queue: ``automate_outbox_queue_depth``, ``..._queue_due``, ``..._queue_oldest_seconds``) and the
 run outcomes of the last minutes and the dead letters (``dead_letters``: dead jobs not resolved)
-are read at scrape time (``queries.OUTBOX_DEPTH``, ``queries.RECENT_RUNS``,
-``queries.QUEUE_DEPTH``, ``dead_letters.DEAD_LETTERS_COUNT``), at most once per ``AUTOMATE_METRICS_DB_CACHE_SECONDS`` per process.
+are read at scrape time (``queries.OUTBOX_DEPTH``, ``queries.RECENT_RUNS``, ``queries.QUEUE_DEPTH``,
+``dead_letters.DEAD_LETTERS_COUNT``), at most once per ``AUTOMATE_METRICS_DB_CACHE_SECONDS`` per process.
 They describe the shared queue, not the process: aggregate them with ``max``, not ``sum``, over
 web instances. ``automate_metrics_database_up`` is 0 when the read failed.
 
