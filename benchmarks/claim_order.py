@@ -19,9 +19,9 @@ most there). The settings are the defaults (``AUTOMATE_PRIORITY_AGING`` 1 s,
     drains; the latency of those, with and without their priority, alternated.
 (c) **drain**: 100,000 jobs drained by the claim before issue 13 (``CLAIM_BATCH_FIFO`` on the
     schema before migration 0013: index ``(available_at, id)``, no rank trigger, no queue and
-    fairness indexes) and by today's (``CLAIM_BATCH``, and ``CLAIM_BATCH_QUEUES`` with one queue
-    named), alternated A B C A B C; jobs/s and the time to insert the backlog (what the extra
-    indexes cost ingest).
+    fairness indexes) and by today's (``CLAIM_BATCH``, every queue; ``CLAIM_BATCH_QUEUE``, one
+    queue named; ``CLAIM_BATCH_QUEUES``, two named), alternated A B C D A B C D; jobs/s and the
+    time to insert the backlog (what the extra indexes cost ingest).
 """
 
 from __future__ import annotations
@@ -265,7 +265,12 @@ async def drain_cost(url: str, args: argparse.Namespace) -> dict[str, Any]:
     modes = {
         "A: before 0013 (FIFO claim, old index)": (BEFORE_0013, queries.CLAIM_BATCH_FIFO, {}),
         "B: claim order, every queue": (AFTER_0013, queries.CLAIM_BATCH, {}),
-        "C: claim order, --queue default": (AFTER_0013, queries.CLAIM_BATCH_QUEUES, {"queues": ["default"]}),
+        "C: claim order, --queue default": (AFTER_0013, queries.CLAIM_BATCH_QUEUE, {"queue": "default"}),
+        "D: claim order, --queue default --queue other": (
+            AFTER_0013,
+            queries.CLAIM_BATCH_QUEUES,
+            {"queues": ["default", "other"]},
+        ),
     }
     results: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:

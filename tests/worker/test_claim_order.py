@@ -410,10 +410,11 @@ async def realistic_table() -> None:
     ("query", "params", "index"),
     [
         (queries.CLAIM_BATCH, {}, "automate_outbox_claimable"),
+        (queries.CLAIM_BATCH_QUEUE, {"queue": "billing"}, "automate_outbox_by_queue"),
         (queries.CLAIM_BATCH_QUEUES, {"queues": ["billing"]}, "automate_outbox_by_queue"),
         (queries.CLAIM_BATCH_QUEUES, {"queues": ["billing", "default", "other"]}, "automate_outbox_by_queue"),
     ],
-    ids=["all-queues", "one-queue", "three-queues"],
+    ids=["all-queues", "one-queue", "one-queue-as-a-list", "three-queues"],
 )
 async def test_every_claim_shape_is_one_index_range_without_a_sort(
     query: str, params: Any, index: str

@@ -15,8 +15,8 @@ from typing import LiteralString
 #   1. candidates: the first claimable rows in claim order, read from a partial index of the
 #      claimable rows (status ready/retry): automate_outbox_claimable (claim_rank, id) when the
 #      worker takes every queue, automate_outbox_by_queue (queue, claim_rank, id) when it names its
-#      queues (CLAIM_BATCH_QUEUES). FOR UPDATE SKIP LOCKED skips rows another worker is claiming
-#      right now instead of waiting for it. claim_rank is computed by the database (migration
+#      queues (CLAIM_BATCH_QUEUE for one, CLAIM_BATCH_QUEUES for several). FOR UPDATE SKIP
+#      LOCKED skips rows another worker is claiming right now instead of waiting for it. claim_rank is computed by the database (migration
 #      0013, trigger automate_outbox_rank): available_at moved earlier by priority x aging, and
 #      for a job with a fair_key no earlier than its key's last claimable job plus a quantum.
 #      Since claim_rank is never earlier than available_at - 100 x aging (plus the key's lag),
@@ -62,7 +62,19 @@ WITH candidates AS (
     + _CLAIM_REST
 )
 
-# The queues %(queues)s only: the first rows of each queue in claim order (one index range per
+# One queue, %(queue)s (a worker started with one --queue): one range of automate_outbox_by_queue.
+CLAIM_BATCH_QUEUE: LiteralString = (
+    """
+WITH candidates AS (
+    SELECT id FROM automate_outbox_job
+    WHERE queue = %(queue)s AND status IN ('ready', 'retry') AND available_at <= now()
+    ORDER BY claim_rank, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED"""
+    + _CLAIM_REST
+)
+
+# Several queues, %(queues)s: the first rows of each queue in claim order (one index range per
 # queue), then the first %(limit)s of those. With several queues, the rows locked but not taken
 # (at most (queues - 1) x limit) are free again when the statement commits.
 CLAIM_BATCH_QUEUES: LiteralString = (

@@ -116,7 +116,9 @@ class OutboxStore:
             return []
         params: dict[str, Any] = {"limit": limit, "owner": owner, "lease": lease}
         query = queries.CLAIM_BATCH
-        if queues:
+        if queues and len(queues) == 1:
+            query, params["queue"] = queries.CLAIM_BATCH_QUEUE, queues[0]
+        elif queues:
             query, params["queues"] = queries.CLAIM_BATCH_QUEUES, list(queues)
         rows = await self._execute(query, params)
         jobs = []

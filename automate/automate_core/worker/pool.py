@@ -28,7 +28,7 @@ import uuid
 from dataclasses import dataclass
 
 from automate_core.conf import settings
-from automate_core.exceptions import DatabaseUnavailable
+from automate_core.exceptions import ConfigurationError, DatabaseUnavailable
 from automate_core.observability import metrics
 from automate_core.outbox.retention import Pruner
 from automate_core.outbox.store import ClaimedJob, OutboxStore
@@ -175,8 +175,14 @@ class WorkerPool:
 
     async def _write_tuning(self) -> None:
         """The claim order's constants are the database's: write this process's settings there."""
+        aging, quantum = float(settings.PRIORITY_AGING), float(settings.FAIRNESS_QUANTUM)
+        if not (aging >= 0 and quantum >= 0):  # also refuses NaN
+            raise ConfigurationError(
+                f"AUTOMATE_PRIORITY_AGING ({aging}) and AUTOMATE_FAIRNESS_QUANTUM ({quantum}) must be "
+                "0 or more seconds."
+            )
         try:
-            await self.store.set_tuning(float(settings.PRIORITY_AGING), float(settings.FAIRNESS_QUANTUM))
+            await self.store.set_tuning(aging, quantum)
         except DatabaseUnavailable as exc:
             logger.warning("could not write the claim order's settings (%s); the stored ones apply", exc)
 
