@@ -16,10 +16,11 @@ from typing import LiteralString
 #      claimable rows (status ready/retry): automate_outbox_claimable (claim_rank, id) when the
 #      worker takes every queue, automate_outbox_by_queue (queue, claim_rank, id) when it names its
 #      queues (CLAIM_BATCH_QUEUE for one, CLAIM_BATCH_QUEUES for several). FOR UPDATE SKIP
-#      LOCKED skips rows another worker is claiming right now instead of waiting for it. claim_rank is computed by the database (migration
-#      0013, trigger automate_outbox_rank): available_at moved earlier by priority x aging, and
-#      for a job with a fair_key no earlier than its key's last claimable job plus a quantum.
-#      Since claim_rank is never earlier than available_at - 100 x aging (plus the key's lag),
+#      LOCKED skips rows another worker is claiming right now instead of waiting for it.
+#      claim_rank is computed by the database (migration 0013, trigger automate_outbox_rank):
+#      available_at moved earlier by priority x aging, and for a job with a fair_key no earlier
+#      than its key's last claimable job plus a quantum (docs/architecture.md, "Claim order").
+#      Since claim_rank is never earlier than available_at - priority x aging,
 #      a row not yet available (a retry in its backoff, a sleeping run's wake job) sorts near its
 #      time: the scan passes over only the ones ranked before the rows it claims, i.e. jobs due
 #      soon with a higher priority (or due before a flooding key's spread-out backlog), never
