@@ -383,9 +383,11 @@ async def test_a_webhook_job_carries_its_source_s_queue_priority_and_fair_key(cl
 # -- the claim's plans ----------------------------------------------------------------------------
 
 
-async def plan(query: Any, params: dict[str, Any]) -> str:
+async def plan(query: Any, params: dict[str, Any], *, generic: bool = False) -> str:
     pool = await db.get_pool()
     async with pool.connection() as conn, conn.transaction():
+        if generic:  # the plan a prepared statement settles on, which does not know the values
+            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
         cur = await conn.execute(b"EXPLAIN (FORMAT JSON) " + query.encode(), params)
         fetched = await cur.fetchone()
         assert fetched is not None
@@ -427,6 +429,19 @@ async def test_every_claim_shape_is_one_index_range_without_a_sort(
     assert any(n.get("Index Name") == index for n in scans)
     # the only sort is the few candidates' (one queue's or several queues' first rows), never the table's
     assert all(n["Node Type"] != "Sort" or n.get("Plan Rows", 0) <= 50 * 3 for n in nodes)
+
+
+async def test_a_queue_filter_reads_the_queue_index_even_when_its_queue_is_empty() -> None:
+    """Every claimable row on one queue, the worker names it and another, empty one: a generic
+    plan must not walk the all-queues index through the whole backlog looking for the empty one."""
+    await insert(20_000)
+    await sql("VACUUM ANALYZE automate_outbox_job")
+    for query, params in [
+        (queries.CLAIM_BATCH_QUEUES, {"queues": ["default", "other"]}),
+        (queries.CLAIM_BATCH_QUEUE, {"queue": "other"}),
+    ]:
+        found = await plan(query, {"limit": 50, "owner": "x", "lease": 1, **params}, generic=True)
+        assert "automate_outbox_by_queue" in found and "automate_outbox_claimable" not in found, found
 
 
 @pytest.mark.usefixtures("realistic_table")

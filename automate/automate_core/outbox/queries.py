@@ -64,12 +64,16 @@ WITH candidates AS (
 )
 
 # One queue, %(queue)s (a worker started with one --queue): one range of automate_outbox_by_queue.
+# The queue is a range (BETWEEN q AND q, one value) and the order starts with it, so only that
+# index gives the order: with "queue = q" the planner drops the constant queue from the order, and
+# a generic plan (prepared statements), which does not know the queue, may then walk
+# automate_outbox_claimable with a filter through every other queue's rows (a test checks it).
 CLAIM_BATCH_QUEUE: LiteralString = (
     """
 WITH candidates AS (
     SELECT id FROM automate_outbox_job
-    WHERE queue = %(queue)s AND status IN ('ready', 'retry') AND available_at <= now()
-    ORDER BY claim_rank, id
+    WHERE queue BETWEEN %(queue)s AND %(queue)s AND status IN ('ready', 'retry') AND available_at <= now()
+    ORDER BY queue, claim_rank, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED"""
     + _CLAIM_REST
@@ -84,8 +88,8 @@ WITH candidates AS (
     SELECT c.id FROM unnest(%(queues)s::text[]) AS q(name)
     CROSS JOIN LATERAL (
         SELECT id, claim_rank FROM automate_outbox_job
-        WHERE queue = q.name AND status IN ('ready', 'retry') AND available_at <= now()
-        ORDER BY claim_rank, id
+        WHERE queue BETWEEN q.name AND q.name AND status IN ('ready', 'retry') AND available_at <= now()
+        ORDER BY queue, claim_rank, id
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED
     ) AS c
