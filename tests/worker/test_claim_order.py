@@ -436,10 +436,11 @@ async def test_a_queue_filter_reads_the_queue_index_even_when_its_queue_is_empty
     plan must not walk the all-queues index through the whole backlog looking for the empty one."""
     await insert(20_000)
     await sql("VACUUM ANALYZE automate_outbox_job")
-    for query, params in [
+    shapes: list[tuple[str, dict[str, Any]]] = [
         (queries.CLAIM_BATCH_QUEUES, {"queues": ["default", "other"]}),
         (queries.CLAIM_BATCH_QUEUE, {"queue": "other"}),
-    ]:
+    ]
+    for query, params in shapes:
         found = await plan(query, {"limit": 50, "owner": "x", "lease": 1, **params}, generic=True)
         assert "automate_outbox_by_queue" in found and "automate_outbox_claimable" not in found, found
 
