@@ -29,6 +29,18 @@ class Defaults:
     WORKER_CONCURRENCY: int = 32
     #: Most jobs claimed in one statement (claims are also capped by free slots).
     WORKER_BATCH_SIZE: int = 50
+    #: Queues an ``automate worker`` claims from (``--queue`` overrides); empty: every queue.
+    WORKER_QUEUES: list[str] = []
+    #: Priority aging, in seconds per priority point: a job is never overtaken by one that became
+    #: available more than (its priority - ours) x this many seconds after it (docs/architecture.md,
+    #: "Claim order"). 0 ignores priority (FIFO); the longer, the closer to strict priority. Stored in the
+    #: database (automate_outbox_tuning) by every worker at start: set the same value everywhere.
+    PRIORITY_AGING: float = 1.0
+    #: Fairness per key, in seconds per job: each claimable job of a fair key (same queue and
+    #: priority) ranks this much after the key's previous one, so a flooding key's backlog is
+    #: spread out and other keys' jobs land among its first ones. Fairness holds while the
+    #: workers finish at least (flooding keys) / quantum jobs a second. Stored like PRIORITY_AGING.
+    FAIRNESS_QUANTUM: float = 0.01
     #: Seconds a claim is valid without a heartbeat (renewed every third of it while the job runs).
     LEASE_SECONDS: float = 15.0
     #: Seconds between rescues of expired leases (jittered); a job whose worker died is back in the

@@ -51,6 +51,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         "idempotency_key": headers.get("webhook-id"),
         "trace_id": uuid.uuid4().hex,
         "max_attempts": 5,
+        "queue": "default",
+        "priority": 0,
+        "fair_key": "",
     }
     async with pool.connection() as conn:
         row = await (await conn.execute(INSERT_EVENT, params)).fetchone()

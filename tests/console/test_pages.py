@@ -312,6 +312,21 @@ def test_dashboard_counts_the_last_hour_per_minute(admin_client: Client) -> None
     assert "1 dead letters (not resolved) 1 dead jobs in all" in page
 
 
+def test_dashboard_shows_depth_and_age_per_queue(admin_client: Client) -> None:
+    from automate_core.ingest.ingestor import emit
+
+    emit("shop", "a", {}, queue="billing")
+    emit("shop", "b", {}, queue="billing", priority=5)
+    emit("shop", "c", {})
+    OutboxJob.objects.filter(queue="billing").update(available_at=timezone.now() - timedelta(seconds=90))
+    page = text(admin_client.get(DASHBOARD))
+    assert "Queues queue waiting due oldest due job waiting billing 2 2 90." in page
+    assert "default 1 1 " in page
+    assert "?queue=billing" in admin_client.get(DASHBOARD).content.decode()
+    listed = text(admin_client.get("/admin/automate_core/outboxjob/?queue=billing"))
+    assert "2 jobs" in listed or "2 outbox jobs" in listed
+
+
 def test_dashboard_is_for_staff_only_and_linked_from_the_index(admin_client: Client) -> None:
     client = Client()
     assert client.get(DASHBOARD)["Location"].startswith("/admin/login/")

@@ -261,6 +261,7 @@ def make_jobs() -> None:
         status="running", lease_expires_at=now + dt.timedelta(seconds=30)
     )
     OutboxJob.objects.filter(pk=OutboxJob.objects.order_by("-id")[1].pk).update(status="completed")
+    emit("test", "t", {}, queue="billing")
     event = jobs[0].event
     assert event is not None
     ExecutionRun.objects.create(workflow_name="w", event=event, status="failed", trace_id="t")
@@ -273,14 +274,20 @@ def make_jobs() -> None:
 async def test_queue_gauges_follow_the_database(client: httpx.AsyncClient) -> None:
     await sync_to_async(make_jobs)()
     page = samples((await client.get("/metrics")).text)
-    assert page['automate_outbox_jobs{status="ready"}'] == 1
+    assert page['automate_outbox_jobs{status="ready"}'] == 2  # one of them on "billing"
     assert page['automate_outbox_jobs{status="retry"}'] == 1
     assert page['automate_outbox_jobs{status="running"}'] == 1
     assert page['automate_outbox_jobs{status="dead"}'] == 1
-    assert page["automate_outbox_due_jobs"] == 1  # the retry is an hour away
+    assert page["automate_outbox_due_jobs"] == 2  # the retry is an hour away
     assert 119 <= page["automate_outbox_oldest_ready_age_seconds"] < 3600
     assert page['automate_runs_recent{status="failed"}'] == 1
     assert page['automate_runs_recent{status="succeeded"}'] == 1  # the hour-old one is not recent
+    # per queue: the ready and the retry job are on the default queue, plus one on "billing"
+    assert page['automate_outbox_queue_depth{queue="default"}'] == 2
+    assert page['automate_outbox_queue_due{queue="default"}'] == 1
+    assert 119 <= page['automate_outbox_queue_oldest_seconds{queue="default"}'] < 3600
+    assert page['automate_outbox_queue_depth{queue="billing"}'] == 1
+    assert 0 <= page['automate_outbox_queue_oldest_seconds{queue="billing"}'] < 60
 
 
 @pytest.mark.usefixtures("live_db")
@@ -323,9 +330,14 @@ async def test_scrape_queries_read_the_partial_indexes() -> None:
         plan = json.dumps((await cur.fetchone())[0])
         cur = await conn.execute("EXPLAIN (FORMAT JSON) " + queries.RECENT_RUNS)
         runs_plan = json.dumps((await cur.fetchone())[0])
-    for index in ("automate_outbox_claimable", "automate_outbox_leased", "automate_outbox_dead"):
+        cur = await conn.execute("EXPLAIN (FORMAT JSON) " + queries.QUEUE_DEPTH)
+        queue_plan = json.dumps((await cur.fetchone())[0])
+    for index in ("automate_outbox_leased", "automate_outbox_dead"):
         assert index in plan
+    # either partial index of the claimable rows (all queues, or by queue: the same rows)
+    assert "automate_outbox_claimable" in plan or "automate_outbox_by_queue" in plan
     assert "Seq Scan" not in plan
+    assert "automate_outbox_by_queue" in queue_plan and "Seq Scan" not in queue_plan
     assert "automate_run_started_brin" in runs_plan
 
 

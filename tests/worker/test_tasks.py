@@ -30,7 +30,7 @@ def test_the_project_uses_the_outbox_backend() -> None:
     backend = task_backends["default"]
     assert isinstance(backend, OutboxTaskBackend)
     assert backend.supports_defer and backend.supports_async_task
-    assert backend.supports_get_result and not backend.supports_priority
+    assert backend.supports_get_result and backend.supports_priority
 
 
 def test_enqueue_joins_the_callers_transaction() -> None:
@@ -116,9 +116,12 @@ async def test_a_task_that_cannot_be_imported_fails_without_retrying() -> None:
     assert job.attempts == 1 and "cannot be imported" in job.last_error
 
 
-def test_priority_is_refused_and_unknown_results_do_not_exist() -> None:
+def test_a_priority_out_of_range_is_refused_and_unknown_results_do_not_exist() -> None:
+    assert tasks.add.using(priority=10).priority == 10  # honoured: tests/worker/test_claim_order.py
     with pytest.raises(InvalidTask, match="priority"):
-        tasks.add.using(priority=10)
+        tasks.add.using(priority=101)
+    with pytest.raises(InvalidTask, match="Queue"):
+        tasks.add.using(queue_name="not-in-QUEUES")
     with pytest.raises(TaskResultDoesNotExist):
         default_task_backend.get_result("999999")
     with pytest.raises(TaskResultDoesNotExist):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.db import connection
@@ -57,6 +58,19 @@ def outbox_depth() -> dict[str, float]:
     return depth
 
 
+def queue_depth() -> list[dict[str, Any]]:
+    """Per queue: jobs waiting (ready or retry), due now, and the oldest due job's age in seconds
+    (``observability.queries.QUEUE_DEPTH``: the by-queue index of claimable rows)."""
+    jobs = reverse("admin:automate_core_outboxjob_changelist")
+    with connection.cursor() as cursor:
+        cursor.execute(ops_queries.QUEUE_DEPTH)
+        rows = cursor.fetchall()
+    return [
+        {"queue": q, "waiting": w, "due": d, "oldest_due_age": a, "link": f"{jobs}?{urlencode({'queue': q})}"}
+        for q, w, d, a in rows
+    ]
+
+
 def dashboard_context() -> dict[str, Any]:
     rows = queries.throughput()
     minutes = [r[0] for r in rows]
@@ -81,6 +95,7 @@ def dashboard_context() -> dict[str, Any]:
             "dead": sum(dead),
         },
         "depth": depth,
+        "queues": queue_depth(),
         "links": {
             "failed_runs": reverse("admin:automate_core_executionrun_changelist")
             + "?status__exact=failed&since=1h",

@@ -78,6 +78,8 @@ class OutboxJobAdmin(BigTableAdmin):
         "id",
         "status_badge",
         "kind",
+        "queue",
+        "priority",
         "event_link",
         "spent",
         "updated_at",
@@ -94,7 +96,8 @@ class OutboxJobAdmin(BigTableAdmin):
             {
                 "fields": [
                     ("status_badge", "kind", "spent"),
-                    ("available_at", "updated_at", "completed_at"),
+                    ("queue", "priority", "fair_key"),
+                    ("available_at", "claim_rank", "updated_at", "completed_at"),
                     ("lease_owner", "lease_expires_at"),
                     "error_full",
                     "replay_button",
@@ -106,6 +109,7 @@ class OutboxJobAdmin(BigTableAdmin):
     ]
     readonly_fields = [
         *("status_badge", "kind", "spent", "available_at", "updated_at", "completed_at"),
+        *("queue", "priority", "fair_key", "claim_rank"),
         *("lease_owner", "lease_expires_at", "error_full", "replay_button", "event_link", "replay_links"),
         *("runs_links", "payload_json", "result_json"),
     ]

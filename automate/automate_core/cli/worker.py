@@ -19,6 +19,15 @@ def add_arguments(parser: ArgumentParser) -> None:
         "--rescue-interval", type=float, default=None, help="Seconds between rescues of expired leases."
     )
     parser.add_argument(
+        "--queue",
+        action="append",
+        dest="queues",
+        default=None,
+        metavar="NAME",
+        help="Claim only from this queue (repeat for several; default $AUTOMATE_WORKER_QUEUES, "
+        "empty: every queue).",
+    )
+    parser.add_argument(
         "--no-maintenance", action="store_true", help="Run no rescuer and no retention passes here."
     )
     parser.add_argument(
@@ -44,6 +53,7 @@ async def serve_worker(options: dict[str, Any]) -> None:
             shutdown_timeout=options.get("shutdown_timeout"),
             rescue_interval=options.get("rescue_interval"),
             maintenance=False if options.get("no_maintenance") else None,
+            queues=tuple(options["queues"]) if options.get("queues") else None,
         )
     )
     pool.install_signal_handlers()

@@ -151,7 +151,7 @@ class ExecutionEngine:
             if plans and job.attempts > 1:  # any earlier claim, spent or handed back
                 plans = await self._plan_retry(job, plans)
             if any(p.workflow.debounce or p.workflow.batch for p in plans):  # they join a group
-                plans = await self.grouping.absorb(plans, event, context)
+                plans = await self.grouping.absorb(plans, event, context, job.queue)
         if not plans:
             return JobOutcome(True)
         slots = await self._acquire(plans, context, job)

@@ -147,9 +147,11 @@ class Group:
 
 class GroupStore:
     async def join(
-        self, kind: str, settings_: dict[str, Any], plan: Plan, event: ClaimedEvent
+        self, kind: str, settings_: dict[str, Any], plan: Plan, event: ClaimedEvent, queue: str = "default"
     ) -> tuple[Any, ...]:
-        """The event joins its group (or opens one); ``(outcome, group_id, run_id, status)``."""
+        """The event joins its group (or opens one); ``(outcome, group_id, run_id, status)``. A new
+        group's flush job goes on ``queue``, the queue of the event's job (workers of that queue
+        took the event; they carry its run)."""
         workflow = plan.workflow
         params = {
             "kind": kind,
@@ -163,6 +165,7 @@ class GroupStore:
             "max_wait": float(settings_.get("max_wait") or 0.0),
             "max_size": settings_.get("max_size"),
             "max_attempts": workflow.max_attempts,
+            "queue": queue,
         }
         pool = await db.get_pool()
         for _ in range(3):
@@ -254,7 +257,9 @@ class Grouper:
         self.engine = engine
         self.store = GroupStore()
 
-    async def absorb(self, plans: list[Plan], event: ClaimedEvent, context: dict[str, Any]) -> list[Plan]:
+    async def absorb(
+        self, plans: list[Plan], event: ClaimedEvent, context: dict[str, Any], queue: str = "default"
+    ) -> list[Plan]:
         """The event joins the group of each debounced or batched workflow; returns the plans that
         still run now (the others, and a grouped one whose key failed: a failed run that says so)."""
         kept = []
@@ -272,7 +277,7 @@ class Grouper:
                 kept.append(plan)
                 continue
             plan.key = ("" if key is None else str(key))[:MAX_KEY_LENGTH]
-            outcome, group_id, run_id, status = await self.store.join(kind, spec, plan, event)
+            outcome, group_id, run_id, status = await self.store.join(kind, spec, plan, event, queue)
             logger.debug(
                 "event %s %s %s #%s of %s (key %r, run %s, %s)",
                 event.id, outcome, kind, group_id, workflow.name, plan.key, run_id, status,

@@ -88,9 +88,9 @@ WITH already AS (
 ), job AS (
     INSERT INTO automate_outbox_job
         (id, event_id, kind, status, attempts, releases, max_attempts, available_at, lease_owner,
-         last_error, payload, created_at, updated_at)
+         last_error, payload, created_at, updated_at, queue)
     SELECT created.job_id, %(event_id)s, 'event', 'ready', 0, 0, %(max_attempts)s, created.deadline,
-           '', '', jsonb_build_object('flush', created.id), now(), now()
+           '', '', jsonb_build_object('flush', created.id), now(), now(), %(queue)s
     FROM created
 ), target AS (
     SELECT id, size - 1 AS position, status, run_id FROM pushed

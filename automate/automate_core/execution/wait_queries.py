@@ -26,13 +26,16 @@ WITH ids AS (
           WHERE j.id = %(job_id)s AND j.attempts = %(claim)s AND j.status = 'running'))
     RETURNING r.id, r.event_id
 ), job AS (
+    -- the wake job goes on the queue of the job that parks the run, with its priority and fair
+    -- key: the workers of that queue carry the run on (a --queue worker resumes its own runs)
     INSERT INTO automate_outbox_job
         (event_id, kind, status, attempts, releases, max_attempts, available_at, lease_owner,
-         last_error, payload, created_at, updated_at)
+         last_error, payload, created_at, updated_at, queue, priority, fair_key)
     SELECT parked.event_id, 'event', 'ready', 0, 0, %(max_attempts)s,
            coalesce(%(deadline)s::timestamptz, 'infinity'), '', '',
-           jsonb_build_object('wake', ids.wait_id), now(), now()
-    FROM parked, ids
+           jsonb_build_object('wake', ids.wait_id), now(), now(),
+           coalesce(cur.queue, 'default'), coalesce(cur.priority, 0), coalesce(cur.fair_key, '')
+    FROM parked CROSS JOIN ids LEFT JOIN automate_outbox_job AS cur ON cur.id = %(job_id)s
     RETURNING id
 )
 INSERT INTO automate_run_wait
@@ -185,14 +188,19 @@ WITH ids AS (
     WHERE w.name = %(workflow)s AND w.current_version_id IS NOT NULL
     RETURNING id, job_id, version_id
 ), job AS (
+    -- the child's run job goes on the child workflow's queue with its priority when it names
+    -- them, else on the calling job's queue
     INSERT INTO automate_outbox_job
         (id, event_id, kind, status, attempts, releases, max_attempts, available_at, lease_owner,
-         last_error, payload, created_at, updated_at)
+         last_error, payload, created_at, updated_at, queue, priority)
     SELECT child.job_id, %(event_id)s, 'event', 'ready', 0, 0,
-           coalesce((SELECT (v.definition -> 'retry' ->> 'max_attempts')::int
-                     FROM automate_workflow_version AS v WHERE v.id = child.version_id), 5),
-           now(), '', '', jsonb_build_object('run', child.id), now(), now()
+           coalesce((v.definition -> 'retry' ->> 'max_attempts')::int, 5),
+           now(), '', '', jsonb_build_object('run', child.id), now(), now(),
+           coalesce(v.definition ->> 'queue', cur.queue, 'default'),
+           coalesce((v.definition ->> 'priority')::int, cur.priority, 0)
     FROM child
+    LEFT JOIN automate_workflow_version AS v ON v.id = child.version_id
+    LEFT JOIN automate_outbox_job AS cur ON cur.id = %(parent_job_id)s
     RETURNING id
 )
 SELECT child.id FROM child JOIN job ON job.id = child.job_id

@@ -155,6 +155,7 @@ class WaitStore:
                     "parent_id": run_id,
                     "input": json.dumps(input, default=str),
                     "workflow": workflow,
+                    "parent_job_id": job.id if job is not None else None,
                 },
             )
             row = await cur.fetchone()

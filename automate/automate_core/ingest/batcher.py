@@ -208,11 +208,19 @@ def rows_document(rows: list[Row]) -> str:
         + ",".join(
             f'{{"source":{dumps(r["source"])},"event_type":{dumps(r["event_type"])},'
             f'"payload":{r["payload"]},"headers":{r["headers"]},'
-            f'"idempotency_key":{dumps(r["idempotency_key"])},"trace_id":"{r["trace_id"]}"}}'
+            f'"idempotency_key":{dumps(r["idempotency_key"])},"trace_id":"{r["trace_id"]}"{_job_fields(r)}}}'
             for r in rows
         )
         + "]"
     )
+
+
+def _job_fields(row: Row) -> str:
+    """The job's queue, priority and fair key, only where they are not the defaults."""
+    queue, priority, fair_key = row["queue"], row["priority"], row["fair_key"]
+    if queue == "default" and not priority and not fair_key:
+        return ""
+    return f',"queue":{json.dumps(queue)},"priority":{int(priority)},"fair_key":{json.dumps(fair_key)}'
 
 
 def _unstorable(exc: psycopg.Error) -> IngestError:

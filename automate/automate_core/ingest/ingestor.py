@@ -47,9 +47,15 @@ class NewEvent:
     headers: dict[str, str]
     idempotency_key: str | None = None
     trace_id: str = ""
+    queue: str = "default"  # the event job's queue, priority and fairness key (the source's options)
+    priority: int = 0
+    fair_key: str = ""
 
     def params(self, max_attempts: int) -> dict[str, Any]:
         return {
+            "queue": self.queue,
+            "priority": self.priority,
+            "fair_key": self.fair_key,
             "source": self.source,
             "event_type": self.event_type,
             "payload": self.payload_json,
@@ -122,7 +128,15 @@ def holds_nul(text: str, value: Any) -> bool:
     return False
 
 
-def _validated(source: str, event_type: str, payload: Any, idempotency_key: str | None) -> NewEvent:
+def _validated(
+    source: str,
+    event_type: str,
+    payload: Any,
+    idempotency_key: str | None,
+    queue: str = "default",
+    priority: int = 0,
+    fair_key: str = "",
+) -> NewEvent:
     if not isinstance(source, str) or not 0 < len(source) <= 100:
         raise IngestError("emit(): source must be a non-empty string of at most 100 characters.")
     if not isinstance(event_type, str) or not 0 < len(event_type) <= 200:
@@ -131,13 +145,19 @@ def _validated(source: str, event_type: str, payload: Any, idempotency_key: str 
         not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 255
     ):
         raise IngestError("emit(): idempotency_key must be None or a string of 1 to 255 characters.")
+    if not isinstance(queue, str) or not 0 < len(queue) <= 100:
+        raise IngestError("emit(): queue must be a non-empty string of at most 100 characters.")
+    if isinstance(priority, bool) or not isinstance(priority, int) or not -100 <= priority <= 100:
+        raise IngestError("emit(): priority must be a whole number from -100 to 100.")
+    if not isinstance(fair_key, str) or len(fair_key) > 200:
+        raise IngestError("emit(): fair_key must be a string of at most 200 characters.")
     try:
         text = json.dumps(payload, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise IngestError(f"emit(): the payload must be JSON-serialisable ({exc}).") from exc
     if holds_nul(text, payload):
         raise IngestError("emit(): the payload contains a NUL character, which PostgreSQL cannot store.")
-    return NewEvent(source, event_type, text, {}, idempotency_key)
+    return NewEvent(source, event_type, text, {}, idempotency_key, "", queue, priority, fair_key)
 
 
 def emit(
@@ -147,8 +167,14 @@ def emit(
     idempotency_key: str | None = None,
     *,
     using: str = "default",
+    queue: str = "default",
+    priority: int = 0,
+    fair_key: str = "",
 ) -> IngestResult:
     """Record an event from your own code, inside the current database transaction.
+
+    ``queue``, ``priority`` (-100 to 100, higher first) and ``fair_key`` (jobs of different keys
+    share the workers fairly; '' is off) place its job in the outbox's claim order.
 
     If the surrounding ``transaction.atomic()`` rolls back, the event and its job vanish with it;
     if it commits, workers see the job right after the commit. With an ``idempotency_key`` that
@@ -158,7 +184,9 @@ def emit(
     """
     from django.db import connections
 
-    params = _validated(source, event_type, payload, idempotency_key).params(settings.MAX_ATTEMPTS)
+    params = _validated(source, event_type, payload, idempotency_key, queue, priority, fair_key).params(
+        settings.MAX_ATTEMPTS
+    )
     with connections[using].cursor() as cursor:
         cursor.execute(queries.INSERT_EVENT, params)
         row = cursor.fetchone()
@@ -178,6 +206,9 @@ async def aemit(
     idempotency_key: str | None = None,
     *,
     using: str = "default",
+    queue: str = "default",
+    priority: int = 0,
+    fair_key: str = "",
 ) -> IngestResult:
     """Async counterpart of :func:`emit`, through Django's connection on its sync thread.
 
@@ -186,5 +217,12 @@ async def aemit(
     function that makes them (run with ``sync_to_async``), within its ``atomic()`` block.
     """
     return await sync_to_async(emit, thread_sensitive=True)(
-        source, event_type, payload, idempotency_key, using=using
+        source,
+        event_type,
+        payload,
+        idempotency_key,
+        using=using,
+        queue=queue,
+        priority=priority,
+        fair_key=fair_key,
     )

@@ -17,8 +17,9 @@ WITH event AS (
 ), job AS (
     INSERT INTO automate_outbox_job
         (event_id, kind, status, attempts, max_attempts, available_at, lease_owner, last_error,
-         created_at, updated_at)
-    SELECT id, 'event', 'ready', 0, %(max_attempts)s, now(), '', '', now(), now() FROM event
+         queue, priority, fair_key, created_at, updated_at)
+    SELECT id, 'event', 'ready', 0, %(max_attempts)s, now(), '', '',
+           %(queue)s, %(priority)s, %(fair_key)s, now(), now() FROM event
 )
 SELECT id, trace_id FROM event
 """
@@ -29,10 +30,14 @@ SELECT id, trace_id FROM event
 # Rows come back by trace_id, which is unique per request; a request whose trace_id is missing
 # was a duplicate (of an older event, or of an earlier row of this same batch: ON CONFLICT DO
 # NOTHING also skips those). json_to_recordset keeps the array's order, so ids follow arrival.
+# A row names its job's queue, priority and fair key only when they are not the defaults
+# (batcher.rows_document); the job is matched to its event by trace_id. The outbox's rank
+# trigger runs only for jobs with a priority or a fair key (migration 0013).
 INSERT_EVENTS: LiteralString = """
 WITH input AS (
     SELECT * FROM json_to_recordset(%(rows)s::json)
-        AS t(source text, event_type text, payload jsonb, headers jsonb, idempotency_key text, trace_id text)
+        AS t(source text, event_type text, payload jsonb, headers jsonb, idempotency_key text, trace_id text,
+             queue text, priority smallint, fair_key text)
 ), event AS (
     INSERT INTO automate_event (source, event_type, payload, headers, idempotency_key, trace_id, received_at)
     -- json_to_recordset turns a JSON null into SQL NULL: a body that is just `null` is stored as
@@ -44,8 +49,12 @@ WITH input AS (
 ), job AS (
     INSERT INTO automate_outbox_job
         (event_id, kind, status, attempts, max_attempts, available_at, lease_owner, last_error,
-         created_at, updated_at)
-    SELECT id, 'event', 'ready', 0, %(max_attempts)s, now(), '', '', now(), now() FROM event
+         queue, priority, fair_key, created_at, updated_at)
+    SELECT event.id, 'event', 'ready', 0, %(max_attempts)s, now(), '', '',
+           coalesce(input.queue, 'default'), coalesce(input.priority, 0), coalesce(input.fair_key, ''),
+           now(), now()
+    FROM event JOIN input ON input.trace_id = event.trace_id
+    ORDER BY event.id
 )
 SELECT id, trace_id FROM event
 """

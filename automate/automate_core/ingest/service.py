@@ -258,6 +258,9 @@ class WebhookService:
             headers={k: v.replace("\x00", "") for k, v in headers.items() if k not in _DROPPED_HEADERS},
             idempotency_key=_idempotency_key(source, headers, payload),
             trace_id=context.trace_id.get() or new_trace_id(),  # the request's (see asgi.py)
+            queue=source.queue,
+            priority=source.priority,
+            fair_key=source.fair_key(headers, payload),
         )
         try:
             result = await self.ingestor.ingest(event, budget)

@@ -13,6 +13,11 @@ saved is what the ingest path can use. ``config`` keys::
     event_type_header / event_type_path      override the scheme's event type
     form_encoded           also accept application/x-www-form-urlencoded (Slack and GitHub always do)
     signature              options of the ``hmac`` scheme (see schemes/hmac.py)
+    queue                  the queue of its event jobs ("default"; ``automate worker --queue``)
+    priority               their priority, -100 to 100, higher first (0)
+    fairness               share the workers fairly across keys: "source" (the source is one key),
+                           {"path": "data.tenant"} or {"header": "X-Tenant"} (one key per value,
+                           of the signed body or a header; a missing value is the source's key)
 """
 
 from __future__ import annotations
@@ -44,7 +49,13 @@ _KEYS = {
     "event_type_path",
     "form_encoded",
     "signature",
+    "queue",
+    "priority",
+    "fairness",
 }
+
+QUEUE_MAX_LENGTH = 100  # automate_outbox_job.queue
+FAIR_KEY_MAX_LENGTH = 200  # automate_outbox_job.fair_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +75,60 @@ class SourceConfig:
     event_type_header: str = ""
     event_type_path: str = ""
     form_encoded: bool = False
+    queue: str = "default"
+    priority: int = 0
+    fairness_path: str = ""  # the fair key comes from this dotted path of the body,
+    fairness_header: str = ""  # or from this header (lower case),
+    fairness_by_source: bool = False  # or is the source's slug
+
+    def fair_key(self, headers: Mapping[str, str], payload: Any) -> str:
+        """The event job's fairness key: '' (fairness off), the slug, or ``slug:value``."""
+        value: Any = None
+        if self.fairness_header:
+            value = headers.get(self.fairness_header)
+        elif self.fairness_path:
+            value = json_path_value(payload, self.fairness_path)
+        elif not self.fairness_by_source:
+            return ""
+        if value is None or value == "" or isinstance(value, dict | list):
+            return self.slug
+        return f"{self.slug}:{value}"[:FAIR_KEY_MAX_LENGTH]
+
+
+def json_path_value(payload: Any, path: str) -> Any:
+    """The value at a dotted path of a JSON document, or None."""
+    for part in path.split("."):
+        if isinstance(payload, dict):
+            payload = payload.get(part)
+        elif isinstance(payload, list) and part.isdigit() and int(part) < len(payload):
+            payload = payload[int(part)]
+        else:
+            return None
+    return payload
+
+
+def _job_options(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``queue``, ``priority`` and ``fairness`` options of a source's event jobs."""
+    queue = config.get("queue", "default")
+    if not isinstance(queue, str) or not 0 < len(queue.strip()) <= QUEUE_MAX_LENGTH:
+        raise SchemeConfigError(f"queue must be a name of 1 to {QUEUE_MAX_LENGTH} characters.")
+    priority = config.get("priority", 0)
+    if isinstance(priority, bool) or not isinstance(priority, int) or not -100 <= priority <= 100:
+        raise SchemeConfigError("priority must be a whole number from -100 to 100 (higher first).")
+    fairness = config.get("fairness")
+    found: dict[str, Any] = {"queue": queue.strip(), "priority": priority}
+    if fairness is None or fairness is False:
+        return found
+    if fairness == "source":
+        return {**found, "fairness_by_source": True}
+    if isinstance(fairness, Mapping) and len(fairness) == 1:
+        ((kind, name),) = fairness.items()
+        if kind in ("path", "header") and isinstance(name, str) and name.strip():
+            key = "fairness_path" if kind == "path" else "fairness_header"
+            return {**found, key: name.strip().lower() if kind == "header" else name.strip()}
+    raise SchemeConfigError(
+        'fairness must be "source", {"path": "dotted.path"} or {"header": "Header-Name"}.'
+    )
 
 
 def _positive(config: Mapping[str, Any], key: str, default: float, *, upper: float | None = None) -> float:
@@ -142,6 +207,7 @@ def parse_options(
         event_type_header=_text(config, "event_type_header").lower(),
         event_type_path=_text(config, "event_type_path"),
         form_encoded=bool(config.get("form_encoded", False)) or scheme.form_encoded,
+        **_job_options(config),
     )
 
 

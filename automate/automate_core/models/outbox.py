@@ -69,6 +69,11 @@ class OutboxJob(models.Model):
         help_text="Jobs with different keys share the workers fairly (a tenant's flood waits its turn).",
     )
     available_at = models.DateTimeField(db_default=Now())
+    claim_rank = models.DateTimeField(
+        db_default=Now(),
+        help_text="The claim's order (lowest first), computed by the database from "
+        "available_at, priority and fair_key; writers never set it.",
+    )
     lease_owner = models.CharField(max_length=64, blank=True, default="")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
@@ -92,11 +97,24 @@ class OutboxJob(models.Model):
         db_table = "automate_outbox_job"
         ordering = ["-id"]
         indexes = [
-            # The claim reads this index only: claimable rows in the order they became available.
+            # The claim reads one of these: claimable rows in claim order (migration 0013 computes
+            # claim_rank from available_at, priority and fair_key), of every queue or by queue.
             models.Index(
-                fields=["available_at", "id"],
+                fields=["claim_rank", "id"],
                 condition=models.Q(status__in=CLAIMABLE),
                 name="automate_outbox_claimable",
+            ),
+            models.Index(
+                fields=["queue", "claim_rank", "id"],
+                condition=models.Q(status__in=CLAIMABLE),
+                name="automate_outbox_by_queue",
+            ),
+            # Fairness: the last rank of a key's claimable jobs, read when a job of that key is
+            # inserted. Holds only jobs with a key (fairness is off for the others).
+            models.Index(
+                fields=["queue", "fair_key", "priority", "claim_rank"],
+                condition=models.Q(status__in=CLAIMABLE) & ~models.Q(fair_key=""),
+                name="automate_outbox_fair",
             ),
             # The rescuer reads this one: leased (running) jobs by lease expiry. Its predicate is on
             # lease_expires_at, not status, so that the settle statements (guarded by status =

@@ -9,9 +9,10 @@ process that died without saying so (SIGKILL, OOM) are dropped at the next scrap
 process whose pid no longer exists is not live. Without the variable, the process's own registry
 is exposed.
 
-**The database.** Outbox depth by status, jobs due now, the age of the oldest due job and the
+**The database.** Outbox depth by status, jobs due now, the age of the oldest due job (also per
+queue: ``automate_outbox_queue_depth``, ``..._queue_due``, ``..._queue_oldest_seconds``) and the
 run outcomes of the last minutes and the dead letters (``dead_letters``: dead jobs not resolved)
-are read at scrape time (``queries.OUTBOX_DEPTH``, ``queries.RECENT_RUNS``,
+are read at scrape time (``queries.OUTBOX_DEPTH``, ``queries.RECENT_RUNS``, ``queries.QUEUE_DEPTH``,
 ``dead_letters.DEAD_LETTERS_COUNT``), at most once per ``AUTOMATE_METRICS_DB_CACHE_SECONDS`` per process.
 They describe the shared queue, not the process: aggregate them with ``max``, not ``sum``, over
 web instances. ``automate_metrics_database_up`` is 0 when the read failed.
@@ -176,6 +177,8 @@ class DatabaseGauges:
                 letters = await cur.fetchone()
                 cur = await conn.execute(queries.WAITING_RUNS)
                 waiting = await cur.fetchall()
+                cur = await conn.execute(queries.QUEUE_DEPTH)
+                by_queue = await cur.fetchall()
         except (psycopg.Error, PoolTimeout, TimeoutError, OSError, AutomateError) as exc:
             logger.warning("metrics: the database gauges could not be read: %s", exc)
             up.add_metric([], 0)
@@ -215,7 +218,37 @@ class DatabaseGauges:
             "(observability.dead_letters; the console and `automate dead` count the same).",
         )
         unresolved.add_metric([], letters[0])
-        return [up, jobs, due_jobs, age, recent, unresolved, *waiting_families(waiting)]
+        return [
+            up,
+            jobs,
+            due_jobs,
+            age,
+            recent,
+            unresolved,
+            *waiting_families(waiting),
+            *queue_families(by_queue),
+        ]
+
+
+def queue_families(rows: list[tuple[Any, ...]]) -> list[Metric]:
+    """Depth and age per queue (``automate worker --queue``); a queue with no job has no sample."""
+    depth = GaugeMetricFamily(
+        "automate_outbox_queue_depth", "Jobs waiting on each queue (ready or retry, due or not).",
+        labels=["queue"],
+    )  # fmt: skip
+    due = GaugeMetricFamily(
+        "automate_outbox_queue_due", "Jobs of each queue whose available_at has passed.", labels=["queue"]
+    )
+    oldest = GaugeMetricFamily(
+        "automate_outbox_queue_oldest_seconds",
+        "How long the oldest due job of each queue has waited past its available_at (0: none due).",
+        labels=["queue"],
+    )
+    for queue, waiting, due_now, age in rows:
+        depth.add_metric([queue], int(waiting))
+        due.add_metric([queue], int(due_now))
+        oldest.add_metric([queue], float(age))
+    return [depth, due, oldest]
 
 
 def waiting_families(rows: list[tuple[Any, ...]]) -> list[Metric]:

@@ -63,7 +63,9 @@ settle_duration = Histogram(
     "automate_settle_duration_seconds", "Time to write one batch of settlements.", buckets=LATENCY_BUCKETS
 )
 retention_pruned = Counter(
-    "automate_retention_pruned_total", "Rows pruned by retention, by kind (jobs, events, event_groups).", ["kind"]
+    "automate_retention_pruned_total",
+    "Rows pruned by retention, by kind (jobs, events, event_groups).",
+    ["kind"],
 )
 jobs_running = Gauge(
     "automate_jobs_running", "Jobs running in this worker process.", multiprocess_mode="livesum"

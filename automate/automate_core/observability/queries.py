@@ -30,6 +30,21 @@ SELECT
       WHERE status IN ('ready', 'retry') AND available_at <= now()) AS oldest_due_age
 """
 
+# Per queue (issue 13): jobs waiting (ready or retry, due or not), jobs due now and how long the
+# oldest due job has waited past its availability. Reads the partial index of claimable rows by
+# queue (automate_outbox_by_queue: its predicate is repeated, its leading column groups), so the
+# cost follows the claimable queue, not the history; an empty queue has no row.
+QUEUE_DEPTH = """
+SELECT queue, count(*) AS waiting,
+       count(*) FILTER (WHERE available_at <= now()) AS due,
+       coalesce(extract(epoch FROM now() - min(available_at) FILTER (WHERE available_at <= now())), 0)::float8
+           AS oldest_due_age
+FROM automate_outbox_job
+WHERE status IN ('ready', 'retry')
+GROUP BY queue
+ORDER BY queue
+"""
+
 # Run outcomes of the last five minutes, over every worker on every host (the per-process
 # counters only know their own process). The BRIN index automate_run_started_brin (migration
 # 0003_ops_run_started_brin) keeps this to the few most recent block ranges of the table.

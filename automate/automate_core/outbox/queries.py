@@ -12,21 +12,25 @@ from __future__ import annotations
 from typing import LiteralString
 
 # Claim up to %(limit)s jobs for one worker, in one statement:
-#   1. candidates: the oldest claimable rows, read from the partial index automate_outbox_claimable
-#      (only ready/retry rows are in it, ordered by available_at, id). FOR UPDATE SKIP LOCKED
-#      skips rows another worker is claiming right now instead of waiting for it.
+#   1. candidates: the first claimable rows in claim order, read from a partial index of the
+#      claimable rows (status ready/retry): automate_outbox_claimable (claim_rank, id) when the
+#      worker takes every queue, automate_outbox_by_queue (queue, claim_rank, id) when it names its
+#      queues (CLAIM_BATCH_QUEUE for one, CLAIM_BATCH_QUEUES for several). FOR UPDATE SKIP
+#      LOCKED skips rows another worker is claiming right now instead of waiting for it.
+#      claim_rank is computed by the database (migration 0013, trigger automate_outbox_rank):
+#      available_at moved earlier by priority x aging, and for a job with a fair_key no earlier
+#      than its key's last claimable job plus a quantum (docs/architecture.md, "Claim order").
+#      Since claim_rank is never earlier than available_at - priority x aging,
+#      a row not yet available (a retry in its backoff, a sleeping run's wake job) sorts near its
+#      time: the scan passes over only the ones ranked before the rows it claims, i.e. jobs due
+#      soon with a higher priority (or due before a flooding key's spread-out backlog), never
+#      the history and never the keys.
 #   2. claimed: flip them to running, set the lease and count the attempt (the attempt number is
 #      the claim's fencing token: every later transition names it, with the lease owner).
 #   3. the result joins each job's event, so the worker needs no second round trip, and reports
 #      the configuration generation, so the worker knows when to reload its rule index. A task's
 #      earlier result (errors, workers) comes along so the task sees its own history.
-CLAIM_BATCH: LiteralString = """
-WITH candidates AS (
-    SELECT id FROM automate_outbox_job
-    WHERE status IN ('ready', 'retry') AND available_at <= now()
-    ORDER BY available_at, id
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
+_CLAIM_REST: LiteralString = """
 ), claimed AS (
     UPDATE automate_outbox_job AS j
     SET status = 'running',
@@ -37,15 +41,75 @@ WITH candidates AS (
     FROM candidates
     WHERE j.id = candidates.id
     RETURNING j.id, j.kind, j.attempts, j.releases, j.max_attempts, j.event_id, j.payload,
-              CASE WHEN j.kind = 'task' THEN j.result END AS result
+              CASE WHEN j.kind = 'task' THEN j.result END AS result, j.queue
 )
 SELECT c.id, c.kind, c.attempts, c.releases, c.max_attempts, c.payload, c.result,
        e.id AS event_id, e.source, e.event_type, e.payload AS event_payload, e.headers,
        e.trace_id, e.received_at,
-       (SELECT last_value FROM automate_config_generation) AS generation
+       (SELECT last_value FROM automate_config_generation) AS generation, c.queue
 FROM claimed AS c LEFT JOIN automate_event AS e ON e.id = c.event_id
 ORDER BY c.id
 """
+
+# Every queue (a worker started without --queue).
+CLAIM_BATCH: LiteralString = (
+    """
+WITH candidates AS (
+    SELECT id FROM automate_outbox_job
+    WHERE status IN ('ready', 'retry') AND available_at <= now()
+    ORDER BY claim_rank, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED"""
+    + _CLAIM_REST
+)
+
+# One queue, %(queue)s (a worker started with one --queue): one range of automate_outbox_by_queue.
+# The queue is a range (BETWEEN q AND q, one value) and the order starts with it, so only that
+# index gives the order: with "queue = q" the planner drops the constant queue from the order, and
+# a generic plan (prepared statements), which does not know the queue, may then walk
+# automate_outbox_claimable with a filter through every other queue's rows (a test checks it).
+CLAIM_BATCH_QUEUE: LiteralString = (
+    """
+WITH candidates AS (
+    SELECT id FROM automate_outbox_job
+    WHERE queue BETWEEN %(queue)s AND %(queue)s AND status IN ('ready', 'retry') AND available_at <= now()
+    ORDER BY queue, claim_rank, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED"""
+    + _CLAIM_REST
+)
+
+# Several queues, %(queues)s: the first rows of each queue in claim order (one index range per
+# queue), then the first %(limit)s of those. With several queues, the rows locked but not taken
+# (at most (queues - 1) x limit) are free again when the statement commits.
+CLAIM_BATCH_QUEUES: LiteralString = (
+    """
+WITH candidates AS (
+    SELECT c.id FROM unnest(%(queues)s::text[]) AS q(name)
+    CROSS JOIN LATERAL (
+        SELECT id, claim_rank FROM automate_outbox_job
+        WHERE queue BETWEEN q.name AND q.name AND status IN ('ready', 'retry') AND available_at <= now()
+        ORDER BY queue, claim_rank, id
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ) AS c
+    ORDER BY c.claim_rank, c.id
+    LIMIT %(limit)s"""
+    + _CLAIM_REST
+)
+
+# Today's claim before issue 13 (available_at order, no queues), kept for the drain benchmark's
+# baseline (benchmarks/claim_order.py); the platform never runs it.
+CLAIM_BATCH_FIFO: LiteralString = (
+    """
+WITH candidates AS (
+    SELECT id FROM automate_outbox_job
+    WHERE status IN ('ready', 'retry') AND available_at <= now()
+    ORDER BY available_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED"""
+    + _CLAIM_REST
+)
 
 # How a settlement's ``result`` (Django tasks only; NULL for events) merges into the stored one:
 # ``errors`` and ``worker_ids`` accumulate over attempts, other keys are replaced.
@@ -154,7 +218,19 @@ RETURNING j.id, j.status
 
 GENERATION: LiteralString = "SELECT last_value FROM automate_config_generation"
 
-# G. Replay: each selected dead job becomes a new ready job linked to it by replay_of, in one
+# The claim order's two constants live in the database (the rank trigger reads them on every
+# insert that needs it, whoever the writer); every worker writes its settings at start.
+SET_TUNING: LiteralString = """
+INSERT INTO automate_outbox_tuning (id, priority_aging, fairness_quantum)
+VALUES (1, %(aging)s, %(quantum)s)
+ON CONFLICT (id) DO UPDATE SET priority_aging = excluded.priority_aging,
+                               fairness_quantum = excluded.fairness_quantum
+WHERE (automate_outbox_tuning.priority_aging, automate_outbox_tuning.fairness_quantum)
+      IS DISTINCT FROM (excluded.priority_aging, excluded.fairness_quantum)
+"""
+
+# G. Replay: each selected dead job becomes a new ready job linked to it by replay_of (on the same
+# queue, with the same priority and fairness key, ranked as a new job), in one
 # statement on the server however many match. {selection} is a subquery of job ids built by the
 # ORM from the user's filter (its parameters are passed separately). The unique index
 # automate_outbox_replayed_once makes a second replay of the same dead job (a concurrent one, or
@@ -162,8 +238,9 @@ GENERATION: LiteralString = "SELECT last_value FROM automate_config_generation"
 REPLAY_DEAD = """
 INSERT INTO automate_outbox_job
     (event_id, kind, status, attempts, releases, max_attempts, available_at, lease_owner,
-     last_error, payload, replay_of_id, created_at, updated_at)
-SELECT d.event_id, d.kind, 'ready', 0, 0, d.max_attempts, now(), '', '', d.payload, d.id, now(), now()
+     last_error, payload, replay_of_id, queue, priority, fair_key, created_at, updated_at)
+SELECT d.event_id, d.kind, 'ready', 0, 0, d.max_attempts, now(), '', '', d.payload, d.id,
+       d.queue, d.priority, d.fair_key, now(), now()
 FROM automate_outbox_job AS d
 WHERE d.status = 'dead' AND d.id IN ({selection})
 ORDER BY d.id

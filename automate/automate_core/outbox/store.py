@@ -42,6 +42,7 @@ class ClaimedJob:
     generation: int
     releases: int = 0  # earlier claims handed back unspent
     result: Any = None  # a Django task's result so far (errors and workers of earlier attempts)
+    queue: str = "default"  # the queue it was claimed from (a run it parks wakes on the same)
 
     @property
     def claim(self) -> tuple[int, int]:
@@ -107,15 +108,24 @@ class OutboxStore:
         except TimeoutError as exc:
             raise DatabaseUnavailable("No database connection became free in time.") from exc
 
-    async def claim_batch(self, limit: int, owner: str, lease: float = 30.0) -> list[ClaimedJob]:
-        """Claim up to ``limit`` ready jobs for ``owner`` (``SELECT ... FOR UPDATE SKIP LOCKED``)."""
+    async def claim_batch(
+        self, limit: int, owner: str, lease: float = 30.0, queues: Sequence[str] | None = None
+    ) -> list[ClaimedJob]:
+        """Claim up to ``limit`` ready jobs for ``owner`` (``SELECT ... FOR UPDATE SKIP LOCKED``), in
+        claim order, from ``queues`` (None or empty: every queue)."""
         if limit <= 0:
             return []
-        rows = await self._execute(queries.CLAIM_BATCH, {"limit": limit, "owner": owner, "lease": lease})
+        params: dict[str, Any] = {"limit": limit, "owner": owner, "lease": lease}
+        query = queries.CLAIM_BATCH
+        if queues and len(queues) == 1:
+            query, params["queue"] = queries.CLAIM_BATCH_QUEUE, queues[0]
+        elif queues:
+            query, params["queues"] = queries.CLAIM_BATCH_QUEUES, list(queues)
+        rows = await self._execute(query, params)
         jobs = []
         for row in rows:
             (job_id, kind, attempts, releases, max_attempts, payload, result, event_id, source,
-             event_type, event_payload, headers, trace_id, received_at, generation) = row  # fmt: skip
+             event_type, event_payload, headers, trace_id, received_at, generation, queue) = row  # fmt: skip
             event = None
             if event_id is not None:
                 event = ClaimedEvent(
@@ -123,7 +133,16 @@ class OutboxStore:
                 )
             jobs.append(
                 ClaimedJob(
-                    job_id, kind, attempts, max_attempts, payload, event, int(generation), releases, result
+                    job_id,
+                    kind,
+                    attempts,
+                    max_attempts,
+                    payload,
+                    event,
+                    int(generation),
+                    releases,
+                    result,
+                    queue,
                 )
             )
         return jobs
@@ -175,6 +194,23 @@ class OutboxStore:
         """Move jobs whose lease expired to retry (or dead); returns ``(id, new status)`` pairs."""
         rows = await self._execute(queries.RESCUE_EXPIRED, {"limit": limit})
         return [(r[0], r[1]) for r in rows]
+
+    async def set_tuning(self, priority_aging: float, fairness_quantum: float) -> None:
+        """Write the claim order's constants (``AUTOMATE_PRIORITY_AGING``, ``..._FAIRNESS_QUANTUM``)."""
+        await self._execute_no_rows(
+            queries.SET_TUNING, {"aging": float(priority_aging), "quantum": float(fairness_quantum)}
+        )
+
+    async def _execute_no_rows(self, query: LiteralString, params: dict[str, Any]) -> None:
+        pool = await db.get_pool()
+        try:
+            async with pool.connection() as conn:
+                await conn.execute(query, params)
+        except (psycopg.OperationalError, psycopg.errors.AdminShutdown) as exc:
+            db.recheck_soon(pool)
+            raise DatabaseUnavailable(f"Outbox query failed: {exc}") from exc
+        except TimeoutError as exc:
+            raise DatabaseUnavailable("No database connection became free in time.") from exc
 
     async def generation(self) -> int:
         rows = await self._execute(queries.GENERATION, {})

@@ -21,8 +21,12 @@ with backoff, dead letters, replay (``automate dead replay --kind task``) and ad
   scheduled), ``RUNNING``, ``SUCCESSFUL`` or ``FAILED`` (dead: attempts spent, or the task could
   not be imported), with the return value, one error per failed attempt and the workers' ids.
   Results live as long as the job row (``AUTOMATE_RETENTION_COMPLETED_JOBS``).
-* ``supports_priority`` is False: the outbox claims in order of availability. ``queue_name`` is
-  recorded and validated against ``QUEUES``, but every worker runs every queue.
+* ``supports_priority``: ``priority`` (-100 to 100, higher first) becomes the job's priority, with
+  the outbox's aging (``AUTOMATE_PRIORITY_AGING``): a higher priority is claimed first, a lower
+  one is never starved (docs/architecture.md, "Claim order").
+* ``queue_name`` (validated against the backend's ``QUEUES``, as ``BaseTaskBackend`` does; without
+  ``QUEUES`` only ``"default"``) is the job's queue: ``automate worker --queue NAME`` claims it,
+  a worker without ``--queue`` claims every queue.
 
 A task that raises is retried (the exception is its error) until its attempts are spent, then it
 is ``FAILED``; a task whose worker died mid-run is rescued like any job. Tasks run at least once:
@@ -39,13 +43,15 @@ from django.db import connections
 from django.tasks import TaskResult, TaskResultStatus
 from django.tasks.backends.base import BaseTaskBackend
 from django.tasks.base import Task, TaskError
-from django.tasks.exceptions import TaskResultDoesNotExist
+from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
 from django.tasks.signals import task_enqueued
 from django.utils.json import normalize_json
 from django.utils.module_loading import import_string
 
 from automate_core.conf import settings
 from automate_core.tasks import queries
+
+QUEUE_NAME_MAX_LENGTH = 100  # the outbox job's queue column
 
 _STATUS = {
     "ready": TaskResultStatus.READY,
@@ -68,7 +74,7 @@ class OutboxTaskBackend(BaseTaskBackend):
     supports_defer = True
     supports_async_task = True
     supports_get_result = True
-    supports_priority = False
+    supports_priority = True
 
     def __init__(self, alias: str, params: dict[str, Any]) -> None:
         super().__init__(alias, params)
@@ -78,6 +84,10 @@ class OutboxTaskBackend(BaseTaskBackend):
     def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
         """Write the task to the outbox, in the caller's transaction if there is one."""
         self.validate_task(task)
+        if len(task.queue_name) > QUEUE_NAME_MAX_LENGTH:
+            raise InvalidTask(
+                f"Queue name {task.queue_name[:20]!r}... is longer than {QUEUE_NAME_MAX_LENGTH}."
+            )
         args, kwargs = normalize_json(list(args)), normalize_json(dict(kwargs))
         payload = {
             "task": task.module_path,
@@ -87,7 +97,12 @@ class OutboxTaskBackend(BaseTaskBackend):
             "backend": self.alias,
         }
         with connections[self.database].cursor() as cursor:
-            params = {"max_attempts": self.max_attempts, "run_after": task.run_after}
+            params = {
+                "max_attempts": self.max_attempts,
+                "run_after": task.run_after,
+                "queue": task.queue_name,
+                "priority": int(task.priority),
+            }
             cursor.execute(queries.ENQUEUE_TASK, {**params, "payload": json.dumps(payload)})
             job_id, created_at = cursor.fetchone()
         result: TaskResult[Any, Any] = TaskResult(

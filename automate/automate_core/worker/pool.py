@@ -28,7 +28,7 @@ import uuid
 from dataclasses import dataclass
 
 from automate_core.conf import settings
-from automate_core.exceptions import DatabaseUnavailable
+from automate_core.exceptions import ConfigurationError, DatabaseUnavailable
 from automate_core.observability import metrics
 from automate_core.outbox.retention import Pruner
 from automate_core.outbox.store import ClaimedJob, OutboxStore
@@ -54,10 +54,12 @@ class WorkerOptions:
     rescue_interval: float = 5.0
     settle_linger: float = 0.002
     maintenance: bool = True  # run the rescuer and retention passes
+    queues: tuple[str, ...] = ()  # the queues to claim from; empty: every queue
 
     @classmethod
-    def from_settings(cls, **overrides: float | int | bool | None) -> WorkerOptions:
-        values: dict[str, float | int | bool] = {
+    def from_settings(cls, **overrides: float | int | bool | tuple[str, ...] | None) -> WorkerOptions:
+        values: dict[str, float | int | bool | tuple[str, ...]] = {
+            "queues": tuple(settings.WORKER_QUEUES),
             "concurrency": int(settings.WORKER_CONCURRENCY),
             "batch_size": int(settings.WORKER_BATCH_SIZE),
             "poll_interval": float(settings.POLL_INTERVAL),
@@ -136,9 +138,11 @@ class WorkerPool:
 
     async def run(self) -> None:
         logger.info(
-            "worker %s started (concurrency %d, batch %d, lease %gs)",
+            "worker %s started (concurrency %d, batch %d, lease %gs, queues %s)",
             self.worker_id, self.options.concurrency, self.options.batch_size, self.options.lease_seconds,
+            ", ".join(self.options.queues) or "all",
         )  # fmt: skip
+        await self._write_tuning()
         background = [
             asyncio.create_task(self.listener.run(), name="automate-listen"),
             asyncio.create_task(self.leases.run(), name="automate-heartbeat"),
@@ -169,6 +173,19 @@ class WorkerPool:
             await asyncio.gather(*background, return_exceptions=True)
         logger.info("worker %s stopped after %d jobs", self.worker_id, self.processed)
 
+    async def _write_tuning(self) -> None:
+        """The claim order's constants are the database's: write this process's settings there."""
+        aging, quantum = float(settings.PRIORITY_AGING), float(settings.FAIRNESS_QUANTUM)
+        if not (aging >= 0 and quantum >= 0):  # also refuses NaN
+            raise ConfigurationError(
+                f"AUTOMATE_PRIORITY_AGING ({aging}) and AUTOMATE_FAIRNESS_QUANTUM ({quantum}) must be "
+                "0 or more seconds."
+            )
+        try:
+            await self.store.set_tuning(aging, quantum)
+        except DatabaseUnavailable as exc:
+            logger.warning("could not write the claim order's settings (%s); the stored ones apply", exc)
+
     # -- claiming -----------------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
@@ -196,7 +213,7 @@ class WorkerPool:
             self.notified.clear()  # a NOTIFY arriving during the claim is kept
             sent = time.monotonic()
             try:
-                jobs = await self.store.claim_batch(limit, self.worker_id, opts.lease_seconds)
+                jobs = await self.store.claim_batch(limit, self.worker_id, opts.lease_seconds, opts.queues)
                 backoff = 0.5
             except DatabaseUnavailable as exc:
                 logger.warning("claim failed (%s); retrying in %.1fs", exc, backoff)

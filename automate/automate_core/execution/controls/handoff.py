@@ -24,7 +24,7 @@ DEFAULT_QUEUE = "default"
 
 
 def job_queue(job: ClaimedJob) -> str:
-    return str(getattr(job, "queue", None) or DEFAULT_QUEUE)
+    return job.queue or DEFAULT_QUEUE
 
 
 def needed(admission: Admission, job: ClaimedJob) -> bool:

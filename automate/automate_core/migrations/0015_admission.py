@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("automate_core", "0015_debounce_batching"),  # re-chained on the merge with main
+        ("automate_core", "0014_debounce_batching"),
     ]
 
     operations = [

@@ -9,7 +9,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("automate_core", "0012_outbox_queue_priority"),
+        ("automate_core", "0013_claim_order"),
     ]
 
     operations = [
