@@ -38,15 +38,13 @@ from automate_core.ingest.rejections import RejectionCounter
 from automate_core.ingest.schemes import SchemeConfigError
 from automate_core.ingest.schemes.base import body_str, json_path
 from automate_core.ingest.schemes.slack import url_verification_challenge
-from automate_core.ingest.sources import SourceCache, SourceConfig
+from automate_core.ingest.sources import CREDENTIAL_HEADERS, SourceCache, SourceConfig
 from automate_core.observability import metrics
 
 logger = logging.getLogger("automate.ingest")
 
 # Headers that may carry credentials are not stored with the event.
-_DROPPED_HEADERS = frozenset(
-    {"authorization", "cookie", "proxy-authorization", "x-api-key", "x-automate-token"}
-)
+_DROPPED_HEADERS = CREDENTIAL_HEADERS
 
 #: Reads the request body, raising :class:`BodyTooLarge` as soon as it exceeds the limit given.
 BodyReader = Callable[[int], Awaitable[bytes]]

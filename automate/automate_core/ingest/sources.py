@@ -124,8 +124,9 @@ def _job_options(config: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(fairness, Mapping) and len(fairness) == 1:
         ((kind, name),) = fairness.items()
         if kind in ("path", "header") and isinstance(name, str) and name.strip():
-            key = "fairness_path" if kind == "path" else "fairness_header"
-            return {**found, key: name.strip().lower() if kind == "header" else name.strip()}
+            if kind == "header":
+                return {**found, "fairness_header": _header_name("fairness.header", name)}
+            return {**found, "fairness_path": name.strip()}
     raise SchemeConfigError(
         'fairness must be "source", {"path": "dotted.path"} or {"header": "Header-Name"}.'
     )
@@ -138,6 +139,24 @@ def _positive(config: Mapping[str, Any], key: str, default: float, *, upper: flo
     if upper is not None and value > upper:
         raise SchemeConfigError(f"{key} must be at most {upper:g}.")
     return float(value)
+
+
+#: Headers that may carry credentials: never stored with an event (``service``), and never the
+#: source of a value that is stored and shown (an idempotency key, an event type, a fair key).
+CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "cookie", "proxy-authorization", "x-api-key", "x-automate-token"}
+)
+
+
+def _header_name(key: str, name: str) -> str:
+    """A header option's name, lower case; refused when the header may carry a credential."""
+    name = name.strip().lower()
+    if name in CREDENTIAL_HEADERS:
+        raise SchemeConfigError(
+            f"{key}: {name!r} may carry a credential, and its value would be stored and shown "
+            "(in the event, the job, the console); name a header without one."
+        )
+    return name
 
 
 def _text(config: Mapping[str, Any], key: str) -> str:
@@ -202,9 +221,9 @@ def parse_options(
             _positive(config, "max_in_flight", float(settings.INGEST_MAX_IN_FLIGHT_PER_SOURCE))
         ),
         dedupe_window=window,
-        idempotency_header=_text(config, "idempotency_header").lower(),
+        idempotency_header=_header_name("idempotency_header", _text(config, "idempotency_header")),
         idempotency_path=_text(config, "idempotency_path"),
-        event_type_header=_text(config, "event_type_header").lower(),
+        event_type_header=_header_name("event_type_header", _text(config, "event_type_header")),
         event_type_path=_text(config, "event_type_path"),
         form_encoded=bool(config.get("form_encoded", False)) or scheme.form_encoded,
         **_job_options(config),
