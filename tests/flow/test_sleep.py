@@ -88,3 +88,21 @@ async def test_two_workers_racing_for_one_wake_resume_the_run_once(probe: type[P
     assert (await ExecutionRun.objects.aget(pk=run.pk)).status == "succeeded"
     assert [a for a, _p, _c in probe.calls] == ["echo"]
     assert await arecords(run.pk) == [("nap", "waiting"), ("nap", "succeeded"), ("after", "succeeded")]
+
+
+async def test_a_retried_event_job_leaves_a_run_that_woke_to_its_wake_job(probe: type[Probe]) -> None:
+    """The event job's worker died after the run parked and before the job's completion committed;
+    the run woke meanwhile (its wake job carries it now). The event job's retry must not start the
+    workflow again (the chaos suite's kill -9 cell found 15 of 200 runs doubled this way)."""
+    await aload(workflow("remind", step("before"), {"name": "nap", "sleep": {"for": "1h"}}, step("after")))
+    result = await sync_to_async(emit)("shop", "order.created", {"n": 1})
+    await drain(lambda: waiting(result.event_id))
+    run = await ExecutionRun.objects.aget(event_id=result.event_id)
+    await fast_forward(run.pk)
+    await drain(lambda: ExecutionRun.objects.filter(pk=run.pk, status="succeeded").exists())
+    # the lost completion: the event's job is claimable again, its first claim spent
+    event_job = await OutboxJob.objects.aget(event_id=result.event_id, payload__isnull=True)
+    await OutboxJob.objects.filter(pk=event_job.pk).aupdate(status="retry", completed_at=None)
+    await drain(lambda: OutboxJob.objects.filter(pk=event_job.pk, status="completed").exists())
+    assert await ExecutionRun.objects.filter(event_id=result.event_id).acount() == 1
+    assert [a for a, _p, _c in probe.calls] == ["echo", "echo"]  # before, after: nothing twice

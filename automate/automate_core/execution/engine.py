@@ -223,12 +223,15 @@ class ExecutionEngine:
         return [plan]
 
     async def _plan_retry(self, job: ClaimedJob, plans: list[Plan]) -> list[Plan]:
-        previous = await self.journal.previous_runs(job.id)
+        event_id = job.event.id if job.event is not None else None
+        previous = await self.journal.previous_runs(job.id, event_id)
         kept = []
         for plan in plans:
             earlier = previous.get(plan.workflow.id)
             if earlier is None:
                 kept.append(plan)
+            elif earlier.job_id not in (None, job.id):
+                continue  # another job carries that run now (it parked here and woke): not ours
             elif (resumed := await self._resume_plan(earlier)) is not None:
                 kept.append(resumed)
         return kept

@@ -58,6 +58,7 @@ class PreviousRun:
     status: str
     mode: str
     parent_id: int | None
+    job_id: int | None = None  # the job that carries it now
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,9 +172,13 @@ class RunJournal:
         )
         return str(written) if written is not None else None
 
-    async def previous_runs(self, job_id: int) -> dict[int, PreviousRun]:
-        """The latest run of each workflow the job ran in earlier attempts, by workflow id."""
-        rows = await self._execute(queries.PREVIOUS_RUNS, {"job_id": job_id})
+    async def previous_runs(self, job_id: int, event_id: int | None = None) -> dict[int, PreviousRun]:
+        """The latest run of each workflow the job ran in earlier attempts, by workflow id; with
+        ``event_id`` (an event job), also the event's runs another job carries now (woken ones)."""
+        if event_id is None:
+            rows = await self._execute(queries.PREVIOUS_RUNS, {"job_id": job_id})
+        else:
+            rows = await self._execute(queries.PREVIOUS_EVENT_RUNS, {"job_id": job_id, "event_id": event_id})
         return {row[1]: PreviousRun(*row) for row in rows}
 
     async def run_input(self, run_id: int) -> Any:

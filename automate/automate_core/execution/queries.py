@@ -94,9 +94,24 @@ RUN_STATUS: LiteralString = "SELECT status FROM automate_run WHERE id = %(run_id
 
 # On a job's retry: the latest run of each workflow this job already ran (the index of automate_run.job_id).
 PREVIOUS_RUNS: LiteralString = """
-SELECT DISTINCT ON (workflow_id) id, workflow_id, version_id, status, mode, parent_id
+SELECT DISTINCT ON (workflow_id) id, workflow_id, version_id, status, mode, parent_id, job_id
 FROM automate_run
 WHERE job_id = %(job_id)s AND workflow_id IS NOT NULL
+ORDER BY workflow_id, id DESC
+"""
+
+# The same for a later claim of an event job: also the event's runs (mode '') that parked and woke,
+# carried now by their wake job (RESUME_RUN moves ``job_id`` to it). Found by the job id alone,
+# this job's retry (its completion lost with a killed worker, after the run woke) would not see
+# such a run and would start the workflow a second time. Only a run carried by one of its own
+# wake jobs qualifies: the failed run of a dead job that this job replays is not this job's.
+PREVIOUS_EVENT_RUNS: LiteralString = """
+SELECT DISTINCT ON (workflow_id) id, workflow_id, version_id, status, mode, parent_id, job_id
+FROM automate_run AS r
+WHERE workflow_id IS NOT NULL
+  AND (job_id = %(job_id)s
+       OR (event_id = %(event_id)s AND mode = '' AND EXISTS (
+           SELECT 1 FROM automate_run_wait AS w WHERE w.run_id = r.id AND w.job_id = r.job_id)))
 ORDER BY workflow_id, id DESC
 """
 
