@@ -64,6 +64,9 @@ class Defaults:
     RETENTION_EVENTS: float | None = 30 * 86400.0
     #: Seconds between retention passes, and rows deleted per statement (small, to keep locks short).
     RETENTION_INTERVAL: float = 60.0
+    #: Days of run-record partitions kept made ahead of today (automate_core.history): how long
+    #: every worker may be stopped before the console's manual runs and replays cannot be written.
+    HISTORY_PARTITIONS_AHEAD: int = 7
     RETENTION_BATCH_SIZE: int = 1000
     #: Attempts before a job is dead, unless the workflow says otherwise.
     MAX_ATTEMPTS: int = 5

@@ -8,6 +8,7 @@ something the user can act on. Messages never contain a secret's value (a secret
     AutomateError
     ├── ConfigurationError            (also django ImproperlyConfigured)
     ├── DatabaseUnavailable           the database did not answer in time
+    │   └── PartitioningBlocked       a long transaction kept the run tables from being partitioned
     ├── LeaseExpired                  a job's lease was taken over: its old worker must stop writing
     ├── PluginError
     │   ├── UnknownPluginError        (also KeyError) no plugin with that code
@@ -64,6 +65,10 @@ class DatabaseUnavailable(AutomateError):
     #: What is known of a write that met this: "unknown" unless it is known that nothing was
     #: written ("not_recorded", ``automate_core.ingest.dbwait.NotRecorded``).
     outcome: str = "unknown"
+
+
+class PartitioningBlocked(DatabaseUnavailable):
+    """A long transaction holds the run tables, so they could not be switched to partitioned ones; nothing was changed. Run `automate migrate` again when it has ended (pg_stat_activity shows it)."""  # noqa: E501
 
 
 class LeaseExpired(AutomateError):

@@ -27,12 +27,21 @@ BIG = ("automate_event", "automate_run", "automate_outbox_job", "automate_step_r
 
 
 def nodes(plan: Any) -> list[dict[str, Any]]:
+    """A plan's nodes, with partitions named as their tables (run records are partitioned by day:
+    ``automate_run_p20261207`` and its indexes are ``automate_run`` and the table's indexes)."""
     found = []
     stack = [plan[0]["Plan"]]
     while stack:
         node = stack.pop()
         found.append(node)
         stack.extend(node.get("Plans", []))
+    for node in found:
+        for key in ("Relation Name", "Index Name"):
+            if key in node:
+                name = node[key]
+                node[key] = root(name)
+                if node[key] != name:
+                    node[key.replace("Name", "Partition")] = name
     return found
 
 
@@ -44,6 +53,14 @@ def explain(sql: str | QuerySet[Any], params: Any = None) -> list[dict[str, Any]
         cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
         plan = cursor.fetchone()[0]
     return nodes(json.loads(plan) if isinstance(plan, str) else plan)
+
+
+def root(name: str) -> str:
+    """A partition's (or a partition's index's) partitioned parent: the name the schema gives it
+    (run records are partitioned by day: ``automate_run_p20261207`` is ``automate_run``)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT coalesce(pg_partition_root(to_regclass(%s))::text, %s)", [name, name])
+        return str(cursor.fetchone()[0])
 
 
 def indexes(plan: list[dict[str, Any]]) -> set[str]:

@@ -17,4 +17,17 @@ def run(options: dict[str, Any], out: TextIO) -> int:
         call_command("migrate", check=True, plan=True, stdout=out)
     else:
         call_command("migrate", interactive=False, stdout=out, verbosity=options.get("verbosity", 1))
+        ensure_partitions()
     return 0
+
+
+def ensure_partitions() -> None:
+    """The run records' partitions of today and the days ahead (workers keep them made too)."""
+    from django.db import connection, transaction
+
+    from automate_core.conf import settings
+    from automate_core.history import convert, partitions
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        if convert.is_partitioned(cursor):
+            partitions.ensure_ahead_sync(cursor, int(settings.HISTORY_PARTITIONS_AHEAD))

@@ -62,7 +62,7 @@ WITH already AS (
     RETURNING j.id
 ), ids AS (
     SELECT nextval(pg_get_serial_sequence('automate_event_group', 'id')) AS group_id,
-           nextval(pg_get_serial_sequence('automate_run', 'id')) AS run_id,
+           automate_history_id('automate_run_id_seq') AS run_id,
            nextval(pg_get_serial_sequence('automate_outbox_job', 'id')) AS job_id,
            now() + make_interval(secs => CASE WHEN %(kind)s = 'batch' AND %(max_size)s::int <= 1 THEN 0
                                               ELSE %(period)s END) AS deadline

@@ -17,7 +17,7 @@ from typing import LiteralString
 # fenced off.
 START_RUNS: LiteralString = """
 WITH src AS (
-    SELECT nextval('automate_run_id_seq') AS id, u.*
+    SELECT automate_history_id('automate_run_id_seq') AS id, u.*
     FROM jsonb_to_recordset(%(rows)s::jsonb)
          AS u(n int, workflow_id bigint, workflow_name text, version_id bigint, event_id bigint,
               job_id bigint, claim int, attempt int, trace_id text, mode text, parent_id bigint)

@@ -176,7 +176,7 @@ FROM closed WHERE j.id = closed.job_id AND j.status IN ('ready', 'retry')
 # either both exist or neither does.
 QUEUE_CHILD_RUN: LiteralString = """
 WITH ids AS (
-    SELECT nextval(pg_get_serial_sequence('automate_run', 'id')) AS run_id,
+    SELECT automate_history_id('automate_run_id_seq') AS run_id,
            nextval(pg_get_serial_sequence('automate_outbox_job', 'id')) AS job_id
 ), child AS (
     INSERT INTO automate_run

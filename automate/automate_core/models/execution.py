@@ -76,11 +76,16 @@ class ExecutionRun(models.Model):
     trace_id = models.CharField(max_length=32)  # indexed by automate_run_trace (exact match only)
     mode = models.CharField(max_length=16, choices=RunMode.choices, default=RunMode.EVENT, blank=True)
     parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays"
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replays", db_constraint=False
     )
     input = models.JSONField(null=True, blank=True, help_text="A called run's input (call steps).")
     bulk_replay = models.ForeignKey(
-        "automate_core.BulkReplay", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+        "automate_core.BulkReplay",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runs",
+        db_constraint=False,
     )
     started_at = models.DateTimeField(db_default=Now())
     finished_at = models.DateTimeField(null=True, blank=True)

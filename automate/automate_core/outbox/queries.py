@@ -277,11 +277,11 @@ SELECT (SELECT count(*) FROM pruned), (SELECT max(id) FROM scanned),
        coalesce((SELECT bool_or(created_at >= now() - make_interval(secs => %(young)s)) FROM scanned), true)
 """
 
-# Retention of events: an event older than %(age)s seconds goes, with its runs, step runs and
-# jobs, once nothing about it is pending: every job of it is completed (or dead for longer than
-# %(dead_age)s; NULL keeps dead jobs and so their events) and its newest run is older than %(age)s
-# too (a replayed old event keeps its fresh runs). Runs are the history of an event, so they go
-# with it. Same keyset walk as PRUNE_JOBS.
+# Retention of events: an event older than %(age)s seconds goes, with its jobs, once nothing
+# about it is pending: every job of it is completed (or dead for longer than %(dead_age)s; NULL
+# keeps dead jobs and so their events) and its newest run is older than %(age)s too (a replayed old
+# event keeps its fresh runs). Its runs and steps are not deleted here: their day's partitions are
+# dropped whole at the same age (history.partitions). Same keyset walk as PRUNE_JOBS.
 PRUNE_EVENTS: LiteralString = """
 WITH scanned AS (
     SELECT id, received_at FROM automate_event
@@ -302,12 +302,6 @@ WITH scanned AS (
     FOR UPDATE OF e SKIP LOCKED
 ), doomed_jobs AS (
     SELECT j.id FROM automate_outbox_job AS j JOIN doomed ON j.event_id = doomed.id
-), doomed_runs AS (
-    SELECT r.id FROM automate_run AS r JOIN doomed ON r.event_id = doomed.id
-), steps AS (
-    DELETE FROM automate_step_run WHERE run_id IN (SELECT id FROM doomed_runs)
-), runs AS (
-    DELETE FROM automate_run WHERE id IN (SELECT id FROM doomed_runs)
 ), unlinked_replays AS (
     UPDATE automate_outbox_job SET replay_of_id = NULL
     WHERE replay_of_id IN (SELECT id FROM doomed_jobs) AND id NOT IN (SELECT id FROM doomed_jobs)

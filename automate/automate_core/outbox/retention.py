@@ -7,14 +7,16 @@ What retention means here (the policy is ``AUTOMATE_RETENTION_*``, in seconds; N
   loses only its link to the job row.
 * **Dead jobs** wait for a human (``automate dead``, the admin) for ``RETENTION_DEAD_JOBS``
   (default 30 days).
-* **Events** go after ``RETENTION_EVENTS`` (default 30 days) together with their runs and step runs
-  (the history *of* that event), but only once nothing about them is pending: every job of theirs
-  is completed or pruned-dead, and their newest run is older than the policy too (an old event
-  replayed yesterday keeps yesterday's runs, and itself, for another period). Debounce windows and
-  batches flushed longer ago than that go too, with their member rows.
+* **Events** go after ``RETENTION_EVENTS`` (default 30 days), but only once nothing about them is
+  pending: every job of theirs is completed or pruned-dead, and their newest run is older than the
+  policy too (an old event replayed yesterday keeps itself, and yesterday's runs, for another
+  period). Debounce windows and batches flushed longer ago than that go too, with their members.
+* **Runs and step records** (the history *of* the events) are partitioned by day: a day's
+  partitions are dropped whole once the day is older than ``RETENTION_EVENTS`` and none of its runs
+  is pending (``automate_core.history.partitions``). No run or step row is deleted one by one.
 * **Throttle state** of a key whose last turn is an hour past goes (it is the same as none).
 
-Each statement looks at ``RETENTION_BATCH_SIZE`` rows in id order and deletes what qualifies, so
+Each row-deleting statement looks at ``RETENTION_BATCH_SIZE`` rows in id order and deletes what qualifies, so
 locks are short and the claim never waits behind a big delete; a pass walks from the oldest row
 until it meets rows too young to prune, pausing between statements. One worker at a time runs a
 pass (a session advisory lock); the others skip it.
@@ -33,6 +35,7 @@ import psycopg
 from automate_core import db
 from automate_core.conf import settings
 from automate_core.exceptions import DatabaseUnavailable
+from automate_core.history import partitions
 from automate_core.observability import metrics
 from automate_core.outbox import queries
 
@@ -139,6 +142,8 @@ class Pruner:
             metrics.retention_pruned.labels("events").inc(events)
             groups = await self._walk(conn, queries.PRUNE_GROUPS, {"age": p.events})
             metrics.retention_pruned.labels("event_groups").inc(groups)
+            dropped = await partitions.drop_expired(conn, p.events)
+            metrics.retention_pruned.labels("history_partitions").inc(len(dropped.dropped))
         while True:  # throttle state that says nothing any more (a batch at a time)
             cur = await conn.execute(queries.PRUNE_THROTTLE_STATE, {"scan": p.batch_size})
             if cur.rowcount < p.batch_size:

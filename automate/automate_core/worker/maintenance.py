@@ -7,6 +7,9 @@
   ``LEASE_SECONDS + RESCUE_INTERVAL`` after its last heartbeat.
 * **Retention** (``automate_core.outbox.retention``): every ``RETENTION_INTERVAL``, one worker at
   a time prunes what the policy says, in small batches.
+* **History partitions** (``automate_core.history``): at start and every ``RETENTION_INTERVAL``,
+  the run records' partitions of today and the next ``HISTORY_PARTITIONS_AHEAD`` days are made if
+  missing (retention drops the old ones, in the retention pass).
 * **Stale token reservations** (LLM budgets): every ``RETENTION_INTERVAL``, reservations older than
   ``LLM_STALE_RESERVATION_SECONDS`` whose call never settled (its worker died mid-call) are charged
   their estimate and closed, so a budget does not stay held by calls that will never report.
@@ -60,6 +63,22 @@ async def retention_loop(pruner: Pruner, interval: float) -> None:
             logger.warning("retention pass failed: %s", exc)
         except Exception:  # e.g. a new table referencing events that the pass does not know
             logger.exception("retention pass failed; retrying next interval")
+        await asyncio.sleep(interval * random.uniform(0.9, 1.1))
+
+
+async def partitions_loop(interval: float) -> None:
+    from automate_core import db
+    from automate_core.history import partitions
+
+    while True:
+        try:
+            pool = await db.get_pool()
+            async with pool.connection() as conn:
+                await partitions.ensure_ahead(conn, int(settings.HISTORY_PARTITIONS_AHEAD))
+        except (psycopg.OperationalError, TimeoutError) as exc:
+            logger.warning("making history partitions ahead failed: %s", exc)
+        except Exception:
+            logger.exception("making history partitions ahead failed; retrying next interval")
         await asyncio.sleep(interval * random.uniform(0.9, 1.1))
 
 

@@ -159,6 +159,10 @@ class WorkerPool:
                     name="automate-retention",
                 ),
                 asyncio.create_task(
+                    maintenance.partitions_loop(float(settings.RETENTION_INTERVAL)),
+                    name="automate-partitions",
+                ),
+                asyncio.create_task(
                     maintenance.stale_reservations_loop(float(settings.RETENTION_INTERVAL)),
                     name="automate-budgets",
                 ),

@@ -53,7 +53,7 @@ GROUP BY workflow_id
 # key, available at ``available_at`` (a throttled run's turn, else now).
 HAND_OFF: LiteralString = """
 WITH ids AS (
-    SELECT nextval(pg_get_serial_sequence('automate_run', 'id')) AS run_id,
+    SELECT automate_history_id('automate_run_id_seq') AS run_id,
            nextval(pg_get_serial_sequence('automate_outbox_job', 'id')) AS job_id
 ), run AS (
     INSERT INTO automate_run

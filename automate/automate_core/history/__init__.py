@@ -1,0 +1,1 @@
+"""Partitioned history: run records kept in one partition per day, dropped whole by retention."""

@@ -1,0 +1,175 @@
+"""Keeping the history's partitions: made ahead of time, dropped whole once their day has aged out.
+
+* **Ahead.** Every worker's maintenance (and ``automate migrate``) makes the partitions of today
+  and the next ``HISTORY_PARTITIONS_AHEAD`` days that do not exist yet, one transaction at a time
+  under an advisory lock (two workers never race to make the same one). A row for a day with no
+  partition cannot be written (``HistoryPartitionMissing``), so the days ahead are the time the
+  workers may all be stopped before the console's manual runs and replays fail.
+* **Retention.** A day's partition goes when the whole day is older than ``RETENTION_EVENTS`` and
+  none of its runs is pending (queued, running, waiting) or ended after that horizon: its steps'
+  partition first, then its runs', each ``DETACH PARTITION ... CONCURRENTLY`` (it waits for the
+  queries that use it, and blocks none) and then ``DROP TABLE``. No row is deleted, no WAL is
+  written per row, and the drain goes on beside it. A partition kept for a pending run is logged
+  and tried again at the next pass. The legacy partition (rows written before migration 0016) is
+  one more partition: it goes once everything in it is older than the horizon.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from automate_core.history import ids, tables
+
+logger = logging.getLogger("automate.history")
+
+#: pg_advisory_xact_lock key of partition maintenance (b"history" read as a number).
+LOCK_KEY = 0x686973746F7279
+
+
+@dataclass(frozen=True, slots=True)
+class DropReport:
+    dropped: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()  # expired by age, kept for a pending or recently ended run
+
+
+def _names(rows: list[tuple[Any, ...]]) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {t.name: set() for t in tables.TABLES}
+    for parent, child in rows:
+        found.setdefault(parent, set()).add(child)
+    return found
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _today() -> dt.date:
+    return _now().date()
+
+
+def plan_ahead(existing: dict[str, set[str]], today: dt.date, ahead: int) -> list[str]:
+    statements: list[str] = []
+    for table in tables.TABLES:
+        for day in tables.days_to_create(today, ahead, existing.get(table.name, set()), table):
+            statements += tables.create_partition(table, day)
+    return statements
+
+
+async def is_partitioned(conn: psycopg.AsyncConnection[Any]) -> bool:
+    cur = await conn.execute(tables.IS_PARTITIONED, {"tables": [t.name for t in tables.TABLES]})
+    row = await cur.fetchone()
+    return bool(row and row[0] == len(tables.TABLES))
+
+
+async def ensure_ahead(conn: psycopg.AsyncConnection[Any], ahead: int, today: dt.date | None = None) -> int:
+    """Makes the missing partitions of today and ``ahead`` days after it; returns how many."""
+    today = today or _today()
+    if not await is_partitioned(conn):
+        return 0
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": LOCK_KEY})
+        cur = await conn.execute(tables.LIST_PARTITIONS, {"tables": [t.name for t in tables.TABLES]})
+        statements = plan_ahead(_names(await cur.fetchall()), today, ahead)
+        for statement in statements:
+            await conn.execute(statement.encode())
+    made = len(statements) // 2
+    if made:
+        logger.info("history: made %d partitions ahead (through %s)", made, today + dt.timedelta(days=ahead))
+    return made
+
+
+def ensure_ahead_sync(cursor: Any, ahead: int, today: dt.date | None = None) -> int:
+    """The same on a synchronous DB-API cursor (migrations, the management command), inside the
+    caller's transaction."""
+    today = today or _today()
+    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
+    cursor.execute(tables.LIST_PARTITIONS.replace("%(tables)s", "%s"), [[t.name for t in tables.TABLES]])
+    statements = plan_ahead(_names(cursor.fetchall()), today, ahead)
+    for statement in statements:
+        cursor.execute(statement)
+    return len(statements) // 2
+
+
+def expired_days(existing: dict[str, set[str]], cutoff: dt.datetime) -> list[dt.date]:
+    """Days whose partitions hold only rows written before ``cutoff`` (the day ended before it)."""
+    days = set()
+    for names in existing.values():
+        for name in names:
+            parsed = tables.parse_partition(name)
+            if parsed and dt.datetime.combine(parsed[1] + dt.timedelta(days=1), dt.time(), dt.UTC) <= cutoff:
+                days.add(parsed[1])
+    return sorted(days)
+
+
+async def drop_expired(
+    conn: psycopg.AsyncConnection[Any], age: float, now: dt.datetime | None = None
+) -> DropReport:
+    """Drops the partitions of every day older than ``age`` seconds whose runs are all over.
+
+    ``conn`` must be in autocommit mode (DETACH ... CONCURRENTLY runs outside a transaction);
+    on a connection in a transaction (behind a transaction pooler) the detach is the plain one,
+    which takes its lock for an instant."""
+    if not await is_partitioned(conn):
+        return DropReport()
+    now = now or _now()
+    cutoff = now - dt.timedelta(seconds=age)
+    names = [t.name for t in tables.TABLES]
+    concurrently = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    for parent, child in await (await conn.execute(tables.PENDING_DETACH, {"tables": names})).fetchall():
+        await conn.execute(f"ALTER TABLE {parent} DETACH PARTITION {child} FINALIZE".encode())
+        await conn.execute(f"DROP TABLE IF EXISTS {child}".encode())
+    existing = _names(await (await conn.execute(tables.LIST_PARTITIONS, {"tables": names})).fetchall())
+    groups: list[tuple[str, dict[str, str]]] = [
+        (tables.RUNS.partition(day), {t.name: t.partition(day) for t in tables.TABLES})
+        for day in expired_days(existing, cutoff)
+    ]
+    if tables.RUNS.legacy in existing.get(tables.RUNS.name, set()):
+        # rows went on arriving in the legacy table on the day of the partitioning, until the switch
+        legacy_upper = await _legacy_upper(conn)
+        if legacy_upper is not None and legacy_upper + dt.timedelta(days=1) <= cutoff:
+            groups.append((tables.RUNS.legacy, {t.name: t.legacy for t in tables.TABLES}))
+    dropped: list[str] = []
+    kept: list[str] = []
+    for run_partition, members in groups:
+        if run_partition in existing.get(tables.RUNS.name, set()):
+            cur = await conn.execute(
+                tables.RUN_PARTITION_IN_USE.format(partition=run_partition).encode(), {"cutoff": cutoff}
+            )
+            row = await cur.fetchone()
+            if row and row[0]:
+                kept.append(run_partition)
+                continue
+        for table in tables.TABLES:  # steps first: they belong to the runs
+            child = members[table.name]
+            if child not in existing.get(table.name, set()):
+                continue
+            mode = " CONCURRENTLY" if concurrently else ""
+            await conn.execute(f"ALTER TABLE {table.name} DETACH PARTITION {child}{mode}".encode())
+            await conn.execute(f"DROP TABLE {child}".encode())
+            dropped.append(child)
+    if kept:
+        logger.warning(
+            "history: kept %d partitions past their age, for runs still pending or ended after %s: %s",
+            len(kept), cutoff.isoformat(timespec="seconds"), ", ".join(kept),
+        )  # fmt: skip
+    if dropped:
+        logger.info("history: dropped %d partitions older than %s", len(dropped), cutoff.date())
+    return DropReport(tuple(dropped), tuple(kept))
+
+
+async def _legacy_upper(conn: psycopg.AsyncConnection[Any]) -> dt.datetime | None:
+    """The time of the legacy partition's upper bound: the first day after the partitioning."""
+    cur = await conn.execute(
+        "SELECT pg_get_expr(c.relpartbound, c.oid) FROM pg_class AS c WHERE c.relname = %(name)s",
+        {"name": tables.RUNS.legacy},
+    )
+    row = await cur.fetchone()
+    if not row or not row[0]:
+        return None
+    upper = int(str(row[0]).rsplit("TO ('", 1)[1].rstrip("')"))
+    return ids.written_at(upper)
