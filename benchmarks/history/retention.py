@@ -108,6 +108,12 @@ class Writer(threading.Thread):
     def rate(self, start: float, end: float) -> float:
         return sum(1 for t in self.commits if start <= t < end) / max(end - start, 1e-9)
 
+    def longest_stall(self, start: float, end: float) -> float:
+        """The longest wait between two commits, over the gaps that overlap [start, end]."""
+        pairs = zip(self.commits, self.commits[1:], strict=False)
+        gaps = [b - a for a, b in pairs if b >= start and a <= end]
+        return max(gaps, default=0.0)
+
 
 def day_bounds(day: dt.date) -> tuple[int, int]:
     return ids.bound(day), ids.bound(day + dt.timedelta(days=1))
@@ -145,9 +151,9 @@ def drop_day(conn: psycopg.Connection[Any], day: dt.date) -> None:
         conn.execute(f"DROP TABLE {name}".encode())
 
 
-def measure(url: str, kind: str, day: dt.date, writer_day: dt.date) -> dict[str, Any]:
+def measure(url: str, kind: str, day: dt.date, first_id: int) -> dict[str, Any]:
     runs, steps = ("plain_run", "plain_step") if kind == "delete" else ("automate_run", "automate_step_run")
-    writer = Writer(url, runs, steps, ids.bound(writer_day) + int(time.time() * 1000) % 10**9)
+    writer = Writer(url, runs, steps, first_id)
     writer.start()
     while len(writer.commits) < 50:  # warmed up
         time.sleep(0.01)
@@ -158,16 +164,24 @@ def measure(url: str, kind: str, day: dt.date, writer_day: dt.date) -> dict[str,
         (delete_day if kind == "delete" else drop_day)(conn, day)
         t1 = time.perf_counter()
         wal1 = lsn(conn)
+        time.sleep(0.5)  # the writer's commits just after it
     writer.stop.set()
     writer.join()
+    global next_writer_id
+    next_writer_id = writer.next_id
     return {
         "kind": kind,
         "day": day.isoformat(),
         "seconds": round(t1 - t0, 3),
         "wal_bytes": wal1 - wal0,
         "writer_before_per_s": round(writer.rate(before_start, t0), 1),
-        "writer_during_per_s": round(writer.rate(t0, max(t1, t0 + 0.2)), 1),
+        "writer_during_per_s": round(writer.rate(t0, t1), 1) if t1 - t0 >= 0.2 else None,
+        "writer_longest_stall_ms": round(writer.longest_stall(t0, t1) * 1000, 1),
+        "writer_longest_stall_before_ms": round(writer.longest_stall(before_start, t0) * 1000, 1),
     }
+
+
+next_writer_id = 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
         day = first + dt.timedelta(days=r)
         order = ["delete", "drop"] if r % 2 == 0 else ["drop", "delete"]
         for kind in order:
-            result = measure(args.database_url, kind, day, first + dt.timedelta(days=args.days))
+            writer_from = max(next_writer_id, ids.bound(first + dt.timedelta(days=args.days)))
+            result = measure(args.database_url, kind, day, writer_from)
             print(json.dumps(result), flush=True)
             results.append(result)
     summary = {}
@@ -197,8 +212,16 @@ def main(argv: list[str] | None = None) -> int:
         p = [x[key] for x in results if x["kind"] == "drop"]
         summary[key] = {"delete_median": statistics.median(d), "drop_median": statistics.median(p)}
     for kind in ("delete", "drop"):
-        ratios = [x["writer_during_per_s"] / x["writer_before_per_s"] for x in results if x["kind"] == kind]
-        summary[f"writer_during_over_before_{kind}"] = round(statistics.median(ratios), 3)
+        mine = [x for x in results if x["kind"] == kind]
+        rates = [
+            x["writer_during_per_s"] / x["writer_before_per_s"] for x in mine if x["writer_during_per_s"]
+        ]
+        summary[f"writer_during_over_before_{kind}"] = round(statistics.median(rates), 3) if rates else None
+        stalls = [x["writer_longest_stall_ms"] for x in mine]
+        summary[f"writer_longest_stall_ms_{kind}"] = statistics.median(stalls)
+        summary[f"writer_longest_stall_before_ms_{kind}"] = statistics.median(
+            x["writer_longest_stall_before_ms"] for x in mine
+        )
     print(json.dumps({"summary": summary, "days": args.days, "per_day": args.per_day}), flush=True)
     return 0
 

@@ -85,7 +85,7 @@ FROM (
     FROM jsonb_to_recordset(%(rows)s::jsonb)
          AS u(run_id bigint, status text, error text, job_id bigint, claim int)
 ) AS f
-WHERE r.id = f.run_id AND r.status = 'running'
+WHERE r.id = f.run_id AND r.id = ANY(%(ids)s::bigint[]) AND r.status = 'running'
 RETURNING r.id, r.status
 """
 
