@@ -56,9 +56,9 @@ class Defaults:
     #: Run-record flushes one worker process keeps in flight at once: the run journal's writes
     #: (run started, step recorded, run ended) of concurrent jobs share transactions.
     JOURNAL_FLUSHERS: int = 2
-    #: Retention, in seconds (None keeps forever): completed jobs; dead jobs; events, which are
-    #: pruned with their runs once every job of theirs is settled and pruned and their newest run
-    #: is older than this too.
+    #: Retention, in seconds (None keeps forever): completed jobs; dead jobs; events and their runs:
+    #: a day of runs and steps is dropped once it is all older than this (none of its runs
+    #: pending), and an event once every job of theirs is settled and pruned and no run is left.
     RETENTION_COMPLETED_JOBS: float | None = 86400.0
     RETENTION_DEAD_JOBS: float | None = 30 * 86400.0
     RETENTION_EVENTS: float | None = 30 * 86400.0

@@ -274,3 +274,26 @@ async def test_ending_runs_reads_only_their_days_partitions() -> None:
     assert set(re.findall(r" on (automate_run_\w+)", plan)) - {"automate_run_p" + f"{day:%Y%m%d}_pkey"} == {
         tables.RUNS.partition(day)
     }
+
+
+async def test_an_old_event_goes_at_the_pass_after_its_runs_day_went(
+    made_days: list[dt.date], later: dt.datetime
+) -> None:
+    """A run never names an event that is gone: the console and the API read a run with its event."""
+    from automate_core.models import Event, OutboxJob
+
+    day = TODAY + dt.timedelta(days=8)
+    await make_day(day, made_days)
+    run_id = await add_run(day, 0, "succeeded")
+    run = await ExecutionRun.objects.aget(pk=run_id)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
+    await Event.objects.filter(pk=run.event_id).aupdate(received_at=old)
+    await OutboxJob.objects.filter(event_id=run.event_id).aupdate(status="completed", completed_at=old)
+    await keep_legacy()
+    policy = RetentionPolicy(completed_jobs=None, dead_jobs=None, events=30 * DAY)
+
+    first = await Pruner(policy).run_pass()
+    assert first.events == 0 and await Event.objects.filter(pk=run.event_id).aexists()
+    assert not await ExecutionRun.objects.filter(pk=run_id).aexists()  # its day was dropped
+    second = await Pruner(policy).run_pass()
+    assert second.events == 1 and not await Event.objects.filter(pk=run.event_id).aexists()

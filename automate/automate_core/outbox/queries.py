@@ -279,9 +279,11 @@ SELECT (SELECT count(*) FROM pruned), (SELECT max(id) FROM scanned),
 
 # Retention of events: an event older than %(age)s seconds goes, with its jobs, once nothing
 # about it is pending: every job of it is completed (or dead for longer than %(dead_age)s; NULL
-# keeps dead jobs and so their events) and its newest run is older than %(age)s too (a replayed old
-# event keeps its fresh runs). Its runs and steps are not deleted here: their day's partitions are
-# dropped whole at the same age (history.partitions). Same keyset walk as PRUNE_JOBS.
+# keeps dead jobs and so their events) and no run of it is left. Its runs and steps are not
+# deleted here: their day's partitions are dropped whole at the same age (history.partitions),
+# and the event goes at the pass after its last run's day went (so a run never names an event that
+# is gone: the console and the API read a run with its event). A replayed old event keeps itself
+# as long as its fresh runs. Same keyset walk as PRUNE_JOBS.
 PRUNE_EVENTS: LiteralString = """
 WITH scanned AS (
     SELECT id, received_at FROM automate_event
@@ -296,9 +298,7 @@ WITH scanned AS (
           WHERE j.event_id = e.id AND j.status <> 'completed'
             AND NOT coalesce(j.status = 'dead'
                              AND j.updated_at < now() - make_interval(secs => %(dead_age)s), false))
-      AND NOT EXISTS (
-          SELECT 1 FROM automate_run AS r
-          WHERE r.event_id = e.id AND r.started_at >= now() - make_interval(secs => %(age)s))
+      AND NOT EXISTS (SELECT 1 FROM automate_run AS r WHERE r.event_id = e.id)
     FOR UPDATE OF e SKIP LOCKED
 ), doomed_jobs AS (
     SELECT j.id FROM automate_outbox_job AS j JOIN doomed ON j.event_id = doomed.id

@@ -8,9 +8,9 @@ What retention means here (the policy is ``AUTOMATE_RETENTION_*``, in seconds; N
 * **Dead jobs** wait for a human (``automate dead``, the admin) for ``RETENTION_DEAD_JOBS``
   (default 30 days).
 * **Events** go after ``RETENTION_EVENTS`` (default 30 days), but only once nothing about them is
-  pending: every job of theirs is completed or pruned-dead, and their newest run is older than the
-  policy too (an old event replayed yesterday keeps itself, and yesterday's runs, for another
-  period). Debounce windows and batches flushed longer ago than that go too, with their members.
+  pending: every job of theirs is completed or pruned-dead, and no run of theirs is left (their
+  runs' days were dropped; an old event replayed yesterday keeps itself as long as yesterday's
+  runs). Debounce windows and batches flushed longer ago than that go too, with their members.
 * **Runs and step records** (the history *of* the events) are partitioned by day: a day's
   partitions are dropped whole once the day is older than ``RETENTION_EVENTS`` and none of its runs
   is pending (``automate_core.history.partitions``). No run or step row is deleted one by one.
