@@ -156,6 +156,8 @@ def measure(url: str, kind: str, day: dt.date, first_id: int) -> dict[str, Any]:
     writer = Writer(url, runs, steps, first_id)
     writer.start()
     while len(writer.commits) < 50:  # warmed up
+        if not writer.is_alive():
+            raise SystemExit("the concurrent writer stopped (its error is above)")
         time.sleep(0.01)
     with psycopg.connect(url, autocommit=True) as conn:
         before_start = time.perf_counter()
