@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db.models import Q
 from django.tasks import task_backends
 from django.test import override_settings
 
@@ -138,7 +139,7 @@ async def test_a_stream_of_high_priority_jobs_does_not_starve_a_low_one() -> Non
     bound = 200 * 0.0005
     with override_settings(AUTOMATE_PRIORITY_AGING=0.0005):
         await store.set_tuning(0.0005, 0.01)
-        await insert(50, priority=100)  # a backlog ahead of it
+        await insert(300, priority=100)  # a backlog ahead of it: the worker is busy past the bound
         (low,) = await insert(priority=-100)
         stop = asyncio.Event()
 
@@ -151,13 +152,18 @@ async def test_a_stream_of_high_priority_jobs_does_not_starve_a_low_one() -> Non
         try:
             async with running(WorkerPool(options(concurrency=1, batch_size=1))):
                 await eventually(lambda: OutboxJob.objects.get(pk=low).status == "completed", within=20)
-                backlog = await OutboxJob.objects.filter(status="ready", priority=100).acount()
         finally:
             stop.set()
             await producer
             await store.set_tuning(1.0, 0.01)
-    assert backlog > 50  # claimed while the stream kept the queue full of higher priorities
     job = await OutboxJob.objects.aget(pk=low)
+    assert job.completed_at is not None
+    # claimed while higher priorities waited: jobs of the stream that were ready before it ran
+    # (by the database's clock) were claimed after it (a queue that had run empty proves nothing)
+    waiting = OutboxJob.objects.filter(
+        priority=100, available_at__lt=job.completed_at - timedelta(seconds=0.05)
+    )
+    assert await waiting.filter(Q(status="ready") | Q(completed_at__gt=job.completed_at)).aexists()
     late = OutboxJob.objects.filter(
         priority=100, status="completed", available_at__gt=job.available_at + timedelta(seconds=bound)
     )
