@@ -18,14 +18,25 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-# The body is parsed once, by PostgreSQL (jsonb), which also reads its "type".
+# The body is parsed once, by PostgreSQL (jsonb), which also reads its "type". The event table
+# is partitioned by day (migration 0017) and the dedupe is the key table's: the key goes in first
+# (ON CONFLICT DO NOTHING on its primary key), and the event only if it did.
 INSERT = """
-WITH body AS (SELECT %(payload)s::jsonb AS p), event AS (
-    INSERT INTO automate_event (source, event_type, payload, headers, idempotency_key, trace_id, received_at)
-    SELECT 'bench', left(coalesce(p->>'type', 'webhook'), 200), p, %(headers)s::jsonb, %(key)s,
-           md5(random()::text), now()
+WITH body AS (
+    SELECT %(payload)s::jsonb AS p, automate_history_id('automate_event_id_seq'::regclass) AS id,
+           md5(random()::text) AS trace_id
+), held AS (
+    INSERT INTO automate_event_key (source, idempotency_key, event_id, trace_id, received_at)
+    SELECT 'bench', %(key)s::text, id, trace_id, now() FROM body WHERE %(key)s::text IS NOT NULL
+    ON CONFLICT DO NOTHING
+    RETURNING event_id
+), event AS (
+    INSERT INTO automate_event
+        (id, source, event_type, payload, headers, idempotency_key, trace_id, received_at)
+    SELECT id, 'bench', left(coalesce(p->>'type', 'webhook'), 200), p, %(headers)s::jsonb, %(key)s::text,
+           trace_id, now()
     FROM body
-    ON CONFLICT (source, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    WHERE %(key)s::text IS NULL OR id IN (SELECT event_id FROM held)
     RETURNING id
 ), job AS (
     INSERT INTO automate_outbox_job

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from automate_core.models import Event, ExecutionRun, OutboxJob, StepRun, Workflow
+from automate_core.models import Event, EventKey, ExecutionRun, OutboxJob, StepRun, Workflow
 
 
 def event(
@@ -16,6 +16,10 @@ def event(
     values: dict[str, Any] = {"payload": {"id": 1}, "trace_id": extra.pop("trace_id", "t" * 32)}
     values.update(extra)
     e = Event.objects.create(source=source, event_type=event_type, **values)
+    if e.idempotency_key is not None:  # held, as the ingest holds it (automate_event_key)
+        EventKey.objects.create(
+            source=source, idempotency_key=e.idempotency_key, event_id=e.pk, trace_id=e.trace_id
+        )
     if ago is not None:
         Event.objects.filter(pk=e.pk).update(received_at=timezone.now() - ago)
         e.refresh_from_db()

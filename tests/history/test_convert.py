@@ -110,13 +110,13 @@ def test_a_live_table_of_a_million_runs_is_partitioned_without_rewriting_or_losi
     plain_db: str,
 ) -> None:
     with psycopg.connect(plain_db, autocommit=True) as conn:
-        before = {r[0]: r[1:] for r in conn.execute(STORAGE, [[t.name for t in tables.TABLES]])}
+        before = {r[0]: r[1:] for r in conn.execute(STORAGE, [[t.name for t in tables.RUN_RECORDS]])}
         writer = Writer(plain_db)
         writer.start()
         assert writer.first.wait(30)
         cur = conn.cursor()
-        convert.prepare(cur, TODAY)
-        convert.switch(cur, TODAY, ahead=2)
+        convert.prepare(cur, TODAY, tables.RUN_RECORDS)
+        convert.switch(cur, TODAY, ahead=2, group=tables.RUN_RECORDS)
         switched = len(writer.ids)
         while len(writer.ids) < switched + 20 and not writer.errors:  # the writer goes on after it
             writer.join(0.05)
@@ -125,8 +125,8 @@ def test_a_live_table_of_a_million_runs_is_partitioned_without_rewriting_or_losi
         assert writer.errors == []
 
         # nothing rewritten: the old tables are the legacy partitions, with the same files and indexes
-        after = {r[0]: r[1:] for r in conn.execute(STORAGE, [[t.legacy for t in tables.TABLES]])}
-        for table in tables.TABLES:
+        after = {r[0]: r[1:] for r in conn.execute(STORAGE, [[t.legacy for t in tables.RUN_RECORDS]])}
+        for table in tables.RUN_RECORDS:
             old_file, old_indexes = before[table.name]
             new_file, new_indexes = after[table.legacy]
             assert new_file == old_file
@@ -189,10 +189,10 @@ def test_the_switch_waits_its_turn_behind_a_long_transaction_and_says_so(
     with psycopg.connect(plain_db, autocommit=True) as conn:
         cur = conn.cursor()
         with pytest.raises(PartitioningBlocked, match="a long transaction holds them; nothing was changed"):
-            convert.switch(cur, TODAY, ahead=0, lock_timeout_ms=50, attempts=2)
+            convert.switch(cur, TODAY, ahead=0, group=tables.RUN_RECORDS, lock_timeout_ms=50, attempts=2)
         assert [r.message for r in caplog.records if "busy" in r.message] == [
-            "partitioning: the run tables are busy (attempt 1 of 2); trying again",
-            "partitioning: the run tables are busy (attempt 2 of 2); trying again",
+            "partitioning: automate_step_run, automate_run are busy (attempt 1 of 2); trying again",
+            "partitioning: automate_step_run, automate_run are busy (attempt 2 of 2); trying again",
         ]
         # rolled back whole: the tables are as they were
         count = conn.execute("SELECT count(*) FROM automate_run").fetchone()

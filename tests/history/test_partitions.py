@@ -156,15 +156,40 @@ def later(monkeypatch: pytest.MonkeyPatch) -> dt.datetime:
 
 
 async def keep_legacy() -> None:
-    """A run from before the partitioning, still waiting: the legacy partition must stay."""
-    event_id = (await sync_to_async(emit)("shop", "order.created", {})).event_id
+    """An event and a run from before the partitioning, still waiting: the legacy partitions
+    must stay."""
     pool = await db.get_pool()
     async with pool.connection() as conn:
         await conn.execute(
-            "INSERT INTO automate_run (id, workflow_name, event_id, attempt, status, error, trace_id, mode,"
-            " started_at) VALUES (1, 'wf', %s, 1, 'waiting', '', 't', '', now() - interval '90 days')",
-            [event_id],
+            "INSERT INTO automate_event (id, source, event_type, payload, headers, trace_id, received_at)"
+            " VALUES (1, 'shop', 'order.created', '{}', '{}', 't', now() - interval '90 days')"
         )
+        await conn.execute(
+            "INSERT INTO automate_run (id, workflow_name, event_id, attempt, status, error, trace_id, mode,"
+            " started_at) VALUES (1, 'wf', 1, 1, 'waiting', '', 't', '', now() - interval '90 days')"
+        )
+
+
+async def add_event(day: dt.date, n: int, job_status: str | None = None, **job: Any) -> int:
+    """An event written on ``day`` (one of that day's history ids), with a job in ``job_status``."""
+    event_id = ids.bound(day) + n
+    written = dt.datetime.combine(day, dt.time(12), dt.UTC)
+    pool = await db.get_pool()
+    async with pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO automate_event (id, source, event_type, payload, headers, trace_id, received_at)"
+            " VALUES (%s, 'shop', 'order.created', '{}', '{}', 't', %s)",
+            [event_id, written],
+        )
+        if job_status is not None:
+            settled = job.get("settled_at", written)
+            await conn.execute(
+                "INSERT INTO automate_outbox_job (event_id, kind, status, attempts, max_attempts,"
+                " lease_owner, last_error, created_at, updated_at, completed_at)"
+                " VALUES (%s, 'event', %s, 1, 5, '', '', %s, %s, %s)",
+                [event_id, job_status, written, settled, settled if job_status == "completed" else None],
+            )
+    return event_id
 
 
 async def test_old_days_are_dropped_whole_and_days_with_pending_runs_kept(
@@ -187,7 +212,12 @@ async def test_old_days_are_dropped_whole_and_days_with_pending_runs_kept(
     # the old day went, and so did the empty days before it (today's, by this clock 50 days ago)
     assert {tables.STEPS.partition(old), tables.RUNS.partition(old)} <= set(report.dropped)
     ahead = [TODAY + dt.timedelta(days=n) for n in range(int(automate_settings.HISTORY_PARTITIONS_AHEAD) + 1)]
-    assert set(report.dropped) == {t.partition(day) for t in tables.TABLES for day in [*ahead, old]}
+    # days of events go too, once nothing names their events: all of them but today's (the runs'
+    # events were received today, and their jobs are still queued) and the legacy one (its event
+    # has a waiting run)
+    assert set(report.dropped) == {t.partition(day) for t in tables.RUN_RECORDS for day in [*ahead, old]} | {
+        tables.EVENTS.partition(day) for day in [*ahead[1:], old, pending, waking]
+    }
     assert report.dropped.index(tables.STEPS.partition(old)) < report.dropped.index(
         tables.RUNS.partition(old)
     )
@@ -195,11 +225,15 @@ async def test_old_days_are_dropped_whole_and_days_with_pending_runs_kept(
         tables.RUNS.partition(pending),
         tables.RUNS.partition(waking),
         tables.RUNS.legacy,
+        tables.EVENTS.partition(TODAY),
+        tables.EVENTS.legacy,
     }
     found = await partition_names()
-    for table in tables.TABLES:
+    for table in tables.RUN_RECORDS:
         assert table.partition(old) not in found[table.name]
         assert {table.partition(d) for d in (pending, waking, young)} | {table.legacy} <= found[table.name]
+    kept_events = {tables.EVENTS.partition(d) for d in (TODAY, young)} | {tables.EVENTS.legacy}
+    assert kept_events <= found["automate_event"]
     left = {r.pk async for r in ExecutionRun.objects.all()}
     assert len(left) == 5 and all(ids.day_of(pk) != old for pk in left)
     assert await StepRun.objects.acount() == 4  # the old day's steps went with its runs
@@ -276,24 +310,58 @@ async def test_ending_runs_reads_only_their_days_partitions() -> None:
     }
 
 
-async def test_an_old_event_goes_at_the_pass_after_its_runs_day_went(
+async def test_a_day_of_events_goes_whole_once_nothing_names_its_events(
     made_days: list[dt.date], later: dt.datetime
 ) -> None:
-    """A run never names an event that is gone: the console and the API read a run with its event."""
+    """A run never names an event that is gone (the console and the API read a run with its event),
+    and neither does a job; a job still to run keeps its event's day, and so does a dead job the
+    policy keeps."""
     from automate_core.models import Event, OutboxJob
 
-    day = TODAY + dt.timedelta(days=8)
-    await make_day(day, made_days)
-    run_id = await add_run(day, 0, "succeeded")
-    run = await ExecutionRun.objects.aget(pk=run_id)
-    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
-    await Event.objects.filter(pk=run.event_id).aupdate(received_at=old)
-    await OutboxJob.objects.filter(event_id=run.event_id).aupdate(status="completed", completed_at=old)
-    await keep_legacy()
-    policy = RetentionPolicy(completed_jobs=None, dead_jobs=None, events=30 * DAY)
+    day, runs_day, replay_day = (TODAY + dt.timedelta(days=n) for n in (8, 9, 30))
+    for d in (day, runs_day, replay_day):
+        await make_day(d, made_days)
+    done = await add_event(day, 1, "completed")
+    replayed = await add_event(day, 2, "completed")
+    retried = await add_event(day, 3, "retry")
+    # (the job policy reads the database's clock, not the test's)
+    dead = await add_event(day, 4, "dead", settled_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=35))
+    await add_event(day, 5)  # an event no workflow matched: no job
+    pool = await db.get_pool()
 
-    first = await Pruner(policy).run_pass()
-    assert first.events == 0 and await Event.objects.filter(pk=run.event_id).aexists()
-    assert not await ExecutionRun.objects.filter(pk=run_id).aexists()  # its day was dropped
-    second = await Pruner(policy).run_pass()
-    assert second.events == 1 and not await Event.objects.filter(pk=run.event_id).aexists()
+    async def run_of(event_id: int, on: dt.date, n: int) -> None:
+        async with pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO automate_run (id, workflow_name, event_id, attempt, status, error, trace_id,"
+                " mode, started_at, finished_at) VALUES (%s, 'wf', %s, 1, 'succeeded', '', 't', '', %s, %s)",
+                [ids.bound(on) + n, event_id, *[dt.datetime.combine(on, dt.time(12), dt.UTC)] * 2],
+            )
+
+    await run_of(done, runs_day, 1)  # its day is old too: it goes first, in the same pass
+    await run_of(replayed, replay_day, 1)  # replayed "yesterday", by the test's clock
+    await keep_legacy()
+    policy = RetentionPolicy(completed_jobs=None, dead_jobs=30 * DAY, events=30 * DAY, batch_size=1)
+
+    async def passes() -> tuple[str, ...]:
+        report = await Pruner(policy).run_pass()
+        found = await partition_names()
+        assert (tables.EVENTS.partition(day) in found["automate_event"]) == (
+            tables.EVENTS.partition(day) in report.kept
+        )
+        return report.kept
+
+    # the replay's run keeps the day (and the retry); the settled jobs went (one statement a job)
+    assert tables.EVENTS.partition(day) in await passes()
+    assert tables.RUNS.partition(runs_day) not in (await partition_names())["automate_run"]
+    left = {j.event_id async for j in OutboxJob.objects.filter(event_id__gte=ids.bound(day))}
+    assert left == {retried}  # the completed ones and the one dead for 35 days went
+    assert await Event.objects.filter(pk__in=[done, replayed, retried, dead]).acount() == 4
+
+    async with pool.connection() as conn:  # the replay's day went
+        await conn.execute("DELETE FROM automate_run WHERE event_id = %s", [replayed])
+    assert tables.EVENTS.partition(day) in await passes()  # the retry still keeps it
+
+    await OutboxJob.objects.filter(event_id=retried).aupdate(status="completed", completed_at=later)
+    assert tables.EVENTS.partition(day) not in await passes()
+    assert not await Event.objects.filter(pk__gte=ids.bound(day), pk__lt=ids.bound(runs_day)).aexists()
+    assert not await OutboxJob.objects.filter(event_id__gte=ids.bound(day)).aexists()

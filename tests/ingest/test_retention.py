@@ -12,14 +12,14 @@ from django.utils import timezone
 
 from automate_core.ingest.ingestor import emit
 from automate_core.ingest.retention import release_expired_keys
-from automate_core.models import Event
+from automate_core.models import Event, EventKey
 from tests.conftest import post_webhook
 
 pytestmark = pytest.mark.usefixtures("demo_source")
 
 
 def age(key: str, days: float) -> None:
-    Event.objects.filter(idempotency_key=key).update(received_at=timezone.now() - timedelta(days=days))
+    EventKey.objects.filter(idempotency_key=key).update(received_at=timezone.now() - timedelta(days=days))
 
 
 async def test_keys_are_held_for_the_window_then_released(
@@ -43,8 +43,8 @@ async def test_keys_are_held_for_the_window_then_released(
     await sync_to_async(age)("app-new", 1)
 
     assert await release_expired_keys() == 1
-    keys = {e.idempotency_key async for e in Event.objects.all()}
-    assert keys == {"k-old", "app-new", None}
+    held = {k.idempotency_key async for k in EventKey.objects.all()}
+    assert held == {"k-old", "app-new"}
     again = await post_webhook(client, "test", {"type": "t"}, headers=headers)
     assert (again.status_code, again.json()["event_id"]) == (200, first.json()["event_id"])
 
@@ -53,5 +53,9 @@ async def test_keys_are_held_for_the_window_then_released(
     later = await post_webhook(client, "test", {"type": "t"}, headers=headers)
     assert later.status_code == 202  # a new event: the window has ended
     assert later.json()["event_id"] != first.json()["event_id"]
+    # the original stays as it was received, its key with it; only the dedupe forgot the key
     original = await Event.objects.aget(pk=first.json()["event_id"])
-    assert original.idempotency_key is None and original.headers["idempotency-key"] == "k-old"
+    assert original.idempotency_key == "k-old" and original.headers["idempotency-key"] == "k-old"
+    assert await EventKey.objects.filter(idempotency_key="k-old").aget() == await EventKey.objects.aget(
+        event_id=later.json()["event_id"]
+    )

@@ -95,34 +95,8 @@ async def test_a_policy_of_none_keeps_everything() -> None:
     await sync_to_async(job)("completed", 400)
     await sync_to_async(job)("dead", 400)
     report = await Pruner(policy(completed_jobs=None, dead_jobs=None, events=None)).run_pass()
-    assert (report.jobs, report.events) == (0, 0)
+    assert (report.jobs, report.dropped) == (0, ())
     assert await OutboxJob.objects.acount() == 2
-
-
-async def test_old_events_go_once_nothing_about_them_is_pending() -> None:
-    def setup() -> dict[str, OutboxJob]:
-        # oldest first, as in life; the job rows stay (no job retention), the event pass takes them
-        return {
-            "done": job("completed", 40, run_age_days=40),
-            "done_no_run": job("completed", 40),
-            "replayed_recently": job("completed", 40, run_age_days=1),
-            "pending": job("retry", 40, run_age_days=40),
-            "dead_kept": job("dead", 20, event_age_days=40),
-            "dead_expired": job("dead", 35, event_age_days=40),
-            "young": job("completed", 5, run_age_days=5),
-        }
-
-    jobs = await sync_to_async(setup)()
-    report = await Pruner(policy(completed_jobs=None)).run_pass()
-    # "done" has a run, today's here: the event waits for its run's day to be dropped
-    gone = {"done_no_run", "dead_expired"}
-    assert report.events == 2
-    left_events = await sync_to_async(ids)(Event)
-    assert left_events == {j.event_id for name, j in jobs.items() if name not in gone}
-    assert not await OutboxJob.objects.filter(event_id__in=[jobs[n].event_id for n in gone]).aexists()
-    # runs and steps go with their day's partition, never row by row (tests/history/)
-    assert await ExecutionRun.objects.acount() == 4
-    assert await StepRun.objects.acount() == 4
 
 
 async def test_flushed_groups_and_spent_throttle_state_go_open_ones_and_live_state_stay() -> None:

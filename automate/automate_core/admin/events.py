@@ -19,7 +19,7 @@ from django.utils.html import format_html, format_html_join
 from automate_core.admin import filters, matching, queries
 from automate_core.admin.common import ConsoleMedia, pretty_json, status_badge
 from automate_core.admin.paging import BigTableAdmin
-from automate_core.models import Event
+from automate_core.models import Event, EventKey
 
 
 def exact_key(term: str) -> str:
@@ -27,6 +27,18 @@ def exact_key(term: str) -> str:
     if len(term) > 255:
         return "sha256:" + hashlib.sha256(term.encode("utf-8", "surrogatepass")).hexdigest()
     return term
+
+
+def search(term: str) -> Q:
+    """The events a console search names, each found through an index: by trace id, by id, or by
+    a held idempotency key. A key names its event in the key table, whose primary key
+    ``(source, idempotency_key)`` answers with every known source spelled out; a released key is
+    not searched (the events table has no index on keys, and matching it would read them all)."""
+    held = EventKey.objects.filter(source__in=queries.distinct_sources(), idempotency_key=exact_key(term))
+    match = Q(trace_id=term) | Q(pk__in=list(held.values_list("event_id", flat=True)))
+    if term.isdigit() and int(term) < 2**63:
+        match |= Q(pk=int(term))
+    return match
 
 
 @admin.register(Event)
@@ -54,11 +66,7 @@ class EventAdmin(BigTableAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        # every known source spelled out, so the (source, idempotency_key) unique index answers
-        match = Q(trace_id=term) | Q(source__in=queries.distinct_sources(), idempotency_key=exact_key(term))
-        if term.isdigit() and int(term) < 2**63:
-            match |= Q(pk=int(term))
-        return queryset.filter(match), False
+        return queryset.filter(search(term)), False
 
     @admin.display(description="Trace id", ordering="trace_id")
     def trace_link(self, obj: Event) -> str:

@@ -22,12 +22,12 @@ def run(options: dict[str, Any], out: TextIO) -> int:
 
 
 def ensure_partitions() -> None:
-    """The run records' partitions of today and the days ahead (workers keep them made too)."""
+    """The history's partitions of today and the days ahead (workers keep them made too), for
+    the tables that are partitioned."""
     from django.db import connection, transaction
 
     from automate_core.conf import settings
-    from automate_core.history import convert, partitions
+    from automate_core.history import partitions
 
     with transaction.atomic(), connection.cursor() as cursor:
-        if convert.is_partitioned(cursor):
-            partitions.ensure_ahead_sync(cursor, int(settings.HISTORY_PARTITIONS_AHEAD))
+        partitions.ensure_ahead_sync(cursor, int(settings.HISTORY_PARTITIONS_AHEAD))

@@ -1,10 +1,11 @@
 """The partitioned history tables, their partitions' names and bounds, and the SQL that makes them.
 
-Run records (``automate_run``) are partitioned on their id, a time-ordered history id
-(``history.ids``); step records (``automate_step_run``) on their run's id, with the same bounds,
-so that a run and its steps are in partitions of the same day and go together. Each day (UTC) is
-one partition per table, ``automate_run_p20261207``; what was written before the tables were
-partitioned (migration 0016) is one partition below the first day, ``automate_run_legacy``.
+Events (``automate_event``) and run records (``automate_run``) are partitioned on their id, a
+time-ordered history id (``history.ids``); step records (``automate_step_run``) on their run's id,
+with the same bounds, so that a run and its steps are in partitions of the same day and go
+together. Each day (UTC) is one partition per table, ``automate_run_p20261207``; what was written
+before a table was partitioned (migrations 0016 and 0017) is one partition below its first day,
+``automate_run_legacy``.
 
 The SQL here names only tables and partitions built from these fixed names and dates: nothing in
 it comes from a user.
@@ -28,6 +29,9 @@ class HistoryTable:
     sequence: str
     #: its primary key: a partitioned table's must hold the partition key
     primary_key: tuple[str, ...]
+    #: indexes of the unpartitioned table the partitioned parent does without (the legacy
+    #: partition keeps them as its own)
+    left_behind: tuple[str, ...] = ()
 
     def partition(self, day: dt.date) -> str:
         return f"{self.name}_p{day:%Y%m%d}"
@@ -39,8 +43,21 @@ class HistoryTable:
 
 RUNS = HistoryTable("automate_run", "id", "automate_run_id_seq", ("id",))
 STEPS = HistoryTable("automate_step_run", "run_id", "automate_step_run_id_seq", ("id", "run_id"))
-#: In the order their partitions are dropped (steps before the runs they belong to).
-TABLES = (STEPS, RUNS)
+#: The dedupe of (source, idempotency key) cannot be a unique index across partitions: it is the
+#: key table ``automate_event_key`` (ingest.queries), and the event table keeps no index for it.
+EVENTS = HistoryTable(
+    "automate_event",
+    "id",
+    "automate_event_id_seq",
+    ("id",),
+    left_behind=("automate_event_idempotency", "automate_event_held_keys"),
+)
+#: Partitioned together by migration 0016 (one switch), and by 0017.
+RUN_RECORDS = (STEPS, RUNS)
+EVENT_RECORDS = (EVENTS,)
+#: In the order their partitions are dropped (steps before the runs they belong to, runs before
+#: the events they ran on).
+TABLES = (STEPS, RUNS, EVENTS)
 
 _PARTITION = re.compile(r"^(automate_[a-z_]+)_p(\d{8})$")
 
@@ -52,6 +69,16 @@ SELECT EXISTS (
     WHERE status IN ('queued', 'running', 'waiting')
        OR finished_at >= %(cutoff)s OR started_at >= %(cutoff)s
 )
+"""
+
+#: An event partition is kept past its age while anything still names one of its events: a job
+#: (the settled ones go first, outbox.retention), a run (a replay of an old event runs on it
+#: today), a debounce window or batch. %(lower)s and %(upper)s are the partition's bounds.
+EVENT_PARTITION_IN_USE = """
+SELECT EXISTS (SELECT 1 FROM automate_outbox_job WHERE event_id >= %(lower)s AND event_id < %(upper)s)
+    OR EXISTS (SELECT 1 FROM automate_run WHERE event_id >= %(lower)s AND event_id < %(upper)s)
+    OR EXISTS (SELECT 1 FROM automate_event_group_member
+               WHERE event_id >= %(lower)s AND event_id < %(upper)s)
 """
 
 #: The partitions of the history tables, with their parents (pg_inherits), oldest first.
@@ -74,9 +101,10 @@ JOIN pg_class AS child ON child.oid = i.inhrelid
 WHERE parent.relname = ANY(%(tables)s) AND i.inhdetachpending
 """
 
-#: Partitioned at all? (before migration 0016, or a database set up by hand, they are plain tables)
-IS_PARTITIONED = """
-SELECT count(*) FROM pg_partitioned_table AS p JOIN pg_class AS c ON c.oid = p.partrelid
+#: Which of them are partitioned (before migrations 0016 and 0017, or in a database set up by
+#: hand, they are plain tables)
+PARTITIONED = """
+SELECT c.relname FROM pg_partitioned_table AS p JOIN pg_class AS c ON c.oid = p.partrelid
 WHERE c.relname = ANY(%(tables)s) AND c.relnamespace = 'public'::regnamespace
 """
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from automate_core.models.api import ApiToken, AuditEntry
-from automate_core.models.event import Event
+from automate_core.models.event import Event, EventKey
 from automate_core.models.execution import BulkReplay, ExecutionRun, RunMode, RunStatus, StepRun
 from automate_core.models.flow import RunWait, WaitKind, WaitPattern, WaitStatus
 from automate_core.models.grouping import EventGroup, GroupKind, GroupMember, GroupStatus
@@ -27,6 +27,7 @@ __all__ = [
     "ConcurrencySlot",
     "Event",
     "EventGroup",
+    "EventKey",
     "ExecutionRun",
     "GroupKind",
     "GroupMember",

@@ -40,8 +40,15 @@ class OutboxJob(models.Model):
         EVENT = "event", "Event"
         TASK = "task", "Django task"
 
+    # No database constraint: the event table is partitioned by day, and its days are dropped
+    # whole once no job names one of their events (history.partitions); the code keeps the link.
     event = models.ForeignKey(
-        "automate_core.Event", null=True, blank=True, on_delete=models.CASCADE, related_name="jobs"
+        "automate_core.Event",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="jobs",
+        db_constraint=False,
     )
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.EVENT)
     status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.READY)

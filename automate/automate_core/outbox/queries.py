@@ -277,41 +277,27 @@ SELECT (SELECT count(*) FROM pruned), (SELECT max(id) FROM scanned),
        coalesce((SELECT bool_or(created_at >= now() - make_interval(secs => %(young)s)) FROM scanned), true)
 """
 
-# Retention of events: an event older than %(age)s seconds goes, with its jobs, once nothing
-# about it is pending: every job of it is completed (or dead for longer than %(dead_age)s; NULL
-# keeps dead jobs and so their events) and no run of it is left. Its runs and steps are not
-# deleted here: their day's partitions are dropped whole at the same age (history.partitions),
-# and the event goes at the pass after its last run's day went (so a run never names an event that
-# is gone: the console and the API read a run with its event). A replayed old event keeps itself
-# as long as its fresh runs. Same keyset walk as PRUNE_JOBS.
-PRUNE_EVENTS: LiteralString = """
-WITH scanned AS (
-    SELECT id, received_at FROM automate_event
-    WHERE id > %(after)s
-    ORDER BY id
+# Retention of a day of events (partitioned: history.partitions drops the day whole): first its
+# events' settled jobs go, a batch at a time, the completed ones and the ones dead for longer
+# than %(dead_age)s (NULL keeps dead jobs, and so their day). The ids in [%(lower)s, %(upper)s)
+# are the day's events (their partition's bounds); the job table's event_id index finds them.
+PRUNE_EVENT_DAY_JOBS: LiteralString = """
+WITH doomed AS (
+    SELECT id FROM automate_outbox_job
+    WHERE event_id >= %(lower)s AND event_id < %(upper)s
+      AND (status = 'completed'
+           OR (status = 'dead' AND updated_at < now() - make_interval(secs => %(dead_age)s)))
     LIMIT %(scan)s
-), doomed AS (
-    SELECT e.id FROM automate_event AS e JOIN scanned USING (id)
-    WHERE e.received_at < now() - make_interval(secs => %(age)s)
-      AND NOT EXISTS (
-          SELECT 1 FROM automate_outbox_job AS j
-          WHERE j.event_id = e.id AND j.status <> 'completed'
-            AND NOT coalesce(j.status = 'dead'
-                             AND j.updated_at < now() - make_interval(secs => %(dead_age)s), false))
-      AND NOT EXISTS (SELECT 1 FROM automate_run AS r WHERE r.event_id = e.id)
-    FOR UPDATE OF e SKIP LOCKED
-), doomed_jobs AS (
-    SELECT j.id FROM automate_outbox_job AS j JOIN doomed ON j.event_id = doomed.id
+    FOR UPDATE SKIP LOCKED
+), unlinked_runs AS (
+    UPDATE automate_run SET job_id = NULL WHERE job_id IN (SELECT id FROM doomed)
 ), unlinked_replays AS (
     UPDATE automate_outbox_job SET replay_of_id = NULL
-    WHERE replay_of_id IN (SELECT id FROM doomed_jobs) AND id NOT IN (SELECT id FROM doomed_jobs)
-), jobs AS (
-    DELETE FROM automate_outbox_job WHERE id IN (SELECT id FROM doomed_jobs)
+    WHERE replay_of_id IN (SELECT id FROM doomed) AND id NOT IN (SELECT id FROM doomed)
 ), pruned AS (
-    DELETE FROM automate_event WHERE id IN (SELECT id FROM doomed) RETURNING id
+    DELETE FROM automate_outbox_job WHERE id IN (SELECT id FROM doomed) RETURNING id
 )
-SELECT (SELECT count(*) FROM pruned), (SELECT max(id) FROM scanned),
-       coalesce((SELECT bool_or(received_at >= now() - make_interval(secs => %(age)s)) FROM scanned), true)
+SELECT count(*) FROM pruned
 """
 
 # Retention of debounce windows and batches (execution.grouping): a group flushed more than

@@ -7,13 +7,14 @@ What retention means here (the policy is ``AUTOMATE_RETENTION_*``, in seconds; N
   loses only its link to the job row.
 * **Dead jobs** wait for a human (``automate dead``, the admin) for ``RETENTION_DEAD_JOBS``
   (default 30 days).
-* **Events** go after ``RETENTION_EVENTS`` (default 30 days), but only once nothing about them is
-  pending: every job of theirs is completed or pruned-dead, and no run of theirs is left (their
-  runs' days were dropped; an old event replayed yesterday keeps itself as long as yesterday's
-  runs). Debounce windows and batches flushed longer ago than that go too, with their members.
-* **Runs and step records** (the history *of* the events) are partitioned by day: a day's
-  partitions are dropped whole once the day is older than ``RETENTION_EVENTS`` and none of its runs
-  is pending (``automate_core.history.partitions``). No run or step row is deleted one by one.
+* **Events, runs and step records** are partitioned by day (``automate_core.history``): a day's
+  partitions are dropped whole once the day is older than ``RETENTION_EVENTS`` (default 30 days)
+  and nothing about it is pending. Its runs and steps go once none of its runs is pending. Its
+  events go once no run of theirs is left (an old event replayed yesterday keeps its day as long
+  as yesterday's runs) and no job: the day's settled jobs (completed, or dead for longer than
+  ``RETENTION_DEAD_JOBS``) are deleted first; a job still queued or dead and kept keeps the day.
+  No event, run or step row is deleted one by one. Debounce windows and batches flushed longer
+  ago than that go too, with their members.
 * **Throttle state** of a key whose last turn is an hour past goes (it is the same as none).
 
 Each row-deleting statement looks at ``RETENTION_BATCH_SIZE`` rows in id order and deletes what qualifies, so
@@ -72,7 +73,9 @@ class RetentionPolicy:
 @dataclass(frozen=True, slots=True)
 class PruneReport:
     jobs: int = 0
-    events: int = 0
+    #: the history partitions dropped (days of events, runs, steps), and the ones kept past their age
+    dropped: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()
     skipped: bool = False  # another worker holds the retention lock
 
 
@@ -82,7 +85,8 @@ class Pruner:
         self.pause = pause
 
     async def run_pass(self) -> PruneReport:
-        """One pass over jobs, then events. Raises ``DatabaseUnavailable`` if the database is away."""
+        """One pass over jobs, then the history's days. Raises ``DatabaseUnavailable`` if the database
+        is away."""
         if not self.policy.enabled:
             return PruneReport()
         pool = await db.get_pool()
@@ -130,28 +134,42 @@ class Pruner:
 
     async def _pass(self, conn: psycopg.AsyncConnection[Any]) -> PruneReport:
         p = self.policy
-        jobs = events = 0
+        jobs = 0
+        report = partitions.DropReport()
         ages = [a for a in (p.completed_jobs, p.dead_jobs) if a is not None]
         if ages:
             params = {"completed_age": p.completed_jobs, "dead_age": p.dead_jobs, "young": min(ages)}
             jobs = await self._walk(conn, queries.PRUNE_JOBS, params)
             metrics.retention_pruned.labels("jobs").inc(jobs)
         if p.events is not None:
-            params = {"age": p.events, "dead_age": p.dead_jobs}
-            events = await self._walk(conn, queries.PRUNE_EVENTS, params)
-            metrics.retention_pruned.labels("events").inc(events)
             groups = await self._walk(conn, queries.PRUNE_GROUPS, {"age": p.events})
             metrics.retention_pruned.labels("event_groups").inc(groups)
-            dropped = await partitions.drop_expired(conn, p.events)
-            metrics.retention_pruned.labels("history_partitions").inc(len(dropped.dropped))
+            pruned_jobs = 0
+
+            async def release(conn: psycopg.AsyncConnection[Any], lower: int, upper: int) -> None:
+                nonlocal pruned_jobs
+                params = {"lower": lower, "upper": upper, "dead_age": p.dead_jobs, "scan": p.batch_size}
+                while True:
+                    cur = await conn.execute(queries.PRUNE_EVENT_DAY_JOBS, params)
+                    row = await cur.fetchone()
+                    count = int(row[0]) if row else 0
+                    pruned_jobs += count
+                    if count < p.batch_size:
+                        return
+                    await asyncio.sleep(self.pause)
+
+            report = await partitions.drop_expired(conn, p.events, release=release)
+            metrics.retention_pruned.labels("history_partitions").inc(len(report.dropped))
+            metrics.retention_pruned.labels("jobs").inc(pruned_jobs)
+            jobs += pruned_jobs
         while True:  # throttle state that says nothing any more (a batch at a time)
             cur = await conn.execute(queries.PRUNE_THROTTLE_STATE, {"scan": p.batch_size})
             if cur.rowcount < p.batch_size:
                 break
             await asyncio.sleep(self.pause)
-        if jobs or events:
-            logger.info("retention: pruned %d jobs and %d events", jobs, events)
-        return PruneReport(jobs, events)
+        if jobs:
+            logger.info("retention: pruned %d jobs", jobs)
+        return PruneReport(jobs, report.dropped, report.kept)
 
     async def _walk(
         self, conn: psycopg.AsyncConnection[Any], query: LiteralString, params: dict[str, Any]
