@@ -10,6 +10,8 @@ HERE="$(cd "$(dirname "$0")/../.." && pwd)"
 OLD="$(mktemp -d)/before"
 git -C "$HERE" worktree add --detach "$OLD" "$BEFORE" >/dev/null
 trap 'git -C "$HERE" worktree remove --force "$OLD"' EXIT
+# this checkout's harness (it puts the worktree's own code first on the servers' path)
+cp "$HERE/benchmarks/ingest/run.py" "$OLD/benchmarks/ingest/run.py"
 PY="$HERE/.venv/bin/python"
 URL="postgresql://postgres@127.0.0.1:5432"
 OUT="$HERE/benchmarks/history/results"
@@ -20,9 +22,9 @@ i=1
 while [ "$i" -le "$ROUNDS" ]; do
   echo "== before $i"
   (cd "$OLD" && PYTHONPATH="$OLD/automate:$OLD" "$PY" benchmarks/ingest/run.py --runs 1 --duration 10 \
-      --database-url "$URL/automate_bench_ingest_before" --json "$OUT/ingest-before-$i.json") | grep -E "^\| (bare1|group):|x \(pairs"
+      --database-url "$URL/automate_bench_ingest_before" --json "$OUT/ingest-before-$i.json") | grep -E "^\| (bare1|group):|x \(pairs|note:"
   echo "== partitioned $i"
   (cd "$HERE" && "$PY" benchmarks/ingest/run.py --runs 1 --duration 10 \
-      --database-url "$URL/automate_bench_ingest_partitioned" --json "$OUT/ingest-partitioned-$i.json") | grep -E "^\| (bare1|group):|x \(pairs"
+      --database-url "$URL/automate_bench_ingest_partitioned" --json "$OUT/ingest-partitioned-$i.json") | grep -E "^\| (bare1|group):|x \(pairs|note:"
   i=$((i + 1))
 done

@@ -155,7 +155,8 @@ def server(variant: Variant, url: str, port: int) -> Iterator[subprocess.Popen[b
         "DATABASE_URL": url,
         "SECRET_KEY": "bench",
         "DJANGO_SETTINGS_MODULE": "bench_settings",
-        "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT)]),
+        # this checkout's code first, not an installed copy (a worktree of an older commit runs its own)
+        "PYTHONPATH": os.pathsep.join([str(HERE), str(ROOT / "automate"), str(ROOT)]),
         "AUTOMATE_SECRET_BENCH_HOOK": SECRET,
         "LOG_LEVEL": "WARNING",
         **variant.env,
