@@ -8,6 +8,7 @@ while the conversion runs.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import subprocess
@@ -63,26 +64,35 @@ GROUP BY c.relname, c.relfilenode
 """
 
 
-@pytest.fixture(scope="module")
-def plain_db(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextlib.contextmanager
+def migrated_to(suffix: str, migration: str, home: Path) -> Iterator[str]:
+    """A database of the test's own (``<test db>_<suffix>``), migrated to ``migration``; dropped after."""
     base = database_url()
     params = conninfo_to_dict(base)
-    name = f"{params['dbname']}_convert"
+    name = f"{params['dbname']}_{suffix}"
     drop(base, name)
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = make_conninfo("", **{**params, "dbname": name})
-    env = {**harness_env(Path(tmp_path_factory.mktemp("home"))), "DATABASE_URL": django_url(url)}
+    env = {**harness_env(home), "DATABASE_URL": django_url(url)}
     done = subprocess.run(
-        [AUTOMATE.replace("automate", "python"), "-m", "django", "migrate", "automate_core", "0015"],
+        [AUTOMATE.replace("automate", "python"), "-m", "django", "migrate", "automate_core", migration],
         env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(FILL)
-        conn.execute(ids.CREATE_FUNCTION)
-    yield url
-    drop(base, name)
+    try:
+        yield url
+    finally:
+        drop(base, name)
+
+
+@pytest.fixture(scope="module")
+def plain_db(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with migrated_to("convert", "0015", Path(tmp_path_factory.mktemp("home"))) as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(FILL)
+            conn.execute(ids.CREATE_FUNCTION)
+        yield url
 
 
 class Writer(threading.Thread):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,14 +19,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from automate_core.history import convert, ids, tables
 from automate_core.ingest import keys, queries
-from benchmarks.databases import django_url
-from tests.bench.conftest import AUTOMATE, drop, harness_env
-from tests.conftest import database_url
+from tests.history.test_convert import migrated_to
 
 ROWS = 1_000_000
 HELD = 100_000  # the newest tenth: still in their dedupe window
@@ -71,30 +66,18 @@ def delivery(key: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def plain_events(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    base = database_url()
-    params = conninfo_to_dict(base)
-    name = f"{params['dbname']}_convert_events"
-    drop(base, name)
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = make_conninfo("", **{**params, "dbname": name})
-    env = {**harness_env(Path(tmp_path_factory.mktemp("home"))), "DATABASE_URL": django_url(url)}
-    done = subprocess.run(
-        [AUTOMATE.replace("automate", "python"), "-m", "django", "migrate", "automate_core", "0016"],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(FILL)
-        # migration 0017's first operations: the key table, empty
-        conn.execute(
-            "CREATE TABLE automate_event_key (source varchar(100) NOT NULL, idempotency_key varchar(255)"
-            " NOT NULL, event_id bigint NOT NULL, trace_id varchar(32) NOT NULL, received_at timestamptz"
-            " NOT NULL DEFAULT statement_timestamp(), PRIMARY KEY (source, idempotency_key))"
-        )
-        conn.execute("CREATE INDEX automate_event_key_received ON automate_event_key (received_at)")
-    yield url
-    drop(base, name)
+    with migrated_to("convert_events", "0016", Path(tmp_path_factory.mktemp("home"))) as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(FILL)
+            # migration 0017's first operations: the key table, empty
+            conn.execute(
+                "CREATE TABLE automate_event_key (source varchar(100) NOT NULL, idempotency_key"
+                " varchar(255) NOT NULL, event_id bigint NOT NULL, trace_id varchar(32) NOT NULL,"
+                " received_at timestamptz NOT NULL DEFAULT statement_timestamp(),"
+                " PRIMARY KEY (source, idempotency_key))"
+            )
+            conn.execute("CREATE INDEX automate_event_key_received ON automate_event_key (received_at)")
+        yield url
 
 
 class Sender(threading.Thread):

@@ -168,9 +168,10 @@ async def drop_expired(
             if members[table.name] in existing.get(table.name, set()):
                 await drop(table, members[table.name])
     if tables.EVENTS in kept_tables:
+        legacy_upper = await _legacy_upper(conn, tables.EVENTS)
         for day, members in await _expired(conn, existing, cutoff, [tables.EVENTS]):
             child = members[tables.EVENTS.name]
-            lower, upper = _bounds(day, await _legacy_upper(conn, tables.EVENTS))
+            lower, upper = _bounds(day, legacy_upper)
             if release is not None:
                 await release(conn, lower, upper)
             cur = await conn.execute(tables.EVENT_PARTITION_IN_USE, {"lower": lower, "upper": upper})
