@@ -8,6 +8,7 @@ the lowest ranks first, from every queue or from the worker's queues (``--queue`
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import itertools
 import json
 import signal
@@ -23,6 +24,7 @@ from django.tasks import task_backends
 from django.test import override_settings
 
 from automate_core import db
+from automate_core.history import ids as history_ids
 from automate_core.ingest.sources import parse_options
 from automate_core.models import OutboxJob
 from automate_core.outbox import queries
@@ -458,6 +460,43 @@ async def test_the_fairness_lookup_of_the_rank_trigger_reads_its_index() -> None
           AND j.priority = 0 AND j.available_at <= now()
         ORDER BY j.claim_rank DESC LIMIT 1"""
     assert "automate_outbox_fair" in await plan(lookup, {})
+
+
+@pytest.mark.usefixtures("realistic_table")
+async def test_the_claim_reads_each_jobs_event_in_its_own_day_partition_only() -> None:
+    """The claim looks up each job's event by primary key, and at run time in the one day
+    partition the event's id names: the other days' partitions (and the legacy one) are never
+    read, however many there are and whatever their statistics say."""
+    today = dt.datetime.now(dt.UTC).date()
+    tomorrow = today + dt.timedelta(days=1)
+    base = history_ids.bound(tomorrow)
+    await sql(
+        """
+        WITH e AS (
+            INSERT INTO automate_event (id, source, event_type, payload, headers, trace_id, received_at)
+            SELECT %(base)s + g, 'load', 'order.created', '{}', '{}', md5(g::text), now()
+            FROM generate_series(1, 10) AS g RETURNING id
+        )
+        INSERT INTO automate_outbox_job
+            (event_id, kind, status, attempts, max_attempts, available_at, lease_owner, last_error,
+             queue, priority, fair_key, created_at, updated_at)
+        SELECT id, 'event', 'ready', 0, 5, now(), '', '', 'default', 10, '', now(), now() FROM e
+        """,
+        {"base": base},
+    )
+    pool = await db.get_pool()
+    async with pool.connection() as conn, conn.transaction(force_rollback=True):
+        params = {"limit": 50, "owner": "x", "lease": 30}
+        cur = await conn.execute(b"EXPLAIN (ANALYZE, FORMAT JSON) " + queries.CLAIM_BATCH.encode(), params)
+        fetched = await cur.fetchone()
+    assert fetched is not None
+    nodes = list(_nodes(fetched[0][0]["Plan"]))
+    events = [n for n in nodes if str(n.get("Relation Name", "")).startswith("automate_event")]
+    assert len(events) >= 3 and all(n["Node Type"] == "Index Scan" for n in events), events
+    read = {n["Relation Name"]: n["Actual Loops"] for n in events if n["Actual Loops"]}
+    # the ten of tomorrow first (priority 10), then forty of today's
+    assert read == {f"automate_event_p{today:%Y%m%d}": 40, f"automate_event_p{tomorrow:%Y%m%d}": 10}
+    assert sum(n["Actual Rows"] * n["Actual Loops"] for n in events) == 50  # each job found its event
 
 
 def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:

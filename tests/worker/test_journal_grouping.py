@@ -15,6 +15,7 @@ from automate_core.execution.grouped import GroupedJournalWrites
 from automate_core.execution.journal import RunJournal, StepRecord
 from automate_core.ingest.ingestor import emit
 from automate_core.models import ExecutionRun, StepRun, Workflow
+from tests.worker.conftest import drain
 
 pytestmark = pytest.mark.usefixtures("live_db")
 
@@ -81,3 +82,41 @@ async def test_a_record_the_database_refuses_fails_only_its_own_write(
     assert results[0] == results[2] == "running"
     assert isinstance(results[1], Exception)
     assert [s.run_id async for s in StepRun.objects.order_by("run_id")] == [runs[0], runs[2]]
+
+
+async def test_a_one_step_run_is_two_commits_its_start_and_its_step_with_its_end(
+    monkeypatch: pytest.MonkeyPatch, workflow: Callable[..., Any]
+) -> None:
+    """Nothing runs between a run's last step record and its end: they are one write (one
+    commit), so a one-step run costs two journal commits, not three."""
+    await workflow({"name": "s", "connector": "log", "action": "info", "params": {"message": "hi"}})
+    writes = GroupedJournalWrites(flushers=1)
+    monkeypatch.setattr("automate_core.execution.journal.writer", lambda: writes)
+    await sync_to_async(emit)("shop", "order.created", {})
+    await drain(lambda: ExecutionRun.objects.filter(status="succeeded").exists())
+    assert writes.flushes == 2
+    run = await ExecutionRun.objects.aget()
+    recorded = await StepRun.objects.aget(run=run)
+    assert (recorded.status, recorded.connector) == ("succeeded", "log")
+    assert run.finished_at is not None and recorded.finished_at <= run.finished_at
+
+
+async def test_closing_a_run_reports_how_it_stood_when_its_last_step_was_recorded() -> None:
+    """``close_run`` records the step whatever happened to the run meanwhile, and ends only a
+    running run: a run cancelled (or abandoned by a new claim) while its last step ran keeps that
+    status, and the caller learns it as ``record_step`` would have told it."""
+    event_id = (await sync_to_async(emit)("shop", "order.created", {})).event_id
+    journal = RunJournal()
+    running, cancelled, abandoned = [await start(journal, event_id) for _ in range(3)]
+    await ExecutionRun.objects.filter(pk=cancelled).aupdate(status="cancelled")
+    await ExecutionRun.objects.filter(pk=abandoned).aupdate(status="failed", error="abandoned")
+    answers = await asyncio.gather(
+        *(
+            journal.close_run(run_id, "succeeded", "", step({"run": run_id}))
+            for run_id in (running, cancelled, abandoned)
+        )
+    )
+    assert answers == [("running", "succeeded"), ("cancelled", None), ("failed", None)]
+    statuses = {r.pk: r.status async for r in ExecutionRun.objects.all()}
+    assert statuses == {running: "succeeded", cancelled: "cancelled", abandoned: "failed"}
+    assert await StepRun.objects.filter(run_id__in=[running, cancelled, abandoned]).acount() == 3

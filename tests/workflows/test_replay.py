@@ -153,6 +153,30 @@ async def test_cancel_a_running_run_stops_before_its_next_step(probe: type[Probe
     assert (await ExecutionRun.objects.aget()).status == "cancelled"
 
 
+async def test_a_run_cancelled_during_its_last_step_stays_cancelled_with_the_step_recorded(
+    probe: type[Probe],
+) -> None:
+    """The last step's record and the run's end are one write: a cancel that lands while that
+    step runs wins (the run is not ended succeeded), and the step's call is still on record."""
+    probe.release = asyncio.Event()
+    await aload(workflow("wf", probe_step("only", "slow")))
+    await sync_to_async(emit)("shop", "order.created", {})
+    pool = WorkerPool(options())
+    task = asyncio.create_task(pool.run())
+    try:
+        await eventually(lambda: ExecutionRun.objects.filter(status="running").exists())
+        run = await ExecutionRun.objects.aget()
+        await sync_to_async(replay.cancel)(run.pk)
+        probe.release.set()
+        await eventually(lambda: OutboxJob.objects.filter(status="completed").exists())
+    finally:
+        pool.stop()
+        await task
+    assert [a for a, _p, _c in probe.calls] == ["slow"]
+    assert (await ExecutionRun.objects.aget()).status == "cancelled"
+    assert [s.status async for s in StepRun.objects.filter(run=run.pk)] == ["succeeded"]
+
+
 async def test_bulk_replay_runs_on_the_workers_with_preview_and_progress(
     probe: type[Probe], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -101,8 +101,12 @@ class ActionSteps:
         job: ClaimedJob | None,
         *,
         name: str | None = None,
+        hold: list[StepRecord] | None = None,
     ) -> dict[str, Any]:
-        """Run one action step in a span of its own (its connector and action as attributes)."""
+        """Run one action step in a span of its own (its connector and action as attributes).
+
+        With ``hold`` (the run's last step: nothing but the run's end comes after it), the step's
+        final record is put there instead of written: the run's end writes it (``close_run``)."""
         attributes: dict[str, Any] = {
             "automate.step": name or step.name,
             "automate.connector": step.connector,
@@ -110,7 +114,7 @@ class ActionSteps:
             "automate.run.id": run_id,
         }
         with tracing.span(f"step {name or step.name}", **attributes) as span:
-            result = await self._run_step_inner(run_id, workflow, step, scope, job, name=name)
+            result = await self._run_step_inner(run_id, workflow, step, scope, job, name=name, hold=hold)
             if span is not None:
                 span.set_attribute("automate.step.status", str(result.get("status")))
             return result
@@ -124,8 +128,9 @@ class ActionSteps:
         job: ClaimedJob | None,
         *,
         name: str | None = None,
+        hold: list[StepRecord] | None = None,
     ) -> dict[str, Any]:
-        record = self._recorder(run_id, step, name)
+        record = self._recorder(run_id, step, name, hold)
         if step.condition:
             started = now()
             try:
@@ -146,8 +151,9 @@ class ActionSteps:
                 check_output_size(step, output)
             except Exception as exc:
                 error, retryable, retry_after = classify(exc)
-                await record("failed", params, None, error, started, attempt)
-                if retryable and attempt < step.max_attempts:
+                again = retryable and attempt < step.max_attempts
+                await record("failed", params, None, error, started, attempt, final=not again)
+                if again:
                     await asyncio.sleep(self._backoff(step, attempt, retry_after))
                     continue
                 raise StepFailed(error, retryable, retry_after) from exc
@@ -209,11 +215,15 @@ class ActionSteps:
             resolved = await resolve_for_template(names, workflow.secrets, workflow=workflow.name)
         return await templating.arender(params, {**scope, "secret": templating.secret_function(resolved)})
 
-    def _recorder(self, run_id: int, step: StepSpec, name: str | None) -> Any:
+    def _recorder(self, run_id: int, step: StepSpec, name: str | None, hold: list[StepRecord] | None) -> Any:
         async def record(
-            status: str, params: Any, output: Any, error: str, started: datetime, attempt: int = 1
-        ) -> None:
-            await self.record(run_id, step, status, params, output, error, started, attempt, name=name)
+            status: str, params: Any, output: Any, error: str, started: datetime, attempt: int = 1,
+            *, final: bool = True,
+        ) -> None:  # fmt: skip
+            held = hold if final else None  # an attempt retried after a backoff is written at once
+            await self.record(
+                run_id, step, status, params, output, error, started, attempt, name=name, hold=held
+            )
 
         return record
 
@@ -229,14 +239,19 @@ class ActionSteps:
         attempt: int = 1,
         *,
         name: str | None = None,
+        hold: list[StepRecord] | None = None,
     ) -> None:
-        """Write one step record; raises Cancelled or LeaseExpired when the run must stop."""
+        """Write one step record (or put it in ``hold``, for the run's end to write); raises
+        Cancelled or LeaseExpired when the run must stop."""
         record = StepRecord(
             step.position, name or step.name, step.connector, step.action, status,
             params, output, error, started, now(), attempt,
         )  # fmt: skip
         metrics.steps_finished.labels(step.connector, status).inc()
         metrics.step_duration.labels(step.connector).observe(record.duration_ms / 1000.0)
+        if hold is not None:
+            hold.append(record)
+            return
         status = await self.journal.record_step(run_id, record)
         if status == "cancelled":
             raise Cancelled

@@ -34,7 +34,7 @@ from automate_core.execution import queries
 
 logger = logging.getLogger("automate.execution")
 
-Kind = Literal["start", "step", "finish"]
+Kind = Literal["start", "step", "finish", "close"]
 
 #: The fields of each kind's records, as its statement reads them.
 COLUMNS: dict[Kind, tuple[str, ...]] = {
@@ -55,6 +55,11 @@ STATEMENTS: dict[Kind, LiteralString] = {
     "finish": queries.FINISH_RUNS,
 }
 
+#: The order of the statements in a flush. A ``close`` (a run's last step record and its end, in
+#: one write) is a ``step`` record and a ``finish`` record: its step is inserted before any run
+#: ends, so the step reads its run's status from before the end (cancelled, abandoned, running).
+ORDER: tuple[Kind, ...] = ("start", "step", "finish")
+
 Pending = tuple[Kind, dict[str, Any], "asyncio.Future[Any]"]
 
 
@@ -72,7 +77,9 @@ class GroupedJournalWrites:
     async def write(self, kind: Kind, record: dict[str, Any]) -> Any:
         """Write one record; returns, once committed, what its statement gives back for it:
         start: the run id (None when the claim was taken over); step: the run's status;
-        finish: the status written (None when the run was no longer running)."""
+        finish: the status written (None when the run was no longer running); close (a
+        ``finish`` record holding its last ``step`` record under "step"): the pair of the step's
+        answer and the finish's, written in the same transaction."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self.pending.append((kind, record, future))
@@ -116,10 +123,15 @@ class GroupedJournalWrites:
 
     async def _write(self, batch: list[Pending]) -> list[Any]:
         """Write ``batch`` in one transaction; the answer for each record, in order."""
-        by_kind: dict[Kind, list[int]] = {}
-        for index, (kind, _, _) in enumerate(batch):
-            by_kind.setdefault(kind, []).append(index)
-        answers: list[Any] = [None] * len(batch)
+        records: dict[Kind, list[dict[str, Any]]] = {kind: [] for kind in ORDER}
+        for kind, record, _ in batch:
+            if kind == "close":
+                records["step"].append(record["step"])
+                records["finish"].append(record)
+            else:
+                records[kind].append(record)
+        kinds = [kind for kind in ORDER if records[kind]]
+        answers: dict[Kind, list[Any]] = {}
         pool = await db.get_pool()
         async with pool.connection() as conn:
             # One message: the statements of every kind go out as a single simple-protocol query
@@ -131,25 +143,26 @@ class GroupedJournalWrites:
             # Planned afresh each time (never prepared): a flush is one statement per hundred
             # jobs, and a plan cached while the run table was small would stay a sequential scan.
             cur = psycopg.AsyncClientCursor(conn)
-            kinds = list(by_kind.items())
-            text = ";\n".join(
-                cur.mogrify(STATEMENTS[kind], _params(kind, [batch[i][1] for i in indexes]))
-                for kind, indexes in kinds
-            )
+            text = ";\n".join(cur.mogrify(STATEMENTS[kind], _params(kind, records[kind])) for kind in kinds)
             await cur.execute(text.encode(conn.info.encoding))
-            for number, (kind, indexes) in enumerate(kinds):
+            for number, kind in enumerate(kinds):
                 if number:
                     cur.nextset()
                 rows = await cur.fetchall()
                 if kind == "start":  # (n, id): n counts the input from 1
                     ids = {int(n): int(run_id) for n, run_id in rows}
-                    for n, i in enumerate(indexes, start=1):
-                        answers[i] = ids.get(n)
+                    answers[kind] = [ids.get(n) for n in range(1, len(records[kind]) + 1)]
                 else:  # (run_id, status): one pending record per run at a time
                     statuses = {int(run_id): status for run_id, status in rows}
-                    for i in indexes:
-                        answers[i] = statuses.get(int(batch[i][1]["run_id"]))
-        return answers
+                    answers[kind] = [statuses.get(int(record["run_id"])) for record in records[kind]]
+        given = {kind: iter(values) for kind, values in answers.items()}
+        out: list[Any] = []
+        for kind, _, _ in batch:
+            if kind == "close":
+                out.append((next(given["step"]), next(given["finish"])))
+            else:
+                out.append(next(given[kind]))
+        return out
 
 
 def _params(kind: Kind, records: Sequence[dict[str, Any]]) -> dict[str, Any]:

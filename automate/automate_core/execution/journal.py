@@ -1,9 +1,9 @@
 """``RunJournal``: writes ExecutionRun and StepRun rows. Values are masked before they are written.
 
-Every write of the execution stage goes through these methods. The three hot ones (a run starts,
-a step is recorded, a run ends) are group-committed with those of concurrent jobs
-(``execution.grouped``); each returns once its record is durable, and each is fenced by the
-job's claim.
+Every write of the execution stage goes through these methods. The hot ones (a run starts, a step
+is recorded, a run ends; or its last step is recorded and it ends, in one write) are
+group-committed with those of concurrent jobs (``execution.grouped``); each returns once its
+record is durable, and each is fenced by the job's claim.
 ``MemoryJournal`` keeps the records in memory instead: test mode (dry runs) writes nothing.
 """
 
@@ -129,25 +129,26 @@ class RunJournal:
     async def record_step(self, run_id: int, step: StepRecord) -> str:
         """Write the step's record; returns the run's status: anything but 'running' means stop now
         ('cancelled'; 'failed' when a new claim of the job abandoned this run)."""
-        status = await writer().write(
-            "step",
-            {
-                "run_id": run_id,
-                "position": step.position,
-                "name": step.name,
-                "connector": step.connector,
-                "action": step.action,
-                "status": step.status,
-                "attempt": step.attempt,
-                "input": to_json(step.input),
-                "output": to_json(step.output),
-                "error": masking.masker.mask(step.error),
-                "started_at": step.started_at,
-                "finished_at": step.finished_at,
-                "duration_ms": step.duration_ms,
-            },
-        )
+        status = await writer().write("step", self._step_record(run_id, step))
         return str(status) if status else "running"
+
+    @staticmethod
+    def _step_record(run_id: int, step: StepRecord) -> dict[str, Any]:
+        return {
+            "run_id": run_id,
+            "position": step.position,
+            "name": step.name,
+            "connector": step.connector,
+            "action": step.action,
+            "status": step.status,
+            "attempt": step.attempt,
+            "input": to_json(step.input),
+            "output": to_json(step.output),
+            "error": masking.masker.mask(step.error),
+            "started_at": step.started_at,
+            "finished_at": step.finished_at,
+            "duration_ms": step.duration_ms,
+        }
 
     async def finish_run(
         self,
@@ -171,6 +172,32 @@ class RunJournal:
             },
         )
         return str(written) if written is not None else None
+
+    async def close_run(
+        self,
+        run_id: int,
+        status: str,
+        error: str,
+        step: StepRecord,
+        *,
+        job_id: int | None = None,
+        claim: int | None = None,
+    ) -> tuple[str, str | None]:
+        """Record the run's last step and end the run, in one write (one commit instead of two:
+        nothing runs between them). Returns the run's status as the step was recorded (as
+        ``record_step``) and the status written (as ``finish_run``)."""
+        step_status, written = await writer().write(
+            "close",
+            {
+                "run_id": run_id,
+                "status": status,
+                "error": masking.masker.mask(error),
+                "job_id": job_id,
+                "claim": claim if job_id is not None else None,
+                "step": self._step_record(run_id, step),
+            },
+        )
+        return (str(step_status) if step_status else "running"), (str(written) if written else None)
 
     async def previous_runs(self, job_id: int, event_id: int | None = None) -> dict[int, PreviousRun]:
         """The latest run of each workflow the job ran in earlier attempts, by workflow id; with
@@ -233,3 +260,8 @@ class MemoryJournal(RunJournal):
         run = self.runs[run_id]
         run.status, run.error = status, masking.masker.mask(error)
         return status
+
+    async def close_run(
+        self, run_id: int, status: str, error: str, step: StepRecord, **_: Any
+    ) -> tuple[str, str | None]:
+        return await self.record_step(run_id, step), await self.finish_run(run_id, status, error)

@@ -36,7 +36,7 @@ from automate_core.execution.actions import (
     StepFailed,
     now,
 )
-from automate_core.execution.journal import RunJournal
+from automate_core.execution.journal import RunJournal, StepRecord
 from automate_core.observability import metrics, tracing
 from automate_core.outbox.store import ClaimedEvent, ClaimedJob
 from automate_core.rules.engine import StepSpec, WorkflowSpec
@@ -92,6 +92,7 @@ class Walk:
     tolerated: list[str] = field(default_factory=list)
     waits: dict[str, Any] = field(default_factory=dict)  # this run's waits by step (woken runs)
     depth: int = 0
+    held: list[StepRecord] = field(default_factory=list)  # the last step's record, for the run's end
 
     @property
     def dry_run(self) -> bool:
@@ -198,31 +199,37 @@ class WorkflowRunner(ActionSteps):
         if plan.woken is not None:
             walk.waits = {plan.woken.step_name: plan.woken}
         try:
-            await self.walk(walk, workflow.steps, until=until)
+            await self.walk(walk, workflow.steps, until=until, last=until is None)
         except StepFailed as failure:
             return await self._finish(
                 workflow, run_id, job, plan, failure.error,
-                retryable=failure.retryable, retry_after=failure.retry_after,
+                retryable=failure.retryable, retry_after=failure.retry_after, held=walk.held,
             )  # fmt: skip
         except Suspended:
             metrics.runs_finished.labels(workflow.name, "waiting").inc()
             return RunOutcome(workflow, run_id, True, waiting=True)
         except Cancelled:
-            metrics.runs_finished.labels(workflow.name, "cancelled").inc()
-            return RunOutcome(workflow, run_id, True, cancelled=True)
+            return self._cancelled(workflow, run_id)
         tolerated = walk.tolerated
         error = f"continued past failed steps: {', '.join(tolerated)}" if tolerated else ""
-        await self._close(run_id, job, "succeeded", error)
+        if await self._close(run_id, job, "succeeded", error, walk.held) == "cancelled":
+            return self._cancelled(workflow, run_id)
         metrics.runs_finished.labels(workflow.name, "succeeded").inc()
         if plan.mode == "call" and plan.parent_id is not None:
             await self._answer_caller(plan, run_id, "succeeded", scope, "")
         return RunOutcome(workflow, run_id, True)
 
-    async def walk(self, walk: Walk, steps: tuple[StepSpec, ...], *, until: str | None = None) -> None:
-        """Carry out ``steps`` in order; StepFailed ends the run (unless continue_on_error)."""
+    async def walk(
+        self, walk: Walk, steps: tuple[StepSpec, ...], *, until: str | None = None, last: bool = False
+    ) -> None:
+        """Carry out ``steps`` in order; StepFailed ends the run (unless continue_on_error).
+
+        ``last``: these are the run's top-level steps, and the run ends after them (no ``until``):
+        the last one's record, when it is an action's, is held for the run's end to write."""
         from automate_core.execution import constructs
 
         results = walk.scope["steps"]
+        final = steps[-1] if last and steps else None
         for step in steps:
             log_context.add(step=step.name)
             reused = walk.plan.reuse.get(step.name) if walk.reusing else None
@@ -240,8 +247,9 @@ class WorkflowRunner(ActionSteps):
             try:
                 if step.kind == "action":
                     results[step.name] = await self._run_step(
-                        walk.run_id, walk.plan.workflow, step, walk.scope, walk.job
-                    )
+                        walk.run_id, walk.plan.workflow, step, walk.scope, walk.job,
+                        hold=walk.held if step is final else None,
+                    )  # fmt: skip
                 elif not await self._condition(walk, step):
                     results[step.name] = {"output": None, "status": "skipped"}
                 else:
@@ -301,13 +309,38 @@ class WorkflowRunner(ActionSteps):
         assert plan.parent_id is not None
         await waits.child_finished(plan.parent_id, run_id, masking.masker.mask_data(result))
 
-    async def _close(self, run_id: int, job: ClaimedJob | None, status: str, error: str) -> None:
-        """Write the run's end under the job's claim; LeaseExpired when the claim was taken over."""
-        written = await self.journal.finish_run(
-            run_id, status, error, job_id=job.id if job else None, claim=job.attempts if job else None
-        )
+    async def _close(
+        self,
+        run_id: int,
+        job: ClaimedJob | None,
+        status: str,
+        error: str,
+        held: list[StepRecord] | None = None,
+    ) -> str | None:
+        """Write the run's end under the job's claim, with its last step's record when ``held``
+        (one write); LeaseExpired when the claim was taken over. Returns "cancelled" when the run
+        was cancelled while that last step ran (the run stays cancelled)."""
+        job_id, claim = (job.id, job.attempts) if job else (None, None)
+        if held:
+            (step,) = held
+            held.clear()
+            recorded, written = await self.journal.close_run(
+                run_id, status, error, step, job_id=job_id, claim=claim
+            )
+            if recorded == "cancelled":
+                return "cancelled"
+            if recorded != "running":  # as record_step: a new claim abandoned the run meanwhile
+                raise LeaseExpired(f"Run {run_id} was taken over by a new claim of its job ({recorded}).")
+        else:
+            written = await self.journal.finish_run(run_id, status, error, job_id=job_id, claim=claim)
         if written is not None and written != status:
             raise LeaseExpired(f"The job of run {run_id} was taken over while the run was ending.")
+        return written
+
+    @staticmethod
+    def _cancelled(workflow: WorkflowSpec, run_id: int) -> RunOutcome:
+        metrics.runs_finished.labels(workflow.name, "cancelled").inc()
+        return RunOutcome(workflow, run_id, True, cancelled=True)
 
     async def _finish(
         self,
@@ -319,9 +352,11 @@ class WorkflowRunner(ActionSteps):
         *,
         retryable: bool,
         retry_after: float | None = None,
+        held: list[StepRecord] | None = None,
     ) -> RunOutcome:
         error = masking.masker.mask(error)
-        await self._close(run_id, job, "failed", error)
+        if await self._close(run_id, job, "failed", error, held) == "cancelled":
+            return self._cancelled(workflow, run_id)
         metrics.runs_finished.labels(workflow.name, "failed").inc()
         final = not retryable or job is None or job.spent >= workflow.max_attempts
         if plan.mode == "call" and plan.parent_id is not None and final:  # no attempt left: tell the caller

@@ -27,9 +27,14 @@ from typing import LiteralString
 #      the history and never the keys.
 #   2. claimed: flip them to running, set the lease and count the attempt (the attempt number is
 #      the claim's fencing token: every later transition names it, with the lease owner).
-#   3. the result joins each job's event, so the worker needs no second round trip, and reports
+#   3. the result looks up each job's event, so the worker needs no second round trip, and reports
 #      the configuration generation, so the worker knows when to reload its rule index. A task's
-#      earlier result (errors, workers) comes along so the task sees its own history.
+#      earlier result (errors, workers) comes along so the task sees its own history. The event
+#      is a LATERAL subquery that the planner may not flatten into a join (LIMIT 1): one primary
+#      key lookup per job, in the one day partition of automate_event its id names (run-time
+#      pruning), whatever the statistics say. As a join, a planner that misjudges the partitions
+#      (a new day's is small, an unanalysed one looks empty) may hash every partition of the
+#      events instead (a test reads the plan).
 _CLAIM_REST: LiteralString = """
 ), claimed AS (
     UPDATE automate_outbox_job AS j
@@ -47,7 +52,11 @@ SELECT c.id, c.kind, c.attempts, c.releases, c.max_attempts, c.payload, c.result
        e.id AS event_id, e.source, e.event_type, e.payload AS event_payload, e.headers,
        e.trace_id, e.received_at,
        (SELECT last_value FROM automate_config_generation) AS generation, c.queue
-FROM claimed AS c LEFT JOIN automate_event AS e ON e.id = c.event_id
+FROM claimed AS c LEFT JOIN LATERAL (
+    SELECT id, source, event_type, payload, headers, trace_id, received_at
+    FROM automate_event WHERE id = c.event_id
+    LIMIT 1
+) AS e ON true
 ORDER BY c.id
 """
 
