@@ -4,13 +4,17 @@ and one record the database refuses fails only its own write."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import pytest
 from asgiref.sync import sync_to_async
 
+from automate_core import db
+from automate_core.execution import grouped
 from automate_core.execution.grouped import GroupedJournalWrites
 from automate_core.execution.journal import RunJournal, StepRecord
 from automate_core.ingest.ingestor import emit
@@ -120,3 +124,41 @@ async def test_closing_a_run_reports_how_it_stood_when_its_last_step_was_recorde
     statuses = {r.pk: r.status async for r in ExecutionRun.objects.all()}
     assert statuses == {running: "succeeded", cancelled: "cancelled", abandoned: "failed"}
     assert await StepRun.objects.filter(run_id__in=[running, cancelled, abandoned]).acount() == 3
+
+
+async def test_a_flush_plans_only_the_day_partitions_of_its_runs() -> None:
+    """The step records' and the runs' ends statements read runs by a constant array of ids, so
+    the planner keeps only the partitions those ids name: their cost does not grow with the days
+    of history kept (a per-row lookup would plan every partition of automate_run at every flush)."""
+    event_id = (await sync_to_async(emit)("shop", "order.created", {})).event_id
+    journal = RunJournal()
+    run_id = await start(journal, event_id)
+    today = f"automate_run_p{datetime.now(UTC):%Y%m%d}"
+    records: dict[grouped.Kind, list[dict[str, Any]]] = {
+        "step": [RunJournal._step_record(run_id, step({"x": 1}))],
+        "finish": [{"run_id": run_id, "status": "succeeded", "error": "", "job_id": None, "claim": None}],
+    }
+    pool = await db.get_pool()
+    async with pool.connection() as conn:
+        partitions = await (
+            await conn.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = 'automate_run'::regclass")
+        ).fetchone()
+        assert partitions is not None and partitions[0] >= 3  # legacy, today, the days ahead
+        for kind, rows in records.items():
+            statement = psycopg.AsyncClientCursor(conn).mogrify(
+                grouped.STATEMENTS[kind], grouped._params(kind, rows)
+            )
+            cur = await conn.execute(("EXPLAIN (FORMAT JSON) " + statement).encode())
+            found = await cur.fetchone()
+            assert found is not None
+            read = {n["Relation Name"] for n in _nodes(found[0][0]["Plan"]) if "Relation Name" in n}
+            assert {r for r in read if re.fullmatch(r"automate_run_(p\d{8}|legacy)", r)} == {today}, (
+                kind,
+                read,
+            )
+
+
+def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", []):
+        yield from _nodes(child)

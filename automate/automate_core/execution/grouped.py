@@ -166,11 +166,12 @@ class GroupedJournalWrites:
 
 
 def _params(kind: Kind, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """A statement's parameters: the records' document, and for the runs' UPDATE their ids as a
-    constant array, from which the planner knows the day partitions to read (pruning): a join
-    with the document alone would probe every day's partition for every run."""
+    """A statement's parameters: the records' document, and for the statements that read runs
+    (the steps' statuses, the runs' UPDATE) their ids as a constant array, from which the planner
+    knows the day partitions to read (pruning): a join with the document alone would plan and
+    probe every day's partition for every run."""
     params: dict[str, Any] = {"rows": _document(kind, records)}
-    if kind == "finish":
+    if kind in ("step", "finish"):
         params["ids"] = sorted({int(record["run_id"]) for record in records})
     return params
 

@@ -27,14 +27,9 @@ from typing import LiteralString
 #      the history and never the keys.
 #   2. claimed: flip them to running, set the lease and count the attempt (the attempt number is
 #      the claim's fencing token: every later transition names it, with the lease owner).
-#   3. the result looks up each job's event, so the worker needs no second round trip, and reports
-#      the configuration generation, so the worker knows when to reload its rule index. A task's
-#      earlier result (errors, workers) comes along so the task sees its own history. The event
-#      is a LATERAL subquery that the planner may not flatten into a join (LIMIT 1): one primary
-#      key lookup per job, in the one day partition of automate_event its id names (run-time
-#      pruning), whatever the statistics say. As a join, a planner that misjudges the partitions
-#      (a new day's is small, an unanalysed one looks empty) may hash every partition of the
-#      events instead (a test reads the plan).
+#   3. the result reports the configuration generation, so the worker knows when to reload its
+#      rule index. A task's earlier result (errors, workers) comes along so the task sees its own
+#      history. The jobs' events are read next, by ``CLAIMED_EVENTS``.
 _CLAIM_REST: LiteralString = """
 ), claimed AS (
     UPDATE automate_outbox_job AS j
@@ -48,16 +43,22 @@ _CLAIM_REST: LiteralString = """
     RETURNING j.id, j.kind, j.attempts, j.releases, j.max_attempts, j.event_id, j.payload,
               CASE WHEN j.kind = 'task' THEN j.result END AS result, j.queue
 )
-SELECT c.id, c.kind, c.attempts, c.releases, c.max_attempts, c.payload, c.result,
-       e.id AS event_id, e.source, e.event_type, e.payload AS event_payload, e.headers,
-       e.trace_id, e.received_at,
+SELECT c.id, c.kind, c.attempts, c.releases, c.max_attempts, c.payload, c.result, c.event_id,
        (SELECT last_value FROM automate_config_generation) AS generation, c.queue
-FROM claimed AS c LEFT JOIN LATERAL (
-    SELECT id, source, event_type, payload, headers, trace_id, received_at
-    FROM automate_event WHERE id = c.event_id
-    LIMIT 1
-) AS e ON true
+FROM claimed AS c
 ORDER BY c.id
+"""
+
+# The events of the jobs just claimed, by id, given as a constant array (an unnamed statement,
+# planned with its values): the planner reads only the day partitions of automate_event those ids
+# name, one primary-key lookup each. Read by the claim itself (a join, or a LATERAL lookup per
+# job), every partition of the events would be planned at every claim, a cost that grows with the
+# days retained, and a planner misjudging the partitions may hash all of them (a test reads the
+# plan). Events are never updated, and a job names its event until it is settled, so reading them
+# after the claim has committed reads what the claim would have.
+CLAIMED_EVENTS: LiteralString = """
+SELECT id, source, event_type, payload, headers, trace_id, received_at
+FROM automate_event WHERE id = ANY(%(ids)s::bigint[])
 """
 
 # Every queue (a worker started without --queue).

@@ -7,8 +7,9 @@ claim still held: the others were taken over after their lease expired, and noth
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, LiteralString
@@ -94,19 +95,46 @@ def text_safe(value: Any) -> Any:
     return value
 
 
+@contextlib.asynccontextmanager
+async def _connection() -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A pooled connection; an outage or a full pool becomes ``DatabaseUnavailable``."""
+    pool = await db.get_pool()
+    try:
+        async with pool.connection() as conn:
+            yield conn
+    except (psycopg.OperationalError, psycopg.errors.AdminShutdown) as exc:
+        db.recheck_soon(pool)
+        raise DatabaseUnavailable(f"Outbox query failed: {exc}") from exc
+    except TimeoutError as exc:
+        raise DatabaseUnavailable("No database connection became free in time.") from exc
+
+
 class OutboxStore:
     async def _execute(self, query: LiteralString, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        pool = await db.get_pool()
-        try:
-            async with pool.connection() as conn:
-                cur = await conn.execute(query, params)
-                rows: list[tuple[Any, ...]] = await cur.fetchall()
-                return rows
-        except (psycopg.OperationalError, psycopg.errors.AdminShutdown) as exc:
-            db.recheck_soon(pool)
-            raise DatabaseUnavailable(f"Outbox query failed: {exc}") from exc
-        except TimeoutError as exc:
-            raise DatabaseUnavailable("No database connection became free in time.") from exc
+        async with _connection() as conn:
+            cur = await conn.execute(query, params)
+            rows: list[tuple[Any, ...]] = await cur.fetchall()
+            return rows
+
+    async def _claim(
+        self, query: LiteralString, params: dict[str, Any]
+    ) -> tuple[list[tuple[Any, ...]], dict[int, ClaimedEvent]]:
+        """The claim's rows, then the claimed jobs' events by id (``queries.CLAIMED_EVENTS``), on
+        one connection."""
+        async with _connection() as conn:
+            rows: list[tuple[Any, ...]] = await (await conn.execute(query, params)).fetchall()
+            ids = sorted({row[7] for row in rows if row[7] is not None})
+            if not ids:
+                return rows, {}
+            # never prepared: planned with the ids, so only their partitions are read
+            cur = await conn.execute(queries.CLAIMED_EVENTS, {"ids": ids}, prepare=False)
+            found = await cur.fetchall()
+        events = {}
+        for event_id, source, event_type, payload, headers, trace_id, received_at in found:
+            events[event_id] = ClaimedEvent(
+                event_id, source, event_type, payload, headers or {}, trace_id, received_at
+            )
+        return rows, events
 
     async def claim_batch(
         self, limit: int, owner: str, lease: float = 30.0, queues: Sequence[str] | None = None
@@ -121,16 +149,11 @@ class OutboxStore:
             query, params["queue"] = queries.CLAIM_BATCH_QUEUE, queues[0]
         elif queues:
             query, params["queues"] = queries.CLAIM_BATCH_QUEUES, list(queues)
-        rows = await self._execute(query, params)
+        rows, events = await self._claim(query, params)
         jobs = []
         for row in rows:
-            (job_id, kind, attempts, releases, max_attempts, payload, result, event_id, source,
-             event_type, event_payload, headers, trace_id, received_at, generation, queue) = row  # fmt: skip
-            event = None
-            if event_id is not None:
-                event = ClaimedEvent(
-                    event_id, source, event_type, event_payload, headers or {}, trace_id, received_at
-                )
+            (job_id, kind, attempts, releases, max_attempts, payload, result, event_id, generation,
+             queue) = row  # fmt: skip
             jobs.append(
                 ClaimedJob(
                     job_id,
@@ -138,7 +161,7 @@ class OutboxStore:
                     attempts,
                     max_attempts,
                     payload,
-                    event,
+                    None if event_id is None else events.get(event_id),
                     int(generation),
                     releases,
                     result,
