@@ -25,8 +25,12 @@ from automate_core.conftypes import check_value, describe, parse, parse_bool, un
 
 
 class Defaults:
-    #: Jobs one worker process runs at the same time.
-    WORKER_CONCURRENCY: int = 32
+    #: Jobs one worker process runs at the same time. Most of a job's time is spent waiting (its
+    #: run records' commits, the connector's network), so a worker keeps many in flight: at 32 one
+    #: worker beside one web process fell behind 2,000 webhooks/s on two cores, at 128 it keeps up
+    #: (docs/benchmarks.md, "End to end"). Sync plugins still share AUTOMATE_THREAD_POOL_SIZE
+    #: threads, and a workflow's ``concurrency`` limit bounds what a downstream API sees.
+    WORKER_CONCURRENCY: int = 128
     #: Most jobs claimed in one statement (claims are also capped by free slots).
     WORKER_BATCH_SIZE: int = 50
     #: Queues an ``automate worker`` claims from (``--queue`` overrides); empty: every queue.

@@ -269,7 +269,7 @@ class E2E:
         events, finished, quantiles, worst = row
         p50, p99 = quantiles or (0.0, 0.0)
         return E2EResult(
-            config={**asdict(c), "out_dir": str(c.out_dir)},
+            config={**asdict(c), "out_dir": str(c.out_dir), "settings": overrides()},
             sender=sent.summary(),
             events=int(events),
             runs_finished=int(finished),
@@ -289,11 +289,19 @@ class E2E:
             return uvloop.run(self.measure(procs))
 
 
+def overrides() -> dict[str, str]:
+    """The platform settings the processes inherit from this environment (``AUTOMATE_*``): none
+    means the platform ran at its defaults."""
+    return {k: v for k, v in sorted(os.environ.items()) if k.startswith("AUTOMATE_")}
+
+
 def report(result: E2EResult, out: TextIO) -> None:
     c, s = result.config, result.sender
+    given = c.get("settings") or {}
+    at = "at the defaults" if not given else "with " + ", ".join(f"{k}={v}" for k, v in given.items())
     out.write(
         f"e2e: {c['rate']:,.0f} signed webhooks/s for {c['duration']:g} s (+{c['warmup']:g} s warm-up), "
-        f"{PLATFORMS[c['platform']]} at the defaults\n"
+        f"{PLATFORMS[c['platform']]} {at}\n"
     )
     statuses = ", ".join(f"{k}: {v:,}" for k, v in s["statuses"].items()) or "none"
     out.write(

@@ -113,3 +113,18 @@ def test_report_of_a_sender_short_of_cpu_blames_the_sender() -> None:
     out = StringIO()
     harness.report(result_with(sent), out)
     assert "it ran out of CPU (no request waited for a connection)" in out.getvalue()
+
+
+def test_report_names_the_settings_the_platform_ran_with_or_says_defaults() -> None:
+    """A figure "at the defaults" must be one: settings inherited from the environment are named."""
+    sent = sender.Sent(target_rate=10.0, scheduled=10, sent=10, answered=10)
+    sent.started_at, sent.last_at, sent.lags = 0.0, 1.0, [0.0] * 10
+    plain, tuned = result_with(sent), result_with(sent)
+    tuned.config["settings"] = {"AUTOMATE_WORKER_CONCURRENCY": "32"}
+    texts = []
+    for result in (plain, tuned):
+        out = StringIO()
+        harness.report(result, out)
+        texts.append(out.getvalue().splitlines()[0])
+    assert texts[0].endswith("at the defaults")
+    assert texts[1].endswith("with AUTOMATE_WORKER_CONCURRENCY=32") and "defaults" not in texts[1]

@@ -62,7 +62,7 @@ def test_a_changed_dotenv_applies_to_the_running_settings(clean: Path) -> None:
     env_file.write_text("AUTOMATE_HTTP_ALLOWED_HOSTS=127.0.0.1,api.internal\n")
     assert devenv.reload_dotenv() == ["AUTOMATE_WORKER_CONCURRENCY"]
     assert (
-        "AUTOMATE_WORKER_CONCURRENCY" not in os.environ and settings.WORKER_CONCURRENCY == 32
+        "AUTOMATE_WORKER_CONCURRENCY" not in os.environ and settings.WORKER_CONCURRENCY == 128
     )  # the default
 
 
