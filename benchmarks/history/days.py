@@ -22,6 +22,38 @@ WHERE i.inhparent = %s::regclass
 """
 
 
+def ensure_days(url: str, days: int) -> int:
+    """Partitions through ``days`` days past the days ahead (``AUTOMATE_HISTORY_PARTITIONS_AHEAD``)
+    on every history table, added only where missing: the same database prepared twice keeps the
+    same partitions. Returns the partitions each table has."""
+    from automate_core.conf import settings
+
+    today = dt.datetime.now(dt.UTC).date()
+    last = today + dt.timedelta(days=int(settings.HISTORY_PARTITIONS_AHEAD) + days)
+    with psycopg.connect(url, autocommit=True) as conn:
+        count = 0
+        for table in tables.TABLES:
+            have = {
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT c.relname FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent = %s::regclass",
+                    [table.name],
+                ).fetchall()
+            }
+            day = today
+            while day <= last:
+                if table.partition(day) not in have:
+                    for statement in tables.create_partition(table, day):
+                        conn.execute(statement.encode())
+                day += dt.timedelta(days=1)
+            found = conn.execute(
+                "SELECT count(*) FROM pg_inherits WHERE inhparent = %s::regclass", [table.name]
+            ).fetchone()
+            count = int(found[0]) if found else 0
+        return count
+
+
 def add_days(url: str, days: int) -> int:
     """Add ``days`` partitions to every history table; returns the partitions each now has."""
     with psycopg.connect(url, autocommit=True) as conn:

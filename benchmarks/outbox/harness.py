@@ -61,6 +61,7 @@ class BenchConfig:
     modes: list[str] = field(default_factory=lambda: ["engine", "sql"])
     repeat: int = 1
     history: int = 0
+    history_days: int = 0  # day partitions beyond the days ahead (benchmarks.history.days)
     rate: float = 0.0
     database_url: str = ""
     out_dir: Path = HERE / "results"
@@ -132,6 +133,11 @@ class Harness:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
                 self.say(f"created database {name}")
         migrate_and_load(self.env, HERE / "workflow.yaml")
+        if self.config.history_days:
+            from benchmarks.history import days
+
+            count = days.ensure_days(self.url, self.config.history_days)
+            self.say(f"{count} day partitions per history table (--history-days {self.config.history_days})")
         if self.config.history:
             self.ensure_history(self.config.history)
 

@@ -74,3 +74,30 @@ def test_bench_refuses_a_database_not_named_for_benchmarks(tmp_path: Path) -> No
     )  # fmt: skip
     assert done.returncode != 0
     assert "must contain 'bench'" in done.stdout + done.stderr
+
+
+def test_bench_at_the_workers_defaults_with_days_of_history_partitions(
+    bench_database: str, tmp_path: Path
+) -> None:
+    """Without -c and -b the drain runs at the worker's own defaults; --history-days gives the
+    history tables the partitions of that many more days (twice prepared, still that many)."""
+    name = f"{psycopg.conninfo.conninfo_to_dict(bench_database)['dbname']}_bench"
+    url = psycopg.conninfo.make_conninfo(bench_database, dbname=name)
+    for _ in range(2):
+        done = subprocess.run(
+            [AUTOMATE, "bench", "outbox", "-n", "300", "-w", "1", "--modes", "engine", "--history-days", "3",
+             "--no-chart", "--out", str(tmp_path)],
+            env={**ENV, "DATABASE_URL": bench_database},
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+    # legacy, today, the 7 days ahead, 3 more
+    assert "12 day partitions per history table (--history-days 3)" in done.stdout + done.stderr
+    with psycopg.connect(url) as conn:
+        for table in ("automate_event", "automate_run", "automate_step_run"):
+            row = conn.execute(
+                "SELECT count(*) FROM pg_inherits WHERE inhparent = %s::regclass", [table]
+            ).fetchone()
+            assert row == (12,), table
+    report = json.loads(sorted(tmp_path.glob("outbox-*.json"))[-1].read_text())
+    assert (report["config"]["concurrency"], report["config"]["batch_size"]) == (128, 50)

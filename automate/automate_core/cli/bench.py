@@ -50,8 +50,14 @@ def add_database_argument(parser: ArgumentParser) -> None:
 def add_outbox_arguments(parser: ArgumentParser) -> None:
     parser.add_argument("-n", "--jobs", type=int, default=100_000, help="Jobs per run.")
     parser.add_argument("-w", "--workers", type=int, default=2, help="Worker processes.")
-    parser.add_argument("-c", "--concurrency", type=int, default=32, help="Jobs run at once per process.")
-    parser.add_argument("-b", "--batch-size", type=int, default=100, help="Most jobs per claim.")
+    parser.add_argument(
+        "-c", "--concurrency", type=int, default=None,
+        help="Jobs run at once per process (default: the worker's, AUTOMATE_WORKER_CONCURRENCY).",
+    )  # fmt: skip
+    parser.add_argument(
+        "-b", "--batch-size", type=int, default=None,
+        help="Most jobs per claim (default: the worker's, AUTOMATE_WORKER_BATCH_SIZE).",
+    )  # fmt: skip
     parser.add_argument(
         "--modes",
         default="engine,sql",
@@ -59,6 +65,13 @@ def add_outbox_arguments(parser: ArgumentParser) -> None:
     )
     parser.add_argument("-r", "--repeat", type=int, default=1, help="Runs per mode (medians are reported).")
     parser.add_argument("--history", type=int, default=0, help="Completed jobs kept in the table.")
+    parser.add_argument(
+        "--history-days",
+        type=int,
+        default=0,
+        help="Day partitions beyond the days ahead, as a deployment retaining that many days has "
+        "(the planner's work grows with them).",
+    )
     parser.add_argument(
         "--compare-history",
         action="store_true",
@@ -148,11 +161,16 @@ def run_outbox(options: dict[str, Any], out: TextIO) -> int:
             raise ConfigurationError(
                 f"--compare-peer {peer} needs {' and '.join(missing)}: pip install 'django-automate[bench]'."
             )
+    from automate_core.conf import settings
+
+    if options["history_days"] < 0:
+        raise ConfigurationError("--history-days must be 0 or more.")
     config = harness.BenchConfig(
         jobs=options["jobs"],
         workers=options["workers"],
-        concurrency=options["concurrency"],
-        batch_size=options["batch_size"],
+        concurrency=options["concurrency"] or int(settings.WORKER_CONCURRENCY),
+        batch_size=options["batch_size"] or int(settings.WORKER_BATCH_SIZE),
+        history_days=options["history_days"],
         modes=modes,
         repeat=options["repeat"],
         history=options["history"],
