@@ -100,13 +100,17 @@ async def events_locked() -> AsyncIterator[None]:
 
 
 async def waiting_for_lock(count: int) -> None:
-    """Until ``count`` inserts wait for the lock of :func:`events_locked` (polled, with a deadline)."""
+    """Until ``count`` sessions wait for the lock of :func:`events_locked` (polled, with a deadline).
+
+    Read from ``pg_locks`` (requests not granted on the event table), not from the sessions' query
+    text: a statement that is still being parsed when it meets the lock (its first run on a new
+    connection) shows as idle with its previous query in ``pg_stat_activity``."""
     async with await psycopg.AsyncConnection.connect(database_url()) as conn:
         deadline = asyncio.get_running_loop().time() + 10
         while True:
             cur = await conn.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                " AND query LIKE '%automate_event%'"
+                "SELECT count(DISTINCT pid) FROM pg_locks"
+                " WHERE NOT granted AND relation = 'automate_event'::regclass"
             )
             row = await cur.fetchone()
             if row and row[0] >= count:
