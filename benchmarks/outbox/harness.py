@@ -134,9 +134,11 @@ class Harness:
                 self.say(f"created database {name}")
         migrate_and_load(self.env, HERE / "workflow.yaml")
         if self.config.history_days:
+            from automate_core.conf import settings
             from benchmarks.history import days
 
-            count = days.ensure_days(self.url, self.config.history_days)
+            ahead = int(settings.HISTORY_PARTITIONS_AHEAD)
+            count = days.ensure_days(self.url, self.config.history_days, ahead)
             self.say(f"{count} day partitions per history table (--history-days {self.config.history_days})")
         if self.config.history:
             self.ensure_history(self.config.history)

@@ -134,9 +134,9 @@ async def test_cancel_a_queued_run(probe: type[Probe]) -> None:
         await sync_to_async(replay.cancel)(run.pk)
 
 
-async def test_cancel_a_running_run_stops_before_its_next_step(probe: type[Probe]) -> None:
-    probe.release = asyncio.Event()
-    await aload(workflow("wf", probe_step("first", "slow"), probe_step("second")))
+async def cancel_while_slow_step_runs(probe: type[Probe]) -> int:
+    """Emit one event and run a worker; cancel the run while its ``slow`` step waits for
+    ``probe.release``, then release it and wait until the job has completed. The run's id."""
     await sync_to_async(emit)("shop", "order.created", {})
     pool = WorkerPool(options())
     task = asyncio.create_task(pool.run())
@@ -144,11 +144,19 @@ async def test_cancel_a_running_run_stops_before_its_next_step(probe: type[Probe
         await eventually(lambda: ExecutionRun.objects.filter(status="running").exists())
         run = await ExecutionRun.objects.aget()
         await sync_to_async(replay.cancel)(run.pk)
+        assert probe.release is not None
         probe.release.set()
         await eventually(lambda: OutboxJob.objects.filter(status="completed").exists())
     finally:
         pool.stop()
         await task
+    return run.pk
+
+
+async def test_cancel_a_running_run_stops_before_its_next_step(probe: type[Probe]) -> None:
+    probe.release = asyncio.Event()
+    await aload(workflow("wf", probe_step("first", "slow"), probe_step("second")))
+    await cancel_while_slow_step_runs(probe)
     assert [a for a, _p, _c in probe.calls] == ["slow"]  # the second step never ran
     assert (await ExecutionRun.objects.aget()).status == "cancelled"
 
@@ -160,21 +168,10 @@ async def test_a_run_cancelled_during_its_last_step_stays_cancelled_with_the_ste
     step runs wins (the run is not ended succeeded), and the step's call is still on record."""
     probe.release = asyncio.Event()
     await aload(workflow("wf", probe_step("only", "slow")))
-    await sync_to_async(emit)("shop", "order.created", {})
-    pool = WorkerPool(options())
-    task = asyncio.create_task(pool.run())
-    try:
-        await eventually(lambda: ExecutionRun.objects.filter(status="running").exists())
-        run = await ExecutionRun.objects.aget()
-        await sync_to_async(replay.cancel)(run.pk)
-        probe.release.set()
-        await eventually(lambda: OutboxJob.objects.filter(status="completed").exists())
-    finally:
-        pool.stop()
-        await task
+    run_id = await cancel_while_slow_step_runs(probe)
     assert [a for a, _p, _c in probe.calls] == ["slow"]
     assert (await ExecutionRun.objects.aget()).status == "cancelled"
-    assert [s.status async for s in StepRun.objects.filter(run=run.pk)] == ["succeeded"]
+    assert [s.status async for s in StepRun.objects.filter(run=run_id)] == ["succeeded"]
 
 
 async def test_bulk_replay_runs_on_the_workers_with_preview_and_progress(

@@ -165,11 +165,12 @@ def run_outbox(options: dict[str, Any], out: TextIO) -> int:
 
     if options["history_days"] < 0:
         raise ConfigurationError("--history-days must be 0 or more.")
+    concurrency, batch_size = options["concurrency"], options["batch_size"]  # None: the worker's
     config = harness.BenchConfig(
         jobs=options["jobs"],
         workers=options["workers"],
-        concurrency=options["concurrency"] or int(settings.WORKER_CONCURRENCY),
-        batch_size=options["batch_size"] or int(settings.WORKER_BATCH_SIZE),
+        concurrency=int(settings.WORKER_CONCURRENCY if concurrency is None else concurrency),
+        batch_size=int(settings.WORKER_BATCH_SIZE if batch_size is None else batch_size),
         history_days=options["history_days"],
         modes=modes,
         repeat=options["repeat"],

@@ -161,16 +161,7 @@ class RunJournal:
     ) -> str | None:
         """End a running run; returns the status written ('failed' when the job's claim was taken
         over: a superseded run never ends 'succeeded'), or None when it was no longer running."""
-        written = await writer().write(
-            "finish",
-            {
-                "run_id": run_id,
-                "status": status,
-                "error": masking.masker.mask(error),
-                "job_id": job_id,
-                "claim": claim if job_id is not None else None,
-            },
-        )
+        written = await writer().write("finish", self._finish_record(run_id, status, error, job_id, claim))
         return str(written) if written is not None else None
 
     async def close_run(
@@ -186,18 +177,22 @@ class RunJournal:
         """Record the run's last step and end the run, in one write (one commit instead of two:
         nothing runs between them). Returns the run's status as the step was recorded (as
         ``record_step``) and the status written (as ``finish_run``)."""
-        step_status, written = await writer().write(
-            "close",
-            {
-                "run_id": run_id,
-                "status": status,
-                "error": masking.masker.mask(error),
-                "job_id": job_id,
-                "claim": claim if job_id is not None else None,
-                "step": self._step_record(run_id, step),
-            },
-        )
-        return (str(step_status) if step_status else "running"), (str(written) if written else None)
+        record = self._finish_record(run_id, status, error, job_id, claim)
+        record["step"] = self._step_record(run_id, step)
+        step_status, written = await writer().write("close", record)
+        return (str(step_status) if step_status else "running"), (None if written is None else str(written))
+
+    @staticmethod
+    def _finish_record(
+        run_id: int, status: str, error: str, job_id: int | None, claim: int | None
+    ) -> dict[str, Any]:
+        return {
+            "run_id": run_id,
+            "status": status,
+            "error": masking.masker.mask(error),
+            "job_id": job_id,
+            "claim": claim if job_id is not None else None,
+        }
 
     async def previous_runs(self, job_id: int, event_id: int | None = None) -> dict[int, PreviousRun]:
         """The latest run of each workflow the job ran in earlier attempts, by workflow id; with
