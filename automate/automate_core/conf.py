@@ -141,6 +141,11 @@ class Defaults:
     #: Connections in each process's async psycopg pool.
     DB_POOL_MIN_SIZE: int = 1
     DB_POOL_MAX_SIZE: int = 16
+    #: Seconds a lost pool connection is retried (after 1 s, then at the end) before its slot is
+    #: given up; the next request that needs one then connects at once. psycopg_pool's own default
+    #: (60) doubles the wait between tries, so a process came back up to an outage's length again
+    #: after its database did; with 2 it serves again about a second after the database returns.
+    DB_RECONNECT_TIMEOUT: float = 2.0
     #: Seconds a platform connection may sit idle inside a transaction before PostgreSQL ends it
     #: (its process froze or was cut off: its locks are freed). Keep it below LEASE_SECONDS; 0: off.
     DB_IDLE_IN_TRANSACTION_TIMEOUT: float = 5.0

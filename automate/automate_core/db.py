@@ -158,7 +158,7 @@ async def get_pool() -> AsyncConnectionPool[Any]:
             open=False,
             name="automate",
             timeout=10.0,
-            reconnect_timeout=60.0,
+            reconnect_timeout=settings.DB_RECONNECT_TIMEOUT,
         )
         _pools[loop] = pool
         await pool.open(wait=False)
