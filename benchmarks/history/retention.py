@@ -1,23 +1,33 @@
-"""Retention of one day of run records: dropping its partitions against deleting its rows.
+"""Retention of one day of history: dropping its partitions against deleting its rows.
 
-    python -m benchmarks.history.retention \
+    python -m benchmarks.history.retention --records runs \
         --database-url postgresql://postgres@127.0.0.1/automate_bench_history --days 30 --per-day 1000000
+    python -m benchmarks.history.retention --records events \
+        --database-url postgresql://postgres@127.0.0.1/automate_bench_events --days 30 --per-day 1000000
 
-In one database migrated to the current schema: ``automate_run`` and ``automate_step_run``
-(partitioned by day, migration 0016) and ``plain_run`` and ``plain_step`` (copies of today's
-unpartitioned tables before 0016, with the same indexes), each holding ``--days`` days of
-``--per-day`` runs with one step each. Each round takes the oldest day left from each, alternated
-(plain first in odd rounds, partitioned first in even ones):
+In one database migrated to the current schema, ``--days`` days of ``--per-day`` records each, in
+the partitioned tables and in plain copies of the tables as they were before they were partitioned
+(same indexes, from the legacy partition):
 
-* **delete**: what retention did before 0016, a keyset walk of ``RETENTION_BATCH_SIZE`` (1000) runs
-  per statement, their steps then the runs;
-* **drop**: what it does now, ``DETACH PARTITION ... CONCURRENTLY`` and ``DROP TABLE`` of the day's
-  step and run partitions.
+* ``--records runs``: ``automate_run`` and ``automate_step_run`` (migration 0016) against
+  ``plain_run`` and ``plain_step``, a run with one step each;
+* ``--records events``: ``automate_event`` (migration 0017) against ``plain_event``. Their jobs are
+  gone already, as in a deployment (completed jobs go after ``RETENTION_COMPLETED_JOBS``, a day).
 
-Measured: wall time, WAL written (``pg_current_wal_lsn``), and a concurrent writer (a run and a step
-per transaction into the same tables, as the journal writes) whose commits per second during the
-operation are compared with its rate in the same span just before it. Prints a JSON line per
-operation and a summary.
+Each round takes the oldest day left from each, alternated (plain first in odd rounds,
+partitioned first in even ones):
+
+* **delete**: what retention did before, a keyset walk of ``RETENTION_BATCH_SIZE`` (1000) records
+  per statement (runs: their steps, then the runs; events: the pre-0017 ``PRUNE_EVENTS``, with the
+  day's end as its cutoff);
+* **drop**: what it does now, with the platform's own statements: for events, the day's settled
+  jobs (``PRUNE_EVENT_DAY_JOBS``, none left) and ``EVENT_PARTITION_IN_USE`` first, then for each
+  table ``DETACH PARTITION ... CONCURRENTLY`` and ``DROP TABLE``.
+
+Measured: wall time, WAL written (``pg_current_wal_lsn``), and a concurrent writer (runs: a run and
+a step per transaction, as the journal writes; events: one event per transaction, as ingest
+writes) whose commits per second during the operation are compared with its rate in the same span
+just before it. Prints a JSON line per operation and a summary.
 """
 
 from __future__ import annotations
@@ -29,15 +39,17 @@ import statistics
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
 from automate_core.history import ids, tables
+from automate_core.outbox import queries
 
 BATCH = 1000
 
-PLAIN = """
+PLAIN_RUNS = """
 DROP TABLE IF EXISTS plain_step, plain_run;
 CREATE TABLE plain_run (LIKE automate_run_legacy INCLUDING ALL);
 CREATE TABLE plain_step (LIKE automate_step_run_legacy INCLUDING ALL);
@@ -60,7 +72,7 @@ SELECT nextval('automate_step_run_id_seq'), %(lo)s + g, 1, 'notify', 'log', 'log
 FROM generate_series(0, %(n)s - 1) AS g
 """
 
-DELETE_BATCH = """
+DELETE_RUNS = """
 WITH doomed AS (
     SELECT id FROM plain_run WHERE id >= %(lo)s AND id < %(hi)s ORDER BY id LIMIT %(batch)s
 ), steps AS (
@@ -69,7 +81,7 @@ WITH doomed AS (
 DELETE FROM plain_run WHERE id IN (SELECT id FROM doomed)
 """
 
-WRITE = """
+WRITE_RUN = """
 WITH run AS (
     INSERT INTO {runs} (id, workflow_name, event_id, attempt, status, error, trace_id, mode, started_at)
     VALUES (%(id)s, 'writer', 0, 1, 'succeeded', '', 'w', '', now())
@@ -81,6 +93,128 @@ SELECT nextval('automate_step_run_id_seq'), id, 1, 's', 'log', 'log', 'succeeded
 FROM run
 """
 
+PLAIN_EVENTS = """
+DROP TABLE IF EXISTS plain_event;
+CREATE TABLE plain_event (LIKE automate_event_legacy INCLUDING ALL);
+ALTER TABLE plain_event DROP CONSTRAINT IF EXISTS automate_event_legacy_range;
+"""
+
+#: a webhook's event as ingest stores it: a small order document, its headers, a key
+FILL_EVENTS = """
+INSERT INTO {table} (id, source, event_type, payload, headers, idempotency_key, trace_id, received_at)
+SELECT %(lo)s + g, 'shop', 'order.created',
+       jsonb_build_object('id', %(lo)s + g, 'total', 4200 + g %% 100, 'currency', 'EUR',
+                          'customer', jsonb_build_object('email', 'c' || g || '@example.com'),
+                          'items', '[{{"sku": "A-1", "qty": 2}}, {{"sku": "B-7", "qty": 1}}]'::jsonb),
+       '{{"content-type": "application/json", "user-agent": "shop/1.0"}}',
+       'msg_' || (%(lo)s + g), md5(g::text), %(at)s
+FROM generate_series(0, %(n)s - 1) AS g
+"""
+
+#: Retention of events before 0017 (``PRUNE_EVENTS`` of outbox.queries at a48aa7e), on the plain
+#: copy, with the day's end as the cutoff instead of ``now() - age``.
+DELETE_EVENTS = """
+WITH scanned AS (
+    SELECT id, received_at FROM plain_event
+    WHERE id > %(after)s
+    ORDER BY id
+    LIMIT %(scan)s
+), doomed AS (
+    SELECT e.id FROM plain_event AS e JOIN scanned USING (id)
+    WHERE e.received_at < %(cutoff)s
+      AND NOT EXISTS (
+          SELECT 1 FROM automate_outbox_job AS j
+          WHERE j.event_id = e.id AND j.status <> 'completed'
+            AND NOT coalesce(j.status = 'dead'
+                             AND j.updated_at < now() - make_interval(secs => %(dead_age)s), false))
+      AND NOT EXISTS (SELECT 1 FROM automate_run AS r WHERE r.event_id = e.id)
+    FOR UPDATE OF e SKIP LOCKED
+), doomed_jobs AS (
+    SELECT j.id FROM automate_outbox_job AS j JOIN doomed ON j.event_id = doomed.id
+), unlinked_replays AS (
+    UPDATE automate_outbox_job SET replay_of_id = NULL
+    WHERE replay_of_id IN (SELECT id FROM doomed_jobs) AND id NOT IN (SELECT id FROM doomed_jobs)
+), jobs AS (
+    DELETE FROM automate_outbox_job WHERE id IN (SELECT id FROM doomed_jobs)
+), pruned AS (
+    DELETE FROM plain_event WHERE id IN (SELECT id FROM doomed) RETURNING id
+)
+SELECT (SELECT count(*) FROM pruned), (SELECT max(id) FROM scanned),
+       coalesce((SELECT bool_or(received_at >= %(cutoff)s) FROM scanned), true)
+"""
+
+WRITE_EVENT = """
+INSERT INTO {events} (id, source, event_type, payload, headers, idempotency_key, trace_id, received_at)
+VALUES (%(id)s, 'shop', 'order.created', '{{"id": 1, "total": 4200}}', '{{}}', 'w_' || %(id)s, 'w', now())
+"""
+
+
+def day_bounds(day: dt.date) -> tuple[int, int]:
+    return ids.bound(day), ids.bound(day + dt.timedelta(days=1))
+
+
+@dataclass(frozen=True)
+class Records:
+    """What one ``--records`` compares: its tables both ways, how a day is filled and deleted."""
+
+    name: str
+    partitioned: tuple[tables.HistoryTable, ...]  # in the order their partitions are dropped
+    plain: tuple[str, ...]  # the same tables, unpartitioned
+    create_plain: str
+    write: str  # one commit of the concurrent writer, {...} the tables it writes
+
+    def fill(self, conn: psycopg.Connection[Any], day: dt.date, per_day: int) -> None:
+        lo, _hi = day_bounds(day)
+        at = dt.datetime.combine(day, dt.time(12), dt.UTC)
+        fills = (FILL_STEPS, FILL_RUNS) if self.name == "runs" else (FILL_EVENTS,)
+        for names in ([t.name for t in self.partitioned], self.plain):
+            for fill, table in zip(fills, names, strict=True):
+                conn.execute(fill.format(table=table).encode(), {"lo": lo, "n": per_day, "at": at})
+
+    def delete_day(self, conn: psycopg.Connection[Any], day: dt.date) -> None:
+        lo, hi = day_bounds(day)
+        if self.name == "runs":
+            while conn.execute(DELETE_RUNS.encode(), {"lo": lo, "hi": hi, "batch": BATCH}).rowcount:
+                pass
+            return
+        cutoff = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
+        params: dict[str, Any] = {"after": lo - 1, "scan": BATCH, "cutoff": cutoff, "dead_age": None}
+        while True:
+            row = conn.execute(DELETE_EVENTS.encode(), params).fetchone()
+            assert row is not None
+            _pruned, last, reached_young = row
+            if last is None or reached_young:
+                return
+            params["after"] = last
+
+    def drop_day(self, conn: psycopg.Connection[Any], day: dt.date) -> None:
+        if self.name == "events":  # history.partitions.drop_expired, for this one day
+            lo, hi = day_bounds(day)
+            release = {"lower": lo, "upper": hi, "dead_age": None, "scan": BATCH}
+            while (row := conn.execute(queries.PRUNE_EVENT_DAY_JOBS, release).fetchone()) and row[0] >= BATCH:
+                pass
+            in_use = conn.execute(
+                tables.EVENT_PARTITION_IN_USE.encode(), {"lower": lo, "upper": hi}
+            ).fetchone()
+            assert in_use is not None and not in_use[0], "the day's events are still named by something"
+        for table in self.partitioned:
+            name = table.partition(day)
+            conn.execute(f"ALTER TABLE {table.name} DETACH PARTITION {name} CONCURRENTLY".encode())
+            conn.execute(f"DROP TABLE {name}".encode())
+
+    def writer_statement(self, kind: str) -> str:
+        names = self.plain if kind == "delete" else tuple(t.name for t in self.partitioned)
+        if self.name == "runs":
+            steps, runs = names
+            return self.write.format(runs=runs, steps=steps)
+        return self.write.format(events=names[0])
+
+
+RECORDS = {
+    "runs": Records("runs", (tables.STEPS, tables.RUNS), ("plain_step", "plain_run"), PLAIN_RUNS, WRITE_RUN),
+    "events": Records("events", (tables.EVENTS,), ("plain_event",), PLAIN_EVENTS, WRITE_EVENT),
+}
+
 
 def lsn(conn: psycopg.Connection[Any]) -> int:
     row = conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()
@@ -89,11 +223,11 @@ def lsn(conn: psycopg.Connection[Any]) -> int:
 
 
 class Writer(threading.Thread):
-    """Commits a run and a step per transaction, and timestamps each commit."""
+    """Commits one writer statement per transaction, and timestamps each commit."""
 
-    def __init__(self, url: str, runs: str, steps: str, first_id: int) -> None:
+    def __init__(self, url: str, statement: str, first_id: int) -> None:
         super().__init__(daemon=True)
-        self.url, self.statement = url, WRITE.format(runs=runs, steps=steps)
+        self.url, self.statement = url, statement
         self.next_id = first_id
         self.commits: list[float] = []
         self.stop = threading.Event()
@@ -115,45 +249,23 @@ class Writer(threading.Thread):
         return max(gaps, default=0.0)
 
 
-def day_bounds(day: dt.date) -> tuple[int, int]:
-    return ids.bound(day), ids.bound(day + dt.timedelta(days=1))
-
-
-def build(url: str, first: dt.date, days: int, per_day: int) -> None:
+def build(url: str, records: Records, first: dt.date, days: int, per_day: int) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(PLAIN.encode())
-        for table in tables.TABLES:  # the benchmark's days, and nothing else of theirs
+        conn.execute(records.create_plain.encode())
+        for table in records.partitioned:  # the benchmark's days, and nothing else of theirs
             for n in range(days + 1):
                 for statement in tables.create_partition(table, first + dt.timedelta(days=n)):
                     conn.execute(statement.encode())
         for n in range(days):
-            day = first + dt.timedelta(days=n)
-            lo, _hi = day_bounds(day)
-            at = dt.datetime.combine(day, dt.time(12), dt.UTC)
-            for runs, steps in (("automate_run", "automate_step_run"), ("plain_run", "plain_step")):
-                conn.execute(FILL_RUNS.format(table=runs).encode(), {"lo": lo, "n": per_day, "at": at})
-                conn.execute(FILL_STEPS.format(table=steps).encode(), {"lo": lo, "n": per_day, "at": at})
+            records.fill(conn, first + dt.timedelta(days=n), per_day)
             print(f"filled day {n + 1} of {days}", file=sys.stderr, flush=True)
-        conn.execute("VACUUM ANALYZE plain_run, plain_step, automate_run, automate_step_run")
+        names = ", ".join([*records.plain, *(t.name for t in records.partitioned)])
+        conn.execute(f"VACUUM ANALYZE {names}".encode())
         conn.execute("CHECKPOINT")
 
 
-def delete_day(conn: psycopg.Connection[Any], day: dt.date) -> None:
-    lo, hi = day_bounds(day)
-    while conn.execute(DELETE_BATCH.encode(), {"lo": lo, "hi": hi, "batch": BATCH}).rowcount:
-        pass
-
-
-def drop_day(conn: psycopg.Connection[Any], day: dt.date) -> None:
-    for table in tables.TABLES:
-        name = table.partition(day)
-        conn.execute(f"ALTER TABLE {table.name} DETACH PARTITION {name} CONCURRENTLY".encode())
-        conn.execute(f"DROP TABLE {name}".encode())
-
-
-def measure(url: str, kind: str, day: dt.date, first_id: int) -> dict[str, Any]:
-    runs, steps = ("plain_run", "plain_step") if kind == "delete" else ("automate_run", "automate_step_run")
-    writer = Writer(url, runs, steps, first_id)
+def measure(url: str, records: Records, kind: str, day: dt.date, first_id: int) -> dict[str, Any]:
+    writer = Writer(url, records.writer_statement(kind), first_id)
     writer.start()
     while len(writer.commits) < 50:  # warmed up
         if not writer.is_alive():
@@ -163,7 +275,7 @@ def measure(url: str, kind: str, day: dt.date, first_id: int) -> dict[str, Any]:
         before_start = time.perf_counter()
         time.sleep(2.0)  # the writer's rate before the operation, over a fixed span
         wal0, t0 = lsn(conn), time.perf_counter()
-        (delete_day if kind == "delete" else drop_day)(conn, day)
+        (records.delete_day if kind == "delete" else records.drop_day)(conn, day)
         t1 = time.perf_counter()
         wal1 = lsn(conn)
         time.sleep(0.5)  # the writer's commits just after it
@@ -172,6 +284,7 @@ def measure(url: str, kind: str, day: dt.date, first_id: int) -> dict[str, Any]:
     global next_writer_id
     next_writer_id = writer.next_id
     return {
+        "records": records.name,
         "kind": kind,
         "day": day.isoformat(),
         "seconds": round(t1 - t0, 3),
@@ -186,29 +299,46 @@ def measure(url: str, kind: str, day: dt.date, first_id: int) -> dict[str, Any]:
 next_writer_id = 0
 
 
+def first_day() -> dt.date:
+    """The benchmark's first day: far enough ahead that no partition of the platform's is on it."""
+    return dt.datetime.now(dt.UTC).date() + dt.timedelta(days=400)
+
+
+def cleanup(url: str, records: Records, first: dt.date, days: int) -> None:
+    """Drop what ``build`` made: the plain tables and the benchmark's partitions still there."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        for table in records.partitioned:
+            for n in range(days + 1):
+                name = table.partition(first + dt.timedelta(days=n))
+                conn.execute(f"DROP TABLE IF EXISTS {name}".encode())
+        conn.execute(f"DROP TABLE IF EXISTS {', '.join(records.plain)}".encode())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--database-url", required=True, help="a database migrated to the current schema")
+    parser.add_argument("--records", choices=sorted(RECORDS), default="runs")
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--per-day", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-build", action="store_true", help="reuse the tables of an earlier run")
     args = parser.parse_args(argv)
-    first = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=400)  # days of the benchmark's own
+    records = RECORDS[args.records]
+    first = first_day()
     if not args.no_build:
-        build(args.database_url, first, args.days, args.per_day)
+        build(args.database_url, records, first, args.days, args.per_day)
     results = []
     for r in range(args.rounds):
         day = first + dt.timedelta(days=r)
         order = ["delete", "drop"] if r % 2 == 0 else ["drop", "delete"]
         for kind in order:
             writer_from = max(next_writer_id, ids.bound(first + dt.timedelta(days=args.days)))
-            result = measure(args.database_url, kind, day, writer_from)
+            result = measure(args.database_url, records, kind, day, writer_from)
             print(json.dumps(result), flush=True)
             results.append(result)
-    summary = {}
+    summary: dict[str, Any] = {}
     for key in ("seconds", "wal_bytes"):
         d = [x[key] for x in results if x["kind"] == "delete"]
         p = [x[key] for x in results if x["kind"] == "drop"]
@@ -224,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         summary[f"writer_longest_stall_before_ms_{kind}"] = statistics.median(
             x["writer_longest_stall_before_ms"] for x in mine
         )
-    print(json.dumps({"summary": summary, "days": args.days, "per_day": args.per_day}), flush=True)
+    line = {"summary": summary, "records": records.name, "days": args.days, "per_day": args.per_day}
+    print(json.dumps(line), flush=True)
     return 0
 
 
