@@ -83,12 +83,12 @@ DELETE FROM plain_run WHERE id IN (SELECT id FROM doomed)
 
 WRITE_RUN = """
 WITH run AS (
-    INSERT INTO {runs} (id, workflow_name, event_id, attempt, status, error, trace_id, mode, started_at)
+    INSERT INTO {1} (id, workflow_name, event_id, attempt, status, error, trace_id, mode, started_at)
     VALUES (%(id)s, 'writer', 0, 1, 'succeeded', '', 'w', '', now())
     RETURNING id
 )
-INSERT INTO {steps} (id, run_id, position, name, connector, action, status, attempt, error,
-                     started_at, finished_at, duration_ms)
+INSERT INTO {0} (id, run_id, position, name, connector, action, status, attempt, error,
+                 started_at, finished_at, duration_ms)
 SELECT nextval('automate_step_run_id_seq'), id, 1, 's', 'log', 'log', 'succeeded', 1, '', now(), now(), 1.0
 FROM run
 """
@@ -144,7 +144,7 @@ SELECT (SELECT count(*) FROM pruned), (SELECT max(id) FROM scanned),
 """
 
 WRITE_EVENT = """
-INSERT INTO {events} (id, source, event_type, payload, headers, idempotency_key, trace_id, received_at)
+INSERT INTO {0} (id, source, event_type, payload, headers, idempotency_key, trace_id, received_at)
 VALUES (%(id)s, 'shop', 'order.created', '{{"id": 1, "total": 4200}}', '{{}}', 'w_' || %(id)s, 'w', now())
 """
 
@@ -161,14 +161,14 @@ class Records:
     partitioned: tuple[tables.HistoryTable, ...]  # in the order their partitions are dropped
     plain: tuple[str, ...]  # the same tables, unpartitioned
     create_plain: str
-    write: str  # one commit of the concurrent writer, {...} the tables it writes
+    fills: tuple[str, ...]  # a day's rows, for each table in turn ({table} the one it fills)
+    write: str  # one commit of the concurrent writer, {0}, {1}... the tables, in the same order
 
     def fill(self, conn: psycopg.Connection[Any], day: dt.date, per_day: int) -> None:
         lo, _hi = day_bounds(day)
         at = dt.datetime.combine(day, dt.time(12), dt.UTC)
-        fills = (FILL_STEPS, FILL_RUNS) if self.name == "runs" else (FILL_EVENTS,)
         for names in ([t.name for t in self.partitioned], self.plain):
-            for fill, table in zip(fills, names, strict=True):
+            for fill, table in zip(self.fills, names, strict=True):
                 conn.execute(fill.format(table=table).encode(), {"lo": lo, "n": per_day, "at": at})
 
     def delete_day(self, conn: psycopg.Connection[Any], day: dt.date) -> None:
@@ -204,15 +204,21 @@ class Records:
 
     def writer_statement(self, kind: str) -> str:
         names = self.plain if kind == "delete" else tuple(t.name for t in self.partitioned)
-        if self.name == "runs":
-            steps, runs = names
-            return self.write.format(runs=runs, steps=steps)
-        return self.write.format(events=names[0])
+        return self.write.format(*names)
 
 
 RECORDS = {
-    "runs": Records("runs", (tables.STEPS, tables.RUNS), ("plain_step", "plain_run"), PLAIN_RUNS, WRITE_RUN),
-    "events": Records("events", (tables.EVENTS,), ("plain_event",), PLAIN_EVENTS, WRITE_EVENT),
+    "runs": Records(
+        "runs",
+        (tables.STEPS, tables.RUNS),
+        ("plain_step", "plain_run"),
+        PLAIN_RUNS,
+        (FILL_STEPS, FILL_RUNS),
+        WRITE_RUN,
+    ),
+    "events": Records(
+        "events", (tables.EVENTS,), ("plain_event",), PLAIN_EVENTS, (FILL_EVENTS,), WRITE_EVENT
+    ),
 }
 
 
