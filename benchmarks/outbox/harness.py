@@ -28,6 +28,7 @@ outbox tables.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -153,6 +154,13 @@ class Harness:
                 return
             self.say(f"building a history of {n:,} completed jobs (once; kept between runs)")
             conn.execute("DELETE FROM automate_outbox_job WHERE created_at < %s", [queries.HISTORY_BEFORE])
+            from automate_core.history import settled
+
+            day = dt.date.fromisoformat(queries.HISTORY_DAY)
+            made = conn.execute("SELECT to_regclass(%s)", [settled.partition(day)]).fetchone()
+            if made is None or made[0] is None:
+                for statement in settled.create_partition(day):
+                    conn.execute(statement.encode())
             left = n
             while left > 0:
                 chunk = min(left, 1_000_000)

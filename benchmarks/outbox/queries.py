@@ -18,13 +18,15 @@ INSERT INTO automate_outbox_job
 SELECT id, 'event', 'ready', 0, 5, now(), '', '', now(), now() FROM e
 """
 
-# Synthetic history: completed jobs from long ago (no events; the claim never reads them).
+# Synthetic history: completed jobs from long ago (no events; the claim never reads them), where
+# completed jobs are: in the day partition of their completion (history.settled; HISTORY_DAY).
+HISTORY_DAY = "2000-01-01"
 HISTORY = """
 INSERT INTO automate_outbox_job
     (event_id, kind, status, attempts, max_attempts, available_at, lease_owner, last_error,
-     created_at, updated_at, completed_at)
-SELECT NULL, 'event', 'completed', 1, 5, t, '', '', t, t, t
-FROM generate_series(1, %(n)s) AS g, (SELECT timestamptz '2000-01-01' AS t) AS old
+     created_at, updated_at, completed_at, settled)
+SELECT NULL, 'event', 'completed', 1, 5, t, '', '', t, t, t, true
+FROM generate_series(1, %(n)s) AS g, (SELECT timestamptz '2000-01-01 12:00+00' AS t) AS old
 """
 
 # Jobs not completed yet, counted from the two small partial indexes (never the whole table, which

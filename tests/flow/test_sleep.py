@@ -102,7 +102,7 @@ async def test_a_retried_event_job_leaves_a_run_that_woke_to_its_wake_job(probe:
     await drain(lambda: ExecutionRun.objects.filter(pk=run.pk, status="succeeded").exists())
     # the lost completion: the event's job is claimable again, its first claim spent
     event_job = await OutboxJob.objects.aget(event_id=result.event_id, payload__isnull=True)
-    await OutboxJob.objects.filter(pk=event_job.pk).aupdate(status="retry", completed_at=None)
+    await OutboxJob.objects.filter(pk=event_job.pk).aupdate(status="retry", completed_at=None, settled=False)
     await drain(lambda: OutboxJob.objects.filter(pk=event_job.pk, status="completed").exists())
     assert await ExecutionRun.objects.filter(event_id=result.event_id).acount() == 1
     assert [a for a, _p, _c in probe.calls] == ["echo", "echo"]  # before, after: nothing twice

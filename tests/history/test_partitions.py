@@ -14,7 +14,7 @@ from asgiref.sync import sync_to_async
 
 from automate_core import db
 from automate_core.conf import settings as automate_settings
-from automate_core.history import ids, partitions, tables
+from automate_core.history import ids, partitions, settled, tables
 from automate_core.ingest.ingestor import emit
 from automate_core.models import ExecutionRun, StepRun
 from automate_core.outbox.retention import Pruner, RetentionPolicy
@@ -50,6 +50,7 @@ async def made_days() -> AsyncIterator[list[dt.date]]:
         for day in days:
             for table in tables.TABLES:
                 await conn.execute(f"DROP TABLE IF EXISTS {table.partition(day)}".encode())
+            await conn.execute(f"DROP TABLE IF EXISTS {settled.partition(day)}".encode())
         # a test whose clock ran ahead has dropped today's partitions (empty, and old by its clock)
         today = dt.datetime.now(dt.UTC).date()
         await partitions.ensure_ahead(conn, int(automate_settings.HISTORY_PARTITIONS_AHEAD), today=today)
@@ -131,10 +132,14 @@ async def test_partitions_are_made_ahead_once_whoever_makes_them(made_days: list
             return await partitions.ensure_ahead(conn, 2, today=later)
 
     made = await asyncio.gather(ensure(), ensure(), ensure())  # three workers at once
-    assert sorted(made) == [0, 0, 3 * len(tables.TABLES)]
+    assert sorted(made) == [0, 0, 3 * (len(tables.TABLES) + 1)]  # and the completed jobs' days
     found = await partition_names()
     for table in tables.TABLES:
         assert {table.partition(later + dt.timedelta(days=n)) for n in range(3)} <= found[table.name]
+    async with pool.connection() as conn:
+        cur = await conn.execute(settled.LIST_DAYS, {"done": settled.DONE})
+        done = {r[0] for r in await cur.fetchall()}
+    assert {settled.partition(later + dt.timedelta(days=n)) for n in range(3)} <= done
     assert await ensure() == 0
 
 

@@ -431,7 +431,9 @@ async def test_every_claim_shape_is_one_index_range_without_a_sort(
 ) -> None:
     found = json.loads(await plan(query, {"limit": 50, "owner": "x", "lease": 1, **params}))
     nodes = list(_nodes(found[0]["Plan"]))
-    scans = [n for n in nodes if n.get("Relation Name") == "automate_outbox_job" and "Scan" in n["Node Type"]]
+    scans = [
+        n for n in nodes if n.get("Relation Name") == "automate_outbox_job_live" and "Scan" in n["Node Type"]
+    ]
     allowed = (index, "automate_outbox_job_pkey")
     assert scans and all(n["Node Type"] == "Index Scan" and n["Index Name"] in allowed for n in scans), scans
     assert any(n.get("Index Name") == index for n in scans)

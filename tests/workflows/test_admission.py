@@ -196,7 +196,12 @@ async def test_a_retried_event_job_admits_its_runs_once() -> None:
     async with workers(1):
         await eventually(done(2), within=15)
     job = await OutboxJob.objects.filter(payload__isnull=True).aget()
-    await OutboxJob.objects.filter(pk=job.pk).aupdate(status="ready", attempts=1, available_at=job.created_at)
+    await OutboxJob.objects.filter(pk=job.pk).aupdate(
+        status="ready",
+        attempts=1,
+        available_at=job.created_at,
+        settled=False,  # back to the queue
+    )
     async with workers(1):
         await eventually(done(2), within=15)
         await eventually(lambda: OutboxJob.objects.get(pk=job.pk).attempts == 2)

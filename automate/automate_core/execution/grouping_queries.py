@@ -56,7 +56,7 @@ WITH already AS (
     WHERE g.id = current.id AND g.status = 'open'
     RETURNING g.id, g.run_id, g.job_id, g.size, g.status, g.deadline
 ), moved AS (
-    UPDATE automate_outbox_job AS j SET available_at = pushed.deadline, updated_at = now()
+    UPDATE automate_outbox_job_live AS j SET available_at = pushed.deadline, updated_at = now()
     FROM pushed
     WHERE j.id = pushed.job_id AND j.status IN ('ready', 'retry') AND j.available_at <> pushed.deadline
     RETURNING j.id
@@ -86,7 +86,7 @@ WITH already AS (
            created.job_id, 0, 'queued', '', %(trace_id)s, %(kind)s, NULL, now()
     FROM created
 ), job AS (
-    INSERT INTO automate_outbox_job
+    INSERT INTO automate_outbox_job_live
         (id, event_id, kind, status, attempts, releases, max_attempts, available_at, lease_owner,
          last_error, payload, created_at, updated_at, queue)
     SELECT created.job_id, %(event_id)s, 'event', 'ready', 0, 0, %(max_attempts)s, created.deadline,
@@ -116,7 +116,7 @@ WITH retired AS (
       AND NOT EXISTS (SELECT 1 FROM automate_run AS r WHERE r.id = g.run_id AND r.status = 'queued')
     RETURNING g.job_id
 )
-UPDATE automate_outbox_job AS j SET available_at = now(), updated_at = now()
+UPDATE automate_outbox_job_live AS j SET available_at = now(), updated_at = now()
 FROM retired WHERE j.id = retired.job_id AND j.status IN ('ready', 'retry')
 """
 

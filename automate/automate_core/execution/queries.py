@@ -22,7 +22,7 @@ WITH src AS (
          AS u(n int, workflow_id bigint, workflow_name text, version_id bigint, event_id bigint,
               job_id bigint, claim int, attempt int, trace_id text, mode text, parent_id bigint)
     WHERE u.claim IS NULL OR EXISTS (
-        SELECT 1 FROM automate_outbox_job AS j
+        SELECT 1 FROM automate_outbox_job_live AS j
         WHERE j.id = u.job_id AND j.attempts = u.claim AND j.status = 'running'
     )
 ), inserted AS (
@@ -85,7 +85,7 @@ SET status = CASE WHEN f.held THEN f.status ELSE 'failed' END,
 FROM (
     SELECT u.run_id, u.status, u.error,
            u.claim IS NULL OR EXISTS (
-               SELECT 1 FROM automate_outbox_job AS j
+               SELECT 1 FROM automate_outbox_job_live AS j
                WHERE j.id = u.job_id AND j.attempts = u.claim AND j.status = 'running'
            ) AS held
     FROM jsonb_to_recordset(%(rows)s::jsonb)
@@ -153,7 +153,7 @@ RETURNING id
 ACQUIRE_SLOT: LiteralString = """
 WITH live AS (
     SELECT s.slot FROM automate_concurrency_slot AS s
-    JOIN automate_outbox_job AS j
+    JOIN automate_outbox_job_live AS j
       ON j.id = s.job_id AND j.attempts = s.job_attempt AND j.status = 'running'
          AND j.lease_expires_at > now()
     WHERE s.workflow_id = %(workflow_id)s AND s.key = %(key)s
@@ -167,7 +167,7 @@ LIMIT 1
 ON CONFLICT (workflow_id, key, slot) DO UPDATE
 SET job_id = EXCLUDED.job_id, job_attempt = EXCLUDED.job_attempt, acquired_at = now()
 WHERE NOT EXISTS (
-    SELECT 1 FROM automate_outbox_job AS j
+    SELECT 1 FROM automate_outbox_job_live AS j
     WHERE j.id = s.job_id AND j.attempts = s.job_attempt AND j.status = 'running'
       AND j.lease_expires_at > now()
 )

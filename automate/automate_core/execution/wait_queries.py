@@ -22,20 +22,20 @@ WITH ids AS (
     UPDATE automate_run AS r SET status = 'waiting'
     WHERE r.id = %(run_id)s AND r.status = 'running'
       AND (%(claim)s::int IS NULL OR EXISTS (
-          SELECT 1 FROM automate_outbox_job AS j
+          SELECT 1 FROM automate_outbox_job_live AS j
           WHERE j.id = %(job_id)s AND j.attempts = %(claim)s AND j.status = 'running'))
     RETURNING r.id, r.event_id
 ), job AS (
     -- the wake job goes on the queue of the job that parks the run, with its priority and fair
     -- key: the workers of that queue carry the run on (a --queue worker resumes its own runs)
-    INSERT INTO automate_outbox_job
+    INSERT INTO automate_outbox_job_live
         (event_id, kind, status, attempts, releases, max_attempts, available_at, lease_owner,
          last_error, payload, created_at, updated_at, queue, priority, fair_key)
     SELECT parked.event_id, 'event', 'ready', 0, 0, %(max_attempts)s,
            coalesce(%(deadline)s::timestamptz, 'infinity'), '', '',
            jsonb_build_object('wake', ids.wait_id), now(), now(),
            coalesce(cur.queue, 'default'), coalesce(cur.priority, 0), coalesce(cur.fair_key, '')
-    FROM parked CROSS JOIN ids LEFT JOIN automate_outbox_job AS cur ON cur.id = %(job_id)s
+    FROM parked CROSS JOIN ids LEFT JOIN automate_outbox_job_live AS cur ON cur.id = %(job_id)s
     RETURNING id
 )
 INSERT INTO automate_run_wait
@@ -83,7 +83,7 @@ WITH candidates AS (
       AND c.value IS NOT NULL
     RETURNING w.id, w.job_id
 ), woken AS (
-    UPDATE automate_outbox_job AS j SET available_at = now(), updated_at = now()
+    UPDATE automate_outbox_job_live AS j SET available_at = now(), updated_at = now()
     FROM resolved WHERE j.id = resolved.job_id AND j.status IN ('ready', 'retry')
     RETURNING j.id
 )
@@ -113,7 +113,7 @@ WITH resolved AS (
       AND (deadline IS NULL OR deadline > now())
     RETURNING id, job_id
 ), woken AS (
-    UPDATE automate_outbox_job AS j SET available_at = now(), updated_at = now()
+    UPDATE automate_outbox_job_live AS j SET available_at = now(), updated_at = now()
     FROM resolved WHERE j.id = resolved.job_id AND j.status IN ('ready', 'retry')
 )
 SELECT id FROM resolved
@@ -128,7 +128,7 @@ WITH resolved AS (
     WHERE run_id = %(parent_id)s AND kind = 'call' AND status = 'open'
     RETURNING id, job_id
 ), woken AS (
-    UPDATE automate_outbox_job AS j SET available_at = now(), updated_at = now()
+    UPDATE automate_outbox_job_live AS j SET available_at = now(), updated_at = now()
     FROM resolved WHERE j.id = resolved.job_id AND j.status IN ('ready', 'retry')
 )
 SELECT id FROM resolved
@@ -144,7 +144,7 @@ WITH w AS (
     UPDATE automate_run AS r SET status = 'running', job_id = %(job_id)s, attempt = %(attempt)s
     FROM w
     WHERE r.id = w.run_id AND r.status = 'waiting' AND EXISTS (
-        SELECT 1 FROM automate_outbox_job AS j
+        SELECT 1 FROM automate_outbox_job_live AS j
         WHERE j.id = %(job_id)s AND j.attempts = %(claim)s AND j.status = 'running')
     RETURNING r.id
 ), recorded AS (
@@ -167,7 +167,7 @@ WITH closed AS (
     WHERE run_id = %(run_id)s AND status = 'open'
     RETURNING job_id
 )
-UPDATE automate_outbox_job AS j SET available_at = now(), updated_at = now()
+UPDATE automate_outbox_job_live AS j SET available_at = now(), updated_at = now()
 FROM closed WHERE j.id = closed.job_id AND j.status IN ('ready', 'retry')
 """
 
@@ -190,7 +190,7 @@ WITH ids AS (
 ), job AS (
     -- the child's run job goes on the child workflow's queue with its priority when it names
     -- them, else on the calling job's queue
-    INSERT INTO automate_outbox_job
+    INSERT INTO automate_outbox_job_live
         (id, event_id, kind, status, attempts, releases, max_attempts, available_at, lease_owner,
          last_error, payload, created_at, updated_at, queue, priority)
     SELECT child.job_id, %(event_id)s, 'event', 'ready', 0, 0,
@@ -200,7 +200,7 @@ WITH ids AS (
            coalesce((v.definition ->> 'priority')::int, cur.priority, 0)
     FROM child
     LEFT JOIN automate_workflow_version AS v ON v.id = child.version_id
-    LEFT JOIN automate_outbox_job AS cur ON cur.id = %(parent_job_id)s
+    LEFT JOIN automate_outbox_job_live AS cur ON cur.id = %(parent_job_id)s
     RETURNING id
 )
 SELECT child.id FROM child JOIN job ON job.id = child.job_id

@@ -1,7 +1,8 @@
 """Keeping the history's partitions: made ahead of time, dropped whole once their day has aged out.
 
 * **Ahead.** Every worker's maintenance (and ``automate migrate``) makes the partitions of today
-  and the next ``HISTORY_PARTITIONS_AHEAD`` days that do not exist yet, one transaction at a time
+  and the next ``HISTORY_PARTITIONS_AHEAD`` days that do not exist yet (the completed jobs' days,
+  ``history.settled``, too), one transaction at a time
   under an advisory lock (two workers never race to make the same one). A row for a day with no
   partition cannot be written (``HistoryPartitionMissing``), so the days ahead are the time the
   workers may all be stopped before the console's manual runs and replays fail.
@@ -27,7 +28,7 @@ from typing import Any
 
 import psycopg
 
-from automate_core.history import ids, tables
+from automate_core.history import ids, settled, tables
 
 logger = logging.getLogger("automate.history")
 
@@ -81,15 +82,13 @@ async def ensure_ahead(conn: psycopg.AsyncConnection[Any], ahead: int, today: dt
     """Makes the missing partitions of today and ``ahead`` days after it; returns how many."""
     today = today or _today()
     kept = await partitioned(conn)
-    if not kept:
-        return 0
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": LOCK_KEY})
         cur = await conn.execute(tables.LIST_PARTITIONS, {"tables": [t.name for t in kept]})
-        statements = plan_ahead(_names(await cur.fetchall()), today, ahead, kept)
+        statements = plan_ahead(_names(await cur.fetchall()), today, ahead, kept) if kept else []
         for statement in statements:
             await conn.execute(statement.encode())
-    made = len(statements) // 2
+        made = len(statements) // 2 + await settled.ensure_ahead(conn, ahead, today)
     if made:
         logger.info("history: made %d partitions ahead (through %s)", made, today + dt.timedelta(days=ahead))
     return made
@@ -104,10 +103,10 @@ def ensure_ahead_sync(cursor: Any, ahead: int, today: dt.date | None = None) -> 
     kept = tuple(t for t in tables.TABLES if t.name in names)
     cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
     cursor.execute(tables.LIST_PARTITIONS.replace("%(tables)s", "%s"), [[t.name for t in kept]])
-    statements = plan_ahead(_names(cursor.fetchall()), today, ahead, kept)
+    statements = plan_ahead(_names(cursor.fetchall()), today, ahead, kept) if kept else []
     for statement in statements:
         cursor.execute(statement)
-    return len(statements) // 2
+    return len(statements) // 2 + settled.ensure_ahead_sync(cursor, ahead, today)
 
 
 def expired_days(existing: dict[str, set[str]], cutoff: dt.datetime) -> list[dt.date]:

@@ -28,7 +28,7 @@ WITH new AS (
     WHERE %(idempotency_key)s::text IS NULL OR new.id IN (SELECT event_id FROM held)
     RETURNING id, trace_id
 ), job AS (
-    INSERT INTO automate_outbox_job
+    INSERT INTO automate_outbox_job_live
         (event_id, kind, status, attempts, max_attempts, available_at, lease_owner, last_error,
          queue, priority, fair_key, created_at, updated_at)
     SELECT id, 'event', 'ready', 0, %(max_attempts)s, now(), '', '',
@@ -71,7 +71,7 @@ WITH input AS MATERIALIZED (
     ORDER BY id
     RETURNING id, trace_id
 ), job AS (
-    INSERT INTO automate_outbox_job
+    INSERT INTO automate_outbox_job_live
         (event_id, kind, status, attempts, max_attempts, available_at, lease_owner, last_error,
          queue, priority, fair_key, created_at, updated_at)
     SELECT event.id, 'event', 'ready', 0, %(max_attempts)s, now(), '', '',

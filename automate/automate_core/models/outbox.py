@@ -95,10 +95,17 @@ class OutboxJob(models.Model):
         on_delete=models.SET_NULL,
         related_name="replays",
         db_index=False,  # automate_outbox_replayed_once (partial) indexes the few non-NULL values
+        # no database constraint: a completed replay is in a partition (history.settled)
+        db_constraint=False,
     )
     created_at = models.DateTimeField(db_default=Now())
     updated_at = models.DateTimeField(db_default=Now())
     completed_at = models.DateTimeField(null=True, blank=True)
+    settled = models.BooleanField(
+        db_default=False,
+        editable=False,
+        help_text="Completed by this release: the job is in a day partition of completed jobs.",
+    )
 
     class Meta:
         db_table = "automate_outbox_job"

@@ -32,7 +32,7 @@ from typing import LiteralString
 #      history. The jobs' events are read next, by ``CLAIMED_EVENTS``.
 _CLAIM_REST: LiteralString = """
 ), claimed AS (
-    UPDATE automate_outbox_job AS j
+    UPDATE automate_outbox_job_live AS j
     SET status = 'running',
         attempts = j.attempts + 1,
         lease_owner = %(owner)s,
@@ -65,7 +65,7 @@ FROM automate_event WHERE id = ANY(%(ids)s::bigint[])
 CLAIM_BATCH: LiteralString = (
     """
 WITH candidates AS (
-    SELECT id FROM automate_outbox_job
+    SELECT id FROM automate_outbox_job_live
     WHERE status IN ('ready', 'retry') AND available_at <= now()
     ORDER BY claim_rank, id
     LIMIT %(limit)s
@@ -81,7 +81,7 @@ WITH candidates AS (
 CLAIM_BATCH_QUEUE: LiteralString = (
     """
 WITH candidates AS (
-    SELECT id FROM automate_outbox_job
+    SELECT id FROM automate_outbox_job_live
     WHERE queue BETWEEN %(queue)s AND %(queue)s AND status IN ('ready', 'retry') AND available_at <= now()
     ORDER BY queue, claim_rank, id
     LIMIT %(limit)s
@@ -97,7 +97,7 @@ CLAIM_BATCH_QUEUES: LiteralString = (
 WITH candidates AS (
     SELECT c.id FROM unnest(%(queues)s::text[]) AS q(name)
     CROSS JOIN LATERAL (
-        SELECT id, claim_rank FROM automate_outbox_job
+        SELECT id, claim_rank FROM automate_outbox_job_live
         WHERE queue BETWEEN q.name AND q.name AND status IN ('ready', 'retry') AND available_at <= now()
         ORDER BY queue, claim_rank, id
         LIMIT %(limit)s
@@ -113,7 +113,7 @@ WITH candidates AS (
 CLAIM_BATCH_FIFO: LiteralString = (
     """
 WITH candidates AS (
-    SELECT id FROM automate_outbox_job
+    SELECT id FROM automate_outbox_job_live
     WHERE status IN ('ready', 'retry') AND available_at <= now()
     ORDER BY available_at, id
     LIMIT %(limit)s
@@ -122,28 +122,44 @@ WITH candidates AS (
 )
 
 # How a settlement's ``result`` (Django tasks only; NULL for events) merges into the stored one:
-# ``errors`` and ``worker_ids`` accumulate over attempts, other keys are replaced.
-_MERGE_RESULT: LiteralString = """
-    CASE WHEN s.result IS NULL THEN j.result ELSE
-        coalesce(j.result, '{}'::jsonb) || s.result || jsonb_build_object(
-            'errors', coalesce(j.result -> 'errors', '[]'::jsonb)
-                      || coalesce(s.result -> 'errors', '[]'::jsonb),
-            'worker_ids', coalesce(j.result -> 'worker_ids', '[]'::jsonb)
-                          || coalesce(s.result -> 'worker_ids', '[]'::jsonb))
+# ``errors`` and ``worker_ids`` accumulate over attempts, other keys are replaced. {old} is the
+# stored result, {new} the settlement's.
+_MERGE: LiteralString = """
+    CASE WHEN {new} IS NULL THEN {old} ELSE
+        coalesce({old}, '{{}}'::jsonb) || {new} || jsonb_build_object(
+            'errors', coalesce({old} -> 'errors', '[]'::jsonb)
+                      || coalesce({new} -> 'errors', '[]'::jsonb),
+            'worker_ids', coalesce({old} -> 'worker_ids', '[]'::jsonb)
+                          || coalesce({new} -> 'worker_ids', '[]'::jsonb))
     END"""
+_MERGE_RESULT: LiteralString = _MERGE.format(old="j.result", new="s.result")
 
-# B. running -> completed, for a batch of claims held by %(owner)s.
+# B. running -> completed, for a batch of claims held by %(owner)s: each job leaves the queue
+# (automate_outbox_job_live) for the day of its completion (automate_outbox_job_done, partitioned
+# by completed_at; history.settled), with its id, in one statement. A concurrent statement that
+# waits for one of these rows (a heartbeat, the rescuer) finds it deleted and passes over it, as it
+# passed over a row no longer running.
 COMPLETE: LiteralString = (
     """
-UPDATE automate_outbox_job AS j
-SET status = 'completed', completed_at = now(), updated_at = now(),
-    lease_owner = '', lease_expires_at = NULL, last_error = '',
-    result = """
-    + _MERGE_RESULT
-    + """
-FROM unnest(%(ids)s::bigint[], %(attempts)s::int[], %(results)s::jsonb[]) AS s(id, attempts, result)
-WHERE j.id = s.id AND j.attempts = s.attempts AND j.status = 'running' AND j.lease_owner = %(owner)s
-RETURNING j.id
+WITH s AS (
+    DELETE FROM automate_outbox_job_live AS j
+    USING unnest(%(ids)s::bigint[], %(attempts)s::int[], %(results)s::jsonb[]) AS s(id, attempts, result)
+    WHERE j.id = s.id AND j.attempts = s.attempts AND j.status = 'running' AND j.lease_owner = %(owner)s
+    RETURNING j.id, j.event_id, j.kind, j.attempts, j.releases, j.max_attempts, j.available_at,
+              j.claim_rank, j.payload, j.result, j.replay_of_id, j.queue, j.priority, j.fair_key,
+              j.created_at, s.result AS settlement
+)
+INSERT INTO automate_outbox_job_done
+    (id, event_id, kind, status, attempts, releases, max_attempts, available_at, claim_rank,
+     lease_owner, lease_expires_at, last_error, payload, result, replay_of_id, queue, priority,
+     fair_key, created_at, updated_at, completed_at, settled)
+SELECT id, event_id, kind, 'completed', attempts, releases, max_attempts, available_at, claim_rank,
+       '', NULL, '', payload, """
+    + _MERGE.format(old="s.result", new="s.settlement")
+    + """,
+       replay_of_id, queue, priority, fair_key, created_at, now(), now(), true
+FROM s
+RETURNING id
 """
 )
 
@@ -151,7 +167,7 @@ RETURNING j.id
 # ``max_attempts`` takes the workflow's retry policy, so the rescuer applies it too.
 FAIL: LiteralString = (
     """
-UPDATE automate_outbox_job AS j
+UPDATE automate_outbox_job_live AS j
 SET status = s.status,
     available_at = now() + make_interval(secs => s.delay),
     last_error = s.error,
@@ -174,7 +190,7 @@ RETURNING j.id
 # a database outage goes back too. ``attempts`` keeps growing (the fencing token is never reused);
 # ``releases`` records that this claim did not count.
 RELEASE: LiteralString = """
-UPDATE automate_outbox_job AS j
+UPDATE automate_outbox_job_live AS j
 SET status = CASE WHEN s.delay > 0 THEN 'retry' ELSE 'ready' END,
     releases = j.releases + 1,
     available_at = now() + make_interval(secs => s.delay),
@@ -187,7 +203,7 @@ RETURNING j.id
 # The heartbeat: extend the lease of claims this worker still holds; the ids not returned were
 # taken from it (rescued after its lease expired), and it stops running them.
 HEARTBEAT: LiteralString = """
-UPDATE automate_outbox_job AS j
+UPDATE automate_outbox_job_live AS j
 SET lease_expires_at = now() + make_interval(secs => %(lease)s)
 FROM unnest(%(ids)s::bigint[], %(attempts)s::int[]) AS s(id, attempts)
 WHERE j.id = s.id AND j.attempts = s.attempts AND j.status = 'running' AND j.lease_owner = %(owner)s
@@ -202,13 +218,13 @@ RETURNING j.id
 # attempt like any other error.
 RESCUE_EXPIRED: LiteralString = """
 WITH expired AS (
-    SELECT id FROM automate_outbox_job
+    SELECT id FROM automate_outbox_job_live
     WHERE lease_expires_at < now() AND status = 'running'
     ORDER BY lease_expires_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
-UPDATE automate_outbox_job AS j
+UPDATE automate_outbox_job_live AS j
 SET status = CASE WHEN j.attempts - j.releases >= j.max_attempts THEN 'dead' ELSE 'retry' END,
     available_at = now(),
     last_error = 'LeaseExpired: the worker ' || j.lease_owner
@@ -246,13 +262,14 @@ WHERE (automate_outbox_tuning.priority_aging, automate_outbox_tuning.fairness_qu
 # automate_outbox_replayed_once makes a second replay of the same dead job (a concurrent one, or
 # a repeated command) insert nothing. The insert fires the outbox NOTIFY, waking the workers.
 REPLAY_DEAD = """
-INSERT INTO automate_outbox_job
+INSERT INTO automate_outbox_job_live
     (event_id, kind, status, attempts, releases, max_attempts, available_at, lease_owner,
      last_error, payload, replay_of_id, queue, priority, fair_key, created_at, updated_at)
 SELECT d.event_id, d.kind, 'ready', 0, 0, d.max_attempts, now(), '', '', d.payload, d.id,
        d.queue, d.priority, d.fair_key, now(), now()
-FROM automate_outbox_job AS d
+FROM automate_outbox_job_live AS d
 WHERE d.status = 'dead' AND d.id IN ({selection})
+  AND NOT EXISTS (SELECT 1 FROM automate_outbox_job_done AS r WHERE r.replay_of_id = d.id)
 ORDER BY d.id
 ON CONFLICT (replay_of_id) WHERE replay_of_id IS NOT NULL DO NOTHING
 RETURNING id
@@ -266,12 +283,12 @@ RETURNING id
 # to prune, where it stops.
 PRUNE_JOBS: LiteralString = """
 WITH scanned AS (
-    SELECT id, created_at FROM automate_outbox_job
+    SELECT id, created_at FROM automate_outbox_job_live
     WHERE id > %(after)s
     ORDER BY id
     LIMIT %(scan)s
 ), doomed AS (
-    SELECT j.id FROM automate_outbox_job AS j JOIN scanned USING (id)
+    SELECT j.id FROM automate_outbox_job_live AS j JOIN scanned USING (id)
     WHERE (j.status = 'completed' AND j.completed_at < now() - make_interval(secs => %(completed_age)s))
        OR (j.status = 'dead' AND j.updated_at < now() - make_interval(secs => %(dead_age)s))
     FOR UPDATE OF j SKIP LOCKED
@@ -281,7 +298,7 @@ WITH scanned AS (
     UPDATE automate_outbox_job SET replay_of_id = NULL
     WHERE replay_of_id IN (SELECT id FROM doomed) AND id NOT IN (SELECT id FROM doomed)
 ), pruned AS (
-    DELETE FROM automate_outbox_job AS j USING doomed WHERE j.id = doomed.id RETURNING j.id
+    DELETE FROM automate_outbox_job_live AS j USING doomed WHERE j.id = doomed.id RETURNING j.id
 )
 SELECT (SELECT count(*) FROM pruned), (SELECT max(id) FROM scanned),
        coalesce((SELECT bool_or(created_at >= now() - make_interval(secs => %(young)s)) FROM scanned), true)

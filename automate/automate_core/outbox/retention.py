@@ -2,9 +2,12 @@
 
 What retention means here (the policy is ``AUTOMATE_RETENTION_*``, in seconds; None keeps):
 
-* **Completed jobs** are queue entries whose work is done; their history lives on in the runs. They
-  go after ``RETENTION_COMPLETED_JOBS`` (default one day). A run keeps its event and attempt and
-  loses only its link to the job row.
+* **Completed jobs** are queue entries whose work is done; their history lives on in the runs. A
+  completed job leaves the queue for the day partition of its completion (``history.settled``),
+  and a day goes whole once it ended longer than ``RETENTION_COMPLETED_JOBS`` ago (default one
+  day). A run keeps its event, attempt and the id of its job, which the console then no longer
+  finds. Jobs completed before migration 0018 (or by a worker of the previous release) are in the
+  queue's partition and are deleted from it after that age, a batch at a time, as before.
 * **Dead jobs** wait for a human (``automate dead``, the admin) for ``RETENTION_DEAD_JOBS``
   (default 30 days).
 * **Events, runs and step records** are partitioned by day (``automate_core.history``): a day's
@@ -36,7 +39,7 @@ import psycopg
 from automate_core import db
 from automate_core.conf import settings
 from automate_core.exceptions import DatabaseUnavailable
-from automate_core.history import partitions
+from automate_core.history import partitions, settled
 from automate_core.observability import metrics
 from automate_core.outbox import queries
 
@@ -141,6 +144,10 @@ class Pruner:
             params = {"completed_age": p.completed_jobs, "dead_age": p.dead_jobs, "young": min(ages)}
             jobs = await self._walk(conn, queries.PRUNE_JOBS, params)
             metrics.retention_pruned.labels("jobs").inc(jobs)
+        done_days: tuple[str, ...] = ()
+        if p.completed_jobs is not None:
+            done_days = await settled.drop_expired(conn, p.completed_jobs)
+            metrics.retention_pruned.labels("history_partitions").inc(len(done_days))
         if p.events is not None:
             groups = await self._walk(conn, queries.PRUNE_GROUPS, {"age": p.events})
             metrics.retention_pruned.labels("event_groups").inc(groups)
@@ -169,7 +176,7 @@ class Pruner:
             await asyncio.sleep(self.pause)
         if jobs:
             logger.info("retention: pruned %d jobs", jobs)
-        return PruneReport(jobs, report.dropped, report.kept)
+        return PruneReport(jobs, done_days + report.dropped, report.kept)
 
     async def _walk(
         self, conn: psycopg.AsyncConnection[Any], query: LiteralString, params: dict[str, Any]

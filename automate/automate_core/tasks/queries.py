@@ -10,7 +10,7 @@ from typing import LiteralString
 # queue and priority are the task's (the database ranks the job from them, migration 0013).
 # The outbox's statement trigger sends the NOTIFY that wakes the workers (on commit).
 ENQUEUE_TASK: LiteralString = """
-INSERT INTO automate_outbox_job
+INSERT INTO automate_outbox_job_live
     (event_id, kind, status, attempts, releases, max_attempts, available_at, lease_owner,
      last_error, payload, queue, priority, created_at, updated_at)
 VALUES (NULL, 'task', 'ready', 0, 0, %(max_attempts)s, coalesce(%(run_after)s, now()), '', '',

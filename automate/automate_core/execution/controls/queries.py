@@ -34,7 +34,7 @@ RETURNING greatest(now(), at - make_interval(secs => %(interval)s * %(burst)s)),
 # The event job's claim, held for the transaction (a takeover's claim waits for its commit, so
 # the new claim sees what this one admitted).
 HOLD_CLAIM: LiteralString = """
-SELECT 1 FROM automate_outbox_job
+SELECT 1 FROM automate_outbox_job_live
 WHERE id = %(job_id)s AND attempts = %(claim)s AND status = 'running'
 FOR SHARE
 """
@@ -64,7 +64,7 @@ WITH ids AS (
     FROM ids
     RETURNING id, job_id
 ), job AS (
-    INSERT INTO automate_outbox_job
+    INSERT INTO automate_outbox_job_live
         (id, event_id, kind, status, attempts, releases, max_attempts, available_at, lease_owner,
          last_error, payload, queue, priority, fair_key, created_at, updated_at)
     SELECT run.job_id, %(event_id)s, 'event', 'ready', 0, 0, %(max_attempts)s,
@@ -84,7 +84,7 @@ INSERT INTO automate_run
 SELECT %(workflow_id)s, %(workflow_name)s, %(version_id)s, %(event_id)s, %(job_id)s, %(attempt)s,
        'skipped', %(reason)s, %(trace_id)s, '', now(), now()
 WHERE EXISTS (
-    SELECT 1 FROM automate_outbox_job AS j
+    SELECT 1 FROM automate_outbox_job_live AS j
     WHERE j.id = %(job_id)s AND j.attempts = %(claim)s AND j.status = 'running'
 )
 RETURNING id
@@ -107,7 +107,7 @@ VALUES (%(workflow_id)s, %(key)s, -1, %(job_id)s, %(attempt)s, now())
 ON CONFLICT (workflow_id, key, slot) DO UPDATE
 SET job_id = EXCLUDED.job_id, job_attempt = EXCLUDED.job_attempt, acquired_at = now()
 WHERE (s.job_id = EXCLUDED.job_id AND s.job_attempt = EXCLUDED.job_attempt) OR NOT EXISTS (
-    SELECT 1 FROM automate_outbox_job AS j
+    SELECT 1 FROM automate_outbox_job_live AS j
     WHERE j.id = s.job_id AND j.attempts = s.job_attempt AND j.status = 'running'
       AND j.lease_expires_at > now()
 )
