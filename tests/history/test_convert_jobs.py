@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from automate_core.history import settled
+from automate_core.history import settled, tables
 from automate_core.outbox import queries
 from tests.history.test_convert import STORAGE, migrated_to
 
@@ -174,7 +174,7 @@ def test_a_live_table_of_a_million_jobs_is_partitioned_while_the_previous_releas
             "SELECT tableoid::regclass::text FROM automate_outbox_job WHERE id = %s", new
         ).fetchone() == (settled.LIVE,)
         # the days ahead are there, the replay link has no constraint left, a second run does nothing
-        days = {r[0] for r in conn.execute(settled.LIST_DAYS, {"done": settled.DONE})}
+        days = {r[1] for r in conn.execute(tables.LIST_PARTITIONS, {"tables": [settled.DONE]})}
         assert {settled.partition(TODAY + dt.timedelta(days=n)) for n in range(3)} <= days
         fks = conn.execute(
             "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND confrelid = %s::regclass",

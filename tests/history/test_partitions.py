@@ -137,8 +137,8 @@ async def test_partitions_are_made_ahead_once_whoever_makes_them(made_days: list
     for table in tables.TABLES:
         assert {table.partition(later + dt.timedelta(days=n)) for n in range(3)} <= found[table.name]
     async with pool.connection() as conn:
-        cur = await conn.execute(settled.LIST_DAYS, {"done": settled.DONE})
-        done = {r[0] for r in await cur.fetchall()}
+        cur = await conn.execute(tables.LIST_PARTITIONS, {"tables": [settled.DONE]})
+        done = {r[1] for r in await cur.fetchall()}
     assert {settled.partition(later + dt.timedelta(days=n)) for n in range(3)} <= done
     assert await ensure() == 0
 

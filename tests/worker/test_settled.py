@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 
 from automate_core import db
-from automate_core.history import settled
+from automate_core.history import settled, tables
 from automate_core.ingest.ingestor import emit
 from automate_core.models import OutboxJob
 from automate_core.outbox.replay import replay_dead
@@ -121,8 +121,8 @@ def completed_on(day: dt.date) -> int:
 
 def days() -> set[str]:
     with connection.cursor() as cursor:
-        cursor.execute(settled.LIST_DAYS.replace("%(done)s", "%s"), [settled.DONE])
-        return {r[0] for r in cursor.fetchall()}
+        cursor.execute(tables.LIST_PARTITIONS.replace("%(tables)s", "%s"), [[settled.DONE]])
+        return {r[1] for r in cursor.fetchall()}
 
 
 async def test_retention_drops_a_day_of_completed_jobs_whole_and_keeps_the_younger_ones() -> None:

@@ -34,7 +34,7 @@ from typing import Any
 
 import psycopg
 
-from automate_core.history import convert
+from automate_core.history import convert, tables
 
 logger = logging.getLogger("automate.history")
 
@@ -67,34 +67,23 @@ def create_partition(day: dt.date) -> list[str]:
     ]
 
 
-#: The done days there are (pg_inherits), and whether the job table is partitioned at all.
-LIST_DAYS = """
-SELECT child.relname FROM pg_inherits AS i
-JOIN pg_class AS parent ON parent.oid = i.inhparent
-JOIN pg_class AS child ON child.oid = i.inhrelid
-WHERE parent.relname = %(done)s AND parent.relnamespace = 'public'::regnamespace
-ORDER BY child.relname
-"""
-IS_PARTITIONED = """
-SELECT EXISTS (SELECT 1 FROM pg_partitioned_table AS p JOIN pg_class AS c ON c.oid = p.partrelid
-               WHERE c.relname = %(done)s AND c.relnamespace = 'public'::regnamespace)
-"""
-PENDING_DETACH = """
-SELECT child.relname FROM pg_inherits AS i
-JOIN pg_class AS parent ON parent.oid = i.inhparent
-JOIN pg_class AS child ON child.oid = i.inhrelid
-WHERE parent.relname = %(done)s AND i.inhdetachpending
-"""
+#: The done days and whether the table is partitioned are read by the history's own statements
+#: (``tables.LIST_PARTITIONS``, ``tables.PARTITIONED``, ``tables.PENDING_DETACH``) on ``[DONE]``;
+#: a day's name is read by ``tables.parse_partition``.
+_DONE = {"tables": [DONE]}
 
 
-def _day_of(name: str) -> dt.date | None:
-    prefix = f"{DONE}_p"
-    if not name.startswith(prefix):
-        return None
-    try:
-        return dt.datetime.strptime(name[len(prefix) :], "%Y%m%d").date()
-    except ValueError:
-        return None
+async def _is_partitioned(conn: psycopg.AsyncConnection[Any]) -> bool:
+    return await (await conn.execute(tables.PARTITIONED, _DONE)).fetchone() is not None
+
+
+async def _days(conn: psycopg.AsyncConnection[Any]) -> list[str]:
+    return [child for _parent, child in await (await conn.execute(tables.LIST_PARTITIONS, _DONE)).fetchall()]
+
+
+def _is_partitioned_sync(cursor: Any) -> bool:
+    cursor.execute(tables.PARTITIONED.replace("%(tables)s", "%s"), [[DONE]])
+    return cursor.fetchone() is not None
 
 
 def plan_ahead(existing: set[str], today: dt.date, ahead: int) -> list[str]:
@@ -109,10 +98,9 @@ def plan_ahead(existing: set[str], today: dt.date, ahead: int) -> list[str]:
 async def ensure_ahead(conn: psycopg.AsyncConnection[Any], ahead: int, today: dt.date) -> int:
     """Inside the caller's transaction (which holds the history's advisory lock): the missing done
     days of today and ``ahead`` days after it."""
-    row = await (await conn.execute(IS_PARTITIONED, {"done": DONE})).fetchone()
-    if not row or not row[0]:
+    if not await _is_partitioned(conn):
         return 0
-    existing = {r[0] for r in await (await conn.execute(LIST_DAYS, {"done": DONE})).fetchall()}
+    existing = set(await _days(conn))
     statements = plan_ahead(existing, today, ahead)
     for statement in statements:
         await conn.execute(statement.encode())
@@ -120,11 +108,10 @@ async def ensure_ahead(conn: psycopg.AsyncConnection[Any], ahead: int, today: dt
 
 
 def ensure_ahead_sync(cursor: Any, ahead: int, today: dt.date) -> int:
-    cursor.execute(IS_PARTITIONED.replace("%(done)s", "%s"), [DONE])
-    if not cursor.fetchone()[0]:
+    if not _is_partitioned_sync(cursor):
         return 0
-    cursor.execute(LIST_DAYS.replace("%(done)s", "%s"), [DONE])
-    statements = plan_ahead({r[0] for r in cursor.fetchall()}, today, ahead)
+    cursor.execute(tables.LIST_PARTITIONS.replace("%(tables)s", "%s"), [[DONE]])
+    statements = plan_ahead({child for _parent, child in cursor.fetchall()}, today, ahead)
     for statement in statements:
         cursor.execute(statement)
     return len(statements) // 2
@@ -136,18 +123,20 @@ async def drop_expired(
     """Drops every day of completed jobs that ended more than ``age`` seconds ago. ``conn`` in
     autocommit mode detaches ``CONCURRENTLY`` (it waits for the queries reading the day and blocks
     none); in a transaction (behind a transaction pooler) the plain detach, an instant's lock."""
-    row = await (await conn.execute(IS_PARTITIONED, {"done": DONE})).fetchone()
-    if not row or not row[0]:
+    if not await _is_partitioned(conn):
         return ()
     cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(seconds=age)
-    for (child,) in await (await conn.execute(PENDING_DETACH, {"done": DONE})).fetchall():
+    for _parent, child in await (await conn.execute(tables.PENDING_DETACH, _DONE)).fetchall():
         await conn.execute(f"ALTER TABLE {DONE} DETACH PARTITION {child} FINALIZE".encode())
         await conn.execute(f"DROP TABLE IF EXISTS {child}".encode())
     mode = " CONCURRENTLY" if conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE else ""
     dropped: list[str] = []
-    for (child,) in await (await conn.execute(LIST_DAYS, {"done": DONE})).fetchall():
-        day = _day_of(child)
-        if day is None or dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC) > cutoff:
+    for child in await _days(conn):
+        parsed = tables.parse_partition(child)
+        if parsed is None:
+            continue
+        day = parsed[1]
+        if dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC) > cutoff:
             continue
         await conn.execute(f"ALTER TABLE {DONE} DETACH PARTITION {child}{mode}".encode())
         await conn.execute(f"DROP TABLE {child}".encode())
@@ -165,8 +154,7 @@ _RANK_FUNCTION = "SELECT pg_get_functiondef('automate_outbox_rank()'::regprocedu
 
 
 def is_converted(cursor: Any) -> bool:
-    cursor.execute(IS_PARTITIONED.replace("%(done)s", "%s"), [DONE])
-    return bool(cursor.fetchone()[0])
+    return _is_partitioned_sync(cursor)
 
 
 def prepare(cursor: Any, lock_timeout_ms: int = 500, attempts: int = 30) -> None:
