@@ -2,10 +2,12 @@
 # Webhook ingest on the unpartitioned events (BEFORE, default a48aa7e, the last commit before
 # migration 0017) and on this checkout's partitioned ones, alternated A B A B; each round runs the
 # one-statement bare baseline beside the platform (benchmarks/ingest/run.py, 64 connections).
-# Usage: sh benchmarks/history/ingest_ab.sh [BEFORE] [ROUNDS]   (needs wrk; PostgreSQL 127.0.0.1:5432)
+# Usage: sh benchmarks/history/ingest_ab.sh [BEFORE] [ROUNDS] [TAG]   (needs wrk; PostgreSQL 127.0.0.1:5432)
+# TAG prefixes the result files (benchmarks/history/results/<TAG>ingest-*.json).
 set -eu
 BEFORE="${1:-a48aa7e}"
 ROUNDS="${2:-2}"
+TAG="${3:-}"
 HERE="$(cd "$(dirname "$0")/../.." && pwd)"
 OLD="$(mktemp -d)/before"
 git -C "$HERE" worktree add --detach "$OLD" "$BEFORE" >/dev/null
@@ -22,9 +24,9 @@ i=1
 while [ "$i" -le "$ROUNDS" ]; do
   echo "== before $i"
   (cd "$OLD" && PYTHONPATH="$OLD/automate:$OLD" "$PY" benchmarks/ingest/run.py --runs 1 --duration 10 \
-      --database-url "$URL/automate_bench_ingest_before" --json "$OUT/ingest-before-$i.json") | grep -E "^\| (bare1|group):|x \(pairs|note:"
+      --database-url "$URL/automate_bench_ingest_before" --json "$OUT/${TAG}ingest-before-$i.json") | grep -E "^\| (bare1|group):|x \(pairs|note:"
   echo "== partitioned $i"
   (cd "$HERE" && "$PY" benchmarks/ingest/run.py --runs 1 --duration 10 \
-      --database-url "$URL/automate_bench_ingest_partitioned" --json "$OUT/ingest-partitioned-$i.json") | grep -E "^\| (bare1|group):|x \(pairs|note:"
+      --database-url "$URL/automate_bench_ingest_partitioned" --json "$OUT/${TAG}ingest-partitioned-$i.json") | grep -E "^\| (bare1|group):|x \(pairs|note:"
   i=$((i + 1))
 done

@@ -74,6 +74,11 @@ VARIANTS = {
         ),
         Variant("nocache", "platform, group commit, no source/secret cache", env={"BENCH_NO_CACHE": "1"}),
         Variant("group", "platform, lean lane, group commit (the default)"),
+        Variant(
+            "group-nofreeze",
+            "platform, group commit, the startup heap left to the collector",
+            env={"AUTOMATE_GC_FREEZE": "0"},
+        ),
         Variant("group-2w", "platform, lean lane, group commit, 2 uvicorn workers", workers=2),
     ]
 }

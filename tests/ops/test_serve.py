@@ -146,6 +146,10 @@ def test_the_rendered_uvicorn_command_serves_and_stops_gracefully(
     assert not list(metrics_dir.glob("gauge_live*.db")), log
     app_lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert any(line["message"] == "readiness: ready" for line in app_lines)
+    # each web process froze its startup heap out of the garbage collector's walks (automate_core.heap)
+    frozen = {line["pid"]: line["message"] for line in app_lines if line["message"].startswith("gc: froze ")}
+    assert len(frozen) == 2, log
+    assert all(int(message.split()[2]) > 10_000 for message in frozen.values()), frozen
 
 
 @pytest.mark.parametrize(
@@ -223,4 +227,6 @@ def test_one_grep_follows_one_event_through_web_and_worker_logs(
     assert any(line["message"] == "order A-17 noted" for line in said), worker_log
     # ...and so does the worker's own line about the job, from the context of the job it runs
     assert any(" is dead after attempt " in line["message"] for line in said), worker_log
+    # the worker froze its startup heap once (automate_core.heap)
+    assert len([line for line in worker_lines if line["message"].startswith("gc: froze ")]) == 1, worker_log
     assert SECRET not in web_log + worker_log

@@ -57,6 +57,9 @@ async def serve_worker(options: dict[str, Any]) -> None:
         )
     )
     pool.install_signal_handlers()
+    from automate_core import heap
+
+    heap.freeze_startup()  # imported and built: what lives as long as the process
     # the loop monitor, and the ops server when a port is set (docs/operations.md)
     observer = await start_worker_observability(options.get("metrics_port"))
     from automate_core.schedules import service as schedules

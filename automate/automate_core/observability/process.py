@@ -1,7 +1,8 @@
 """Per-process observability lifecycle: what a web or worker process starts and cleans up.
 
 * Web: :func:`web_startup` / :func:`web_shutdown`, called by the ASGI lifespan of
-  ``automate_core.asgi``: the loop monitor, and the process's live gauges marked dead on exit.
+  ``automate_core.asgi``: the startup heap frozen (``automate_core.heap``), the loop monitor, and
+  the process's live gauges marked dead on exit.
 * Worker: ``observer = await start_worker_observability(port)`` once the worker's loop runs and
   ``await observer.stop()`` at the end: the loop monitor and, when a port is given (or
   ``AUTOMATE_WORKER_METRICS_PORT`` is set), ``/healthz``, ``/readyz`` and ``/metrics`` on that port.
@@ -21,6 +22,7 @@ import os
 import socket
 from collections.abc import Iterator
 
+from automate_core import heap
 from automate_core.conf import settings
 from automate_core.observability import exposition
 from automate_core.observability.loop import start_loop_monitor, stop_loop_monitor
@@ -47,6 +49,7 @@ def _register_atexit() -> None:
 
 
 def web_startup() -> None:
+    heap.freeze_startup()
     start_loop_monitor()
     _register_atexit()
 
