@@ -24,10 +24,19 @@ partitioned first in even ones):
   jobs (``PRUNE_EVENT_DAY_JOBS``, none left) and ``EVENT_PARTITION_IN_USE`` first, then for each
   table ``DETACH PARTITION ... CONCURRENTLY`` and ``DROP TABLE``.
 
-Measured: wall time, WAL written (``pg_current_wal_lsn``), and a concurrent writer (runs: a run and
-a step per transaction, as the journal writes; events: one event per transaction, as ingest
-writes) whose commits per second during the operation are compared with its rate in the same span
-just before it. Prints a JSON line per operation and a summary.
+Measured: wall time, WAL written (``pg_current_wal_lsn``), and a concurrent contender whose rate
+during the operation is compared with its rate in the same span just before it, and whose longest
+wait between two of its commits is recorded:
+
+* ``--contender writer`` (the default): commits one record per transaction (runs: a run and a step,
+  as the journal writes; events: one event, as ingest writes) into the tables retention works on;
+* ``--contender drain``: drains a backlog of outbox jobs with the worker's own statements
+  (``CLAIM_BATCH_QUEUE``, ``CLAIMED_EVENTS``, ``COMPLETE``; ``--drain-batch`` jobs a claim, 50 as
+  the worker's default) on its own queue, each completion moving its jobs into today's partition
+  of completed jobs: the outbox's side of a drain, without the engine's Python around it. Its rate
+  is in jobs per second.
+
+Prints a JSON line per operation and a summary.
 """
 
 from __future__ import annotations
@@ -255,6 +264,51 @@ class Writer(threading.Thread):
         return max(gaps, default=0.0)
 
 
+#: The drain contender's jobs: a queue of their own, so that it claims nothing else; no event (the
+#: claim's read of events finds none for them, as for a task job).
+DRAIN_QUEUE = "bench-retention"
+
+DRAIN_BACKLOG = """
+INSERT INTO automate_outbox_job_live
+    (event_id, kind, status, attempts, max_attempts, available_at, lease_owner, last_error, queue,
+     created_at, updated_at)
+SELECT NULL, 'event', 'ready', 0, 5, now(), '', '', %(queue)s, now(), now()
+FROM generate_series(1, %(n)s)
+"""
+
+DRAIN_LEFT = "SELECT count(*) FROM automate_outbox_job_live WHERE queue = %(queue)s AND status = 'ready'"
+
+DRAIN_CLEANUP = "DELETE FROM automate_outbox_job WHERE queue = %(queue)s"
+
+
+class Drainer(Writer):
+    """Claims and completes outbox jobs of ``DRAIN_QUEUE`` as a worker does, one statement per
+    commit, and timestamps each completed job (``commits`` holds one time per job)."""
+
+    def __init__(self, url: str, batch: int) -> None:
+        super().__init__(url, "", 0)
+        self.batch = batch
+        self.ran_out = False
+
+    def run(self) -> None:
+        claim = {"queue": DRAIN_QUEUE, "limit": self.batch, "owner": "retention-bench", "lease": 60.0}
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self.stop.is_set():
+                rows = conn.execute(queries.CLAIM_BATCH_QUEUE, claim).fetchall()
+                if not rows:
+                    self.ran_out = True
+                    return
+                events = [row[7] for row in rows if row[7] is not None]
+                conn.execute(queries.CLAIMED_EVENTS, {"ids": events}).fetchall()
+                done = conn.execute(
+                    queries.COMPLETE,
+                    {"ids": [row[0] for row in rows], "attempts": [row[2] for row in rows],
+                     "results": [None] * len(rows), "owner": "retention-bench"},
+                ).rowcount  # fmt: skip
+                now = time.perf_counter()
+                self.commits.extend([now] * done)
+
+
 def build(url: str, records: Records, first: dt.date, days: int, per_day: int) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(records.create_plain.encode())
@@ -270,12 +324,23 @@ def build(url: str, records: Records, first: dt.date, days: int, per_day: int) -
         conn.execute("CHECKPOINT")
 
 
-def measure(url: str, records: Records, kind: str, day: dt.date, first_id: int) -> dict[str, Any]:
-    writer = Writer(url, records.writer_statement(kind), first_id)
+def measure(
+    url: str, records: Records, kind: str, day: dt.date, first_id: int, drain: tuple[int, int] | None = None
+) -> dict[str, Any]:
+    """One operation on ``day`` beside the contender: the writer, or with ``drain`` (backlog,
+    batch) the drainer over a fresh backlog of that many jobs."""
+    writer: Writer
+    if drain is None:
+        writer = Writer(url, records.writer_statement(kind), first_id)
+    else:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(DRAIN_BACKLOG, {"queue": DRAIN_QUEUE, "n": drain[0]})
+            conn.execute("ANALYZE automate_outbox_job_live")
+        writer = Drainer(url, drain[1])
     writer.start()
     while len(writer.commits) < 50:  # warmed up
         if not writer.is_alive():
-            raise SystemExit("the concurrent writer stopped (its error is above)")
+            raise SystemExit("the concurrent contender stopped (its error is above)")
         time.sleep(0.01)
     with psycopg.connect(url, autocommit=True) as conn:
         before_start = time.perf_counter()
@@ -287,11 +352,19 @@ def measure(url: str, records: Records, kind: str, day: dt.date, first_id: int) 
         time.sleep(0.5)  # the writer's commits just after it
     writer.stop.set()
     writer.join()
+    if isinstance(writer, Drainer):
+        with psycopg.connect(url, autocommit=True) as conn:
+            left = conn.execute(DRAIN_LEFT, {"queue": DRAIN_QUEUE}).fetchone()
+            conn.execute(DRAIN_CLEANUP, {"queue": DRAIN_QUEUE})
+        if writer.ran_out or not left or not left[0]:
+            backlog = drain[0] if drain else 0
+            raise SystemExit(f"the drain's backlog of {backlog} jobs ran out: raise --drain-backlog")
     global next_writer_id
     next_writer_id = writer.next_id
     return {
         "records": records.name,
         "kind": kind,
+        "contender": "drain" if drain else "writer",
         "day": day.isoformat(),
         "seconds": round(t1 - t0, 3),
         "wal_bytes": wal1 - wal0,
@@ -330,7 +403,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-day", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-build", action="store_true", help="reuse the tables of an earlier run")
+    parser.add_argument(
+        "--contender", choices=["writer", "drain"], default="writer", help="what runs beside each operation"
+    )
+    parser.add_argument(
+        "--drain-backlog", type=int, default=500_000, help="jobs queued for each operation (to last it)"
+    )
+    parser.add_argument("--drain-batch", type=int, default=50, help="jobs the drain claims at once")
     args = parser.parse_args(argv)
+    drain = (args.drain_backlog, args.drain_batch) if args.contender == "drain" else None
     records = RECORDS[args.records]
     first = first_day()
     if not args.no_build:
@@ -341,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         order = ["delete", "drop"] if r % 2 == 0 else ["drop", "delete"]
         for kind in order:
             writer_from = max(next_writer_id, ids.bound(first + dt.timedelta(days=args.days)))
-            result = measure(args.database_url, records, kind, day, writer_from)
+            result = measure(args.database_url, records, kind, day, writer_from, drain)
             print(json.dumps(result), flush=True)
             results.append(result)
     summary: dict[str, Any] = {}
@@ -360,7 +441,8 @@ def main(argv: list[str] | None = None) -> int:
         summary[f"writer_longest_stall_before_ms_{kind}"] = statistics.median(
             x["writer_longest_stall_before_ms"] for x in mine
         )
-    line = {"summary": summary, "records": records.name, "days": args.days, "per_day": args.per_day}
+    line = {"summary": summary, "records": records.name, "days": args.days, "per_day": args.per_day,
+            "contender": args.contender}  # fmt: skip
     print(json.dumps(line), flush=True)
     return 0
 
