@@ -291,15 +291,13 @@ class Drainer(Writer):
     def __init__(self, url: str, batch: int) -> None:
         super().__init__(url, "", 0)
         self.batch = batch
-        self.ran_out = False
 
     def run(self) -> None:
         claim = {"queue": DRAIN_QUEUE, "limit": self.batch, "owner": "retention-bench", "lease": 60.0}
         with psycopg.connect(self.url, autocommit=True) as conn:
             while not self.stop.is_set():
                 rows = conn.execute(queries.CLAIM_BATCH_QUEUE, claim).fetchall()
-                if not rows:
-                    self.ran_out = True
+                if not rows:  # the backlog ran out: measure() says so (none left ready)
                     return
                 events = [row[7] for row in rows if row[7] is not None]
                 conn.execute(queries.CLAIMED_EVENTS, {"ids": events}).fetchall()
@@ -361,7 +359,7 @@ def measure(
             conn.execute(DRAIN_CLEANUP, {"queue": DRAIN_QUEUE})
             # the backlog's dead rows, or the next operation's drain starts slower behind them
             conn.execute("VACUUM (ANALYZE) automate_outbox_job")
-        if writer.ran_out or not left or not left[0]:
+        if not left or not left[0]:
             backlog = drain[0] if drain else 0
             raise SystemExit(f"the drain's backlog of {backlog} jobs ran out: raise --drain-backlog")
     global next_writer_id

@@ -30,12 +30,13 @@ print(json.dumps({"before": before, "first": first, "after_first": after_first, 
 """
 
 
-def probe(**env: str) -> dict[str, int]:
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE],
+def python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``code`` in a process of its own with the deployable project's settings (``AUTOMATE_*``
+    from the environment, ``env`` among them)."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
         env={
             **os.environ,
-            # the deployable project's settings: AUTOMATE_* from the environment
             "DJANGO_SETTINGS_MODULE": "asgi.settings",
             "SECRET_KEY": "heap-test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
             "PYTHONPATH": os.pathsep.join([str(ROOT / "automate"), str(ROOT)]),
@@ -43,6 +44,10 @@ def probe(**env: str) -> dict[str, int]:
         },
         capture_output=True, text=True, timeout=60, cwd=ROOT,
     )  # fmt: skip
+
+
+def probe(**env: str) -> dict[str, int]:
+    done = python(PROBE, **env)
     assert done.returncode == 0, done.stdout + done.stderr
     seen: dict[str, int] = json.loads(done.stdout.strip().splitlines()[-1])
     return seen
@@ -67,12 +72,6 @@ def test_gc_freeze_off_leaves_the_collector_as_python_sets_it() -> None:
 
 
 def test_a_bad_value_stops_the_process_with_the_settings_name() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "asgi.settings", "AUTOMATE_GC_FREEZE": "sometimes",
-             "SECRET_KEY": "heap-test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
-             "PYTHONPATH": os.pathsep.join([str(ROOT / "automate"), str(ROOT)])},
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
-    )  # fmt: skip
+    done = python("import django; django.setup()", AUTOMATE_GC_FREEZE="sometimes")
     assert done.returncode != 0
     assert "AUTOMATE_GC_FREEZE" in done.stderr, done.stderr
