@@ -60,6 +60,11 @@ class Defaults:
     #: Run-record flushes one worker process keeps in flight at once: the run journal's writes
     #: (run started, step recorded, run ended) of concurrent jobs share transactions.
     JOURNAL_FLUSHERS: int = 2
+    #: Seconds a plain run (a list of actions) may go before its start is written. One that ends
+    #: sooner is written once, whole, at its end: one insert instead of an insert, an update and
+    #: their two commits (execution.late_start). A longer one is written ``running`` then, and is
+    #: seen and can be cancelled from then on. 0 writes every run's start before its first step.
+    RUN_START_DELAY: float = 0.2
     #: Retention, in seconds (None keeps forever): completed jobs; dead jobs; events and their runs:
     #: a day of runs and steps is dropped once it is all older than this (none of its runs
     #: pending), and an event once every job of theirs is settled and pruned and no run is left.

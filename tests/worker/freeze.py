@@ -2,7 +2,8 @@
 
 Installed by ``proc_settings`` when ``AUTOMATE_TEST_FREEZE_MARKER`` names a file. Every psycopg
 ``execute`` of the process is wrapped; the first one (across all the processes sharing the marker)
-that sent the run journal's ``FINISH_RUNS`` statement creates the marker (``O_EXCL``: exactly one
+that sent one of the run journal's run-ending statements (``FINISH_RUNS``; ``WHOLE_RUNS``, which
+writes a short run whole at its end) creates the marker (``O_EXCL``: exactly one
 process wins), writes its pid there and stops itself with ``SIGSTOP`` before doing anything else.
 
 That is the earliest moment a worker can freeze once its run-finishing UPDATE has reached the
@@ -20,8 +21,8 @@ from typing import Any
 
 import psycopg
 
-#: Text only the run journal's FINISH_RUNS statement contains.
-FINISH_RUNS_MARK = "UPDATE automate_run AS r"
+#: Text only the run journal's run-ending statements contain: FINISH_RUNS, WHOLE_RUNS.
+RUN_END_MARKS = ("UPDATE automate_run AS r", "lease was taken over while this run went on")
 
 
 def install(marker: str) -> None:
@@ -30,7 +31,7 @@ def install(marker: str) -> None:
     async def execute(self: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
         result = await original(self, query, *args, **kwargs)
         text = query.decode() if isinstance(query, bytes) else str(query)
-        if FINISH_RUNS_MARK in text and _claim(marker):
+        if any(mark in text for mark in RUN_END_MARKS) and _claim(marker):
             os.kill(os.getpid(), signal.SIGSTOP)
         return result
 

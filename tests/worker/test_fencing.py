@@ -79,7 +79,8 @@ async def runs_of(event_id: int) -> list[tuple[str, str]]:
 
 async def test_a_worker_taken_over_before_its_run_starts_runs_nothing(event: int) -> None:
     engine = ExecutionEngine()
-    (job_a,) = await store.claim_batch(1, "worker-a", 30)  # A claims, then freezes
+    (job_a,) = await store.claim_batch(1, "worker-a", 0.001)  # A claims, then freezes past its lease
+    assert not job_a.fresh  # so its run's start is written first, fenced (execution.late_start)
     job_b = await take_over(job_a)
     Gated.gate.set()
     assert (await engine.handle_event(job_b)).succeeded
@@ -109,8 +110,9 @@ async def test_a_stale_run_ending_after_the_takeover_is_superseded_not_succeeded
 
 
 async def test_a_stale_worker_stops_at_its_next_step_once_the_new_claim_took_its_run(
-    workflow: Callable[..., Any],
+    workflow: Callable[..., Any], settings: Any
 ) -> None:
+    settings.AUTOMATE_RUN_START_DELAY = 0  # A's run is written running before its first step
     await workflow(
         {"name": "first", "connector": "gated", "action": "go"},
         {"name": "second", "connector": "gated", "action": "go"},
@@ -127,6 +129,36 @@ async def test_a_stale_worker_stops_at_its_next_step_once_the_new_claim_took_its
     runs = await runs_of(event)
     assert [s for s, _ in runs] == ["failed", "succeeded"] and runs[0][1].startswith("abandoned")
     assert [c["step"] for c in Gated.calls] == ["first", "first", "second"]  # A never reached "second"
+
+
+async def test_a_stale_worker_whose_run_was_not_written_yet_stops_at_its_first_record(
+    workflow: Callable[..., Any],
+) -> None:
+    """A's run is short-lived and its start held (execution.late_start): B cannot see it and runs
+    the workflow itself. A's first step record then meets the fence: A's run is written failed,
+    superseded, with the step it did (its history is kept), and A stops before its next step."""
+    await workflow(
+        {"name": "first", "connector": "gated", "action": "go"},
+        {"name": "second", "connector": "gated", "action": "go"},
+    )
+    event = (await sync_to_async(emit)("shop", "order.created", {"id": 2})).event_id
+    engine = ExecutionEngine()
+    (job_a,) = await store.claim_batch(1, "worker-a", 30)
+    a = asyncio.create_task(engine.handle_event(job_a))
+    await Gated.entered.wait()  # A is inside "first", nothing of its run written
+    assert await runs_of(event) == []
+    job_b = await take_over(job_a)
+    assert (await engine.handle_event(job_b)).succeeded
+    Gated.gate.set()
+    outcome = await a
+    assert not outcome.succeeded and "taken over" in outcome.error
+    runs = [r async for r in ExecutionRun.objects.filter(event_id=event).order_by("id")]
+    assert [(r.status, r.job_id) for r in runs] == [("failed", job_a.id), ("succeeded", job_b.id)]
+    assert runs[0].error.startswith("superseded") and runs[0].finished_at is not None
+    assert [c["step"] for c in Gated.calls] == ["first", "first", "second"]  # A never reached "second"
+    assert [c["run_id"] for c in Gated.calls] == [runs[0].id, runs[1].id, runs[1].id]
+    a_steps = [(s.name, s.status) async for s in StepRun.objects.filter(run_id=runs[0].id)]
+    assert a_steps == [("first", "succeeded")]
 
 
 async def test_a_claim_handed_back_after_its_run_succeeded_does_not_run_it_again(event: int) -> None:
@@ -151,6 +183,7 @@ async def test_a_takeover_blocked_by_a_stuck_lock_is_handed_back_not_left_waitin
     frozen mid-transaction, as far as the database can tell): B's takeover does not wait on it
     forever, holding a pooled connection, but hands the job back to try later, attempt unspent."""
     settings.AUTOMATE_DB_TAKEOVER_LOCK_TIMEOUT = 0.3
+    settings.AUTOMATE_RUN_START_DELAY = 0  # A's run is written running before its step
     engine = ExecutionEngine()
     (job_a,) = await store.claim_batch(1, "worker-a", 30)
     a = asyncio.create_task(engine.handle_event(job_a))

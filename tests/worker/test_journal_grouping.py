@@ -88,21 +88,24 @@ async def test_a_record_the_database_refuses_fails_only_its_own_write(
     assert [s.run_id async for s in StepRun.objects.order_by("run_id")] == [runs[0], runs[2]]
 
 
-async def test_a_one_step_run_is_two_commits_its_start_and_its_step_with_its_end(
-    monkeypatch: pytest.MonkeyPatch, workflow: Callable[..., Any]
+@pytest.mark.parametrize(("delay", "commits"), [(0.2, 1), (0.0, 2)])
+async def test_a_one_step_run_is_one_commit_written_whole_at_its_end(
+    monkeypatch: pytest.MonkeyPatch, workflow: Callable[..., Any], settings: Any, delay: float, commits: int
 ) -> None:
-    """Nothing runs between a run's last step record and its end: they are one write (one
-    commit), so a one-step run costs two journal commits, not three."""
+    """A plain run that ends within AUTOMATE_RUN_START_DELAY is written once, whole, with its step
+    record: one journal commit. With the delay at 0 its start is written first, then its last step
+    record with its end (nothing runs between those two: one write), so two commits."""
+    settings.AUTOMATE_RUN_START_DELAY = delay
     await workflow({"name": "s", "connector": "log", "action": "info", "params": {"message": "hi"}})
     writes = GroupedJournalWrites(flushers=1)
     monkeypatch.setattr("automate_core.execution.journal.writer", lambda: writes)
     await sync_to_async(emit)("shop", "order.created", {})
     await drain(lambda: ExecutionRun.objects.filter(status="succeeded").exists())
-    assert writes.flushes == 2
+    assert writes.flushes == commits
     run = await ExecutionRun.objects.aget()
     recorded = await StepRun.objects.aget(run=run)
     assert (recorded.status, recorded.connector) == ("succeeded", "log")
-    assert run.finished_at is not None and recorded.finished_at <= run.finished_at
+    assert run.started_at <= recorded.started_at <= recorded.finished_at <= run.finished_at
 
 
 async def test_closing_a_run_reports_how_it_stood_when_its_last_step_was_recorded() -> None:

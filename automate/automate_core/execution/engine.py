@@ -38,7 +38,7 @@ from asgiref.sync import sync_to_async
 from automate_core import masking
 from automate_core.conf import settings
 from automate_core.exceptions import TemplateError
-from automate_core.execution import templating
+from automate_core.execution import late_start, templating
 from automate_core.execution.actions import now
 from automate_core.execution.concurrency import ConcurrencySlots, Slot
 from automate_core.execution.controls.gate import Gate, gated
@@ -169,7 +169,10 @@ class ExecutionEngine:
         self, plans: list[Plan], event: ClaimedEvent, job: ClaimedJob, slots: dict[int, Slot]
     ) -> JobOutcome:
         outcome = JobOutcome(True)
+        fresh = job.run_id  # the id the claim drew: the first new plain run takes it
         for plan in plans:
+            if fresh is not None and late_start.eligible(plan):
+                plan.late_id, fresh = fresh, None
             run = await self.runner.run(plan, event, job)
             slot = slots.pop(plan.workflow.id, None)
             if slot is not None:  # free it for the next run of that key at once

@@ -34,13 +34,17 @@ from automate_core.execution import queries
 
 logger = logging.getLogger("automate.execution")
 
-Kind = Literal["start", "step", "finish", "close"]
+Kind = Literal["start", "whole", "step", "finish", "close"]
 
 #: The fields of each kind's records, as its statement reads them.
 COLUMNS: dict[Kind, tuple[str, ...]] = {
     "start": (
-        "workflow_id", "workflow_name", "version_id", "event_id", "job_id", "claim", "attempt",
-        "trace_id", "mode", "parent_id",
+        "run_id", "workflow_id", "workflow_name", "version_id", "event_id", "job_id", "claim",
+        "attempt", "trace_id", "mode", "parent_id", "started_at",
+    ),
+    "whole": (
+        "run_id", "workflow_id", "workflow_name", "version_id", "event_id", "job_id", "claim",
+        "attempt", "trace_id", "mode", "parent_id", "started_at", "status", "error",
     ),
     "step": (
         "run_id", "position", "name", "connector", "action", "status", "attempt", "input", "output",
@@ -51,6 +55,7 @@ COLUMNS: dict[Kind, tuple[str, ...]] = {
 
 STATEMENTS: dict[Kind, LiteralString] = {
     "start": queries.START_RUNS,
+    "whole": queries.WHOLE_RUNS,
     "step": queries.RECORD_STEPS,
     "finish": queries.FINISH_RUNS,
 }
@@ -58,7 +63,9 @@ STATEMENTS: dict[Kind, LiteralString] = {
 #: The order of the statements in a flush. A ``close`` (a run's last step record and its end, in
 #: one write) is a ``step`` record and a ``finish`` record: its step is inserted before any run
 #: ends, so the step reads its run's status from before the end (cancelled, abandoned, running).
-ORDER: tuple[Kind, ...] = ("start", "step", "finish")
+#: A ``whole`` run (a late start, written with the step record that made it due, or with its end)
+#: may hold a step record: the run is inserted first, so the step reads it as it was written.
+ORDER: tuple[Kind, ...] = ("start", "whole", "step", "finish")
 
 Pending = tuple[Kind, dict[str, Any], "asyncio.Future[Any]"]
 
@@ -77,7 +84,8 @@ class GroupedJournalWrites:
     async def write(self, kind: Kind, record: dict[str, Any]) -> Any:
         """Write one record; returns, once committed, what its statement gives back for it:
         start: the run id (None when the claim was taken over); step: the run's status;
-        finish: the status written (None when the run was no longer running); close (a
+        finish: the status written (None when the run was no longer running); whole: the status
+        written (its step record, under "step", if any, goes in the same transaction); close (a
         ``finish`` record holding its last ``step`` record under "step"): the pair of the step's
         answer and the finish's, written in the same transaction."""
         loop = asyncio.get_running_loop()
@@ -130,6 +138,8 @@ class GroupedJournalWrites:
                 records["finish"].append(record)
             else:
                 records[kind].append(record)
+                if kind == "whole" and record.get("step") is not None:
+                    records["step"].append(record["step"])
         kinds = [kind for kind in ORDER if records[kind]]
         answers: dict[Kind, list[Any]] = {}
         pool = await db.get_pool()
@@ -157,11 +167,13 @@ class GroupedJournalWrites:
                     answers[kind] = [statuses.get(int(record["run_id"])) for record in records[kind]]
         given = {kind: iter(values) for kind, values in answers.items()}
         out: list[Any] = []
-        for kind, _, _ in batch:
+        for kind, record, _ in batch:
             if kind == "close":
                 out.append((next(given["step"]), next(given["finish"])))
             else:
                 out.append(next(given[kind]))
+                if kind == "whole" and record.get("step") is not None:
+                    next(given["step"])  # the run's own status answers for it
         return out
 
 

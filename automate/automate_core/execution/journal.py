@@ -20,6 +20,7 @@ from automate_core.conf import settings
 from automate_core.exceptions import LeaseExpired
 from automate_core.execution import queries
 from automate_core.execution.grouped import writer
+from automate_core.execution.late_start import LateStart
 
 
 @dataclass(slots=True)
@@ -69,6 +70,40 @@ class RecordedStep:
     output: Any
 
 
+@dataclass(slots=True)
+class RunStart:
+    """What a run's first record says: who runs what, for which event, under which claim."""
+
+    run_id: int | None  # drawn by the job's claim (a late start), else by the insert
+    workflow_id: int
+    workflow_name: str
+    version_id: int | None
+    event_id: int
+    job_id: int | None
+    claim: int | None
+    attempt: int
+    trace_id: str
+    mode: str = ""
+    parent_id: int | None = None
+    started_at: datetime | None = None  # None: the insert's time
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "workflow_id": self.workflow_id,
+            "workflow_name": self.workflow_name,
+            "version_id": self.version_id,
+            "event_id": self.event_id,
+            "job_id": self.job_id,
+            "claim": self.claim if self.job_id is not None else None,
+            "attempt": self.attempt,
+            "trace_id": self.trace_id,
+            "mode": self.mode,
+            "parent_id": self.parent_id,
+            "started_at": self.started_at,
+        }
+
+
 def to_json(value: Any) -> str | None:
     if value is None:
         return None
@@ -76,6 +111,34 @@ def to_json(value: Any) -> str | None:
 
 
 class RunJournal:
+    def __init__(self) -> None:
+        self.late: dict[int, LateStart] = {}  # runs whose start is not written yet, by id
+
+    def begin_late(self, start: RunStart, after: float) -> None:
+        """Hold the start of a plain run (its id drawn by its claim) until a record needs it, or
+        for ``after`` seconds at most (``execution.late_start``)."""
+        assert start.run_id is not None
+        self.late[start.run_id] = LateStart(self, start, after)
+
+    def end_late(self, run_id: int) -> None:
+        """The run is over (or stopped): its start, if still held, will never be needed."""
+        late = self.late.pop(run_id, None)
+        if late is not None:
+            late.cancel_timer()
+
+    async def _late(self, run_id: int) -> RunStart | None:
+        """The run's start to write with the next record, or None when it is written (or going
+        out on its own: then once it is durable)."""
+        late = self.late.get(run_id)
+        if late is None:
+            return None
+        if late.take():
+            del self.late[run_id]
+            return late.start
+        await late.wait()
+        del self.late[run_id]
+        return None
+
     async def _execute(self, query: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         pool = await db.get_pool()
         async with pool.connection() as conn:
@@ -98,24 +161,28 @@ class RunJournal:
     ) -> int:
         """Insert a running run; ``claim`` (the job's ``attempts``) fences it: LeaseExpired when
         the job was taken over since."""
-        run_id = await writer().write(
-            "start",
-            {
-                "workflow_id": workflow_id,
-                "workflow_name": workflow_name,
-                "version_id": version_id,
-                "event_id": event_id,
-                "job_id": job_id,
-                "claim": claim if job_id is not None else None,
-                "attempt": attempt,
-                "trace_id": trace_id,
-                "mode": mode,
-                "parent_id": parent_id,
-            },
-        )
+        record = RunStart(
+            None, workflow_id, workflow_name, version_id, event_id, job_id, claim, attempt, trace_id,
+            mode, parent_id,
+        )  # fmt: skip
+        return await self.write_start(record)
+
+    async def write_start(self, start: RunStart) -> int:
+        """Insert a running run; LeaseExpired when the job was taken over since."""
+        run_id = await writer().write("start", start.record())
         if run_id is None:
-            raise LeaseExpired(f"Job {job_id} was taken over by another worker before its run started.")
+            raise LeaseExpired(f"Job {start.job_id} was taken over by another worker before its run started.")
         return int(run_id)
+
+    async def write_whole(self, start: RunStart, status: str, error: str, step: StepRecord | None) -> str:
+        """Insert a run whose start was held, with a step record if any, in one write: ended
+        (``status`` succeeded or failed), or ``running`` (the step record needed its run). Returns
+        the status written: 'failed' when the job's claim was taken over meanwhile."""
+        record = start.record()
+        record.update(status=status, error=masking.masker.mask(error))
+        if step is not None:
+            record["step"] = self._step_record(int(start.run_id or 0), step)
+        return str(await writer().write("whole", record))
 
     async def queued_run(self, run_id: int) -> QueuedRun | None:
         rows = await self._execute(queries.QUEUED_RUN, {"run_id": run_id})
@@ -128,7 +195,10 @@ class RunJournal:
 
     async def record_step(self, run_id: int, step: StepRecord) -> str:
         """Write the step's record; returns the run's status: anything but 'running' means stop now
-        ('cancelled'; 'failed' when a new claim of the job abandoned this run)."""
+        ('cancelled'; 'failed' when a new claim of the job abandoned this run). A run whose start
+        is held has it written with this record, in the same transaction."""
+        if self.late and (start := await self._late(run_id)) is not None:
+            return await self.write_whole(start, "running", "", step)
         status = await writer().write("step", self._step_record(run_id, step))
         return str(status) if status else "running"
 
@@ -160,7 +230,10 @@ class RunJournal:
         claim: int | None = None,
     ) -> str | None:
         """End a running run; returns the status written ('failed' when the job's claim was taken
-        over: a superseded run never ends 'succeeded'), or None when it was no longer running."""
+        over: a superseded run never ends 'succeeded'), or None when it was no longer running.
+        A run whose start is held is written whole instead, in one insert."""
+        if self.late and (start := await self._late(run_id)) is not None:
+            return await self.write_whole(start, status, error, None)
         written = await writer().write("finish", self._finish_record(run_id, status, error, job_id, claim))
         return str(written) if written is not None else None
 
@@ -176,7 +249,11 @@ class RunJournal:
     ) -> tuple[str, str | None]:
         """Record the run's last step and end the run, in one write (one commit instead of two:
         nothing runs between them). Returns the run's status as the step was recorded (as
-        ``record_step``) and the status written (as ``finish_run``)."""
+        ``record_step``) and the status written (as ``finish_run``). A run whose start is held is
+        written whole instead, with the step, in one insert (it was never seen running: nothing
+        could have cancelled it)."""
+        if self.late and (start := await self._late(run_id)) is not None:
+            return "running", await self.write_whole(start, status, error, step)
         record = self._finish_record(run_id, status, error, job_id, claim)
         record["step"] = self._step_record(run_id, step)
         step_status, written = await writer().write("close", record)
@@ -237,6 +314,7 @@ class MemoryJournal(RunJournal):
     _ids = itertools.count(1)
 
     def __init__(self) -> None:
+        super().__init__()
         self.runs: dict[int, MemoryRun] = {}
 
     async def start_run(self, *, workflow_id: int, workflow_name: str, **_: Any) -> int:

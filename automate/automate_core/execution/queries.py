@@ -14,13 +14,15 @@ from typing import LiteralString
 
 # New runs, each only while its job's claim holds. The ids are drawn first so that each record
 # (``n``, its place in the document) learns its run's id; a record missing from the result was
-# fenced off.
+# fenced off. A record may bring its id (``run_id``, drawn by its job's claim: a late start,
+# execution.late_start); the others draw theirs here.
 START_RUNS: LiteralString = """
 WITH src AS (
-    SELECT automate_history_id('automate_run_id_seq') AS id, u.*
+    SELECT coalesce(u.run_id, automate_history_id('automate_run_id_seq')) AS id, u.*
     FROM jsonb_to_recordset(%(rows)s::jsonb)
-         AS u(n int, workflow_id bigint, workflow_name text, version_id bigint, event_id bigint,
-              job_id bigint, claim int, attempt int, trace_id text, mode text, parent_id bigint)
+         AS u(n int, run_id bigint, workflow_id bigint, workflow_name text, version_id bigint,
+              event_id bigint, job_id bigint, claim int, attempt int, trace_id text, mode text,
+              parent_id bigint, started_at timestamptz)
     WHERE u.claim IS NULL OR EXISTS (
         SELECT 1 FROM automate_outbox_job_live AS j
         WHERE j.id = u.job_id AND j.attempts = u.claim AND j.status = 'running'
@@ -30,10 +32,42 @@ WITH src AS (
         (id, workflow_id, workflow_name, version_id, event_id, job_id, attempt, status, error,
          trace_id, mode, parent_id, started_at)
     SELECT id, workflow_id, workflow_name, version_id, event_id, job_id, attempt, 'running', '',
-           trace_id, mode, parent_id, now()
+           trace_id, mode, parent_id, coalesce(started_at, now())
     FROM src
 )
 SELECT n, id FROM src
+"""
+
+# Runs whose start was held (execution.late_start), written in one insert with the ids their
+# claims drew: either ended (``status`` succeeded or failed: the whole run, at its end) or
+# ``running`` (the start, with the step record that made it due). The claim fences them as it
+# fences START_RUNS and FINISH_RUNS, but a fenced record is not dropped: its step ran, so the run
+# is written ``failed`` as superseded (never ``succeeded``, never ``running``), with its step, and
+# the worker stops; the job's new claim runs it again. Its step records go in the same transaction
+# (RECORD_STEPS, after this statement).
+WHOLE_RUNS: LiteralString = """
+WITH src AS (
+    SELECT u.*, u.claim IS NULL OR EXISTS (
+               SELECT 1 FROM automate_outbox_job_live AS j
+               WHERE j.id = u.job_id AND j.attempts = u.claim AND j.status = 'running'
+           ) AS held
+    FROM jsonb_to_recordset(%(rows)s::jsonb)
+         AS u(run_id bigint, workflow_id bigint, workflow_name text, version_id bigint,
+              event_id bigint, job_id bigint, claim int, attempt int, trace_id text, mode text,
+              parent_id bigint, started_at timestamptz, status text, error text)
+)
+INSERT INTO automate_run
+    (id, workflow_id, workflow_name, version_id, event_id, job_id, attempt, status, error,
+     trace_id, mode, parent_id, started_at, finished_at)
+SELECT run_id, workflow_id, workflow_name, version_id, event_id, job_id, attempt,
+       CASE WHEN held THEN status ELSE 'failed' END,
+       CASE WHEN held THEN error
+            ELSE 'superseded: the job''s lease was taken over while this run went on; '
+                 || 'the new claim runs it again' END,
+       trace_id, mode, parent_id, started_at,
+       CASE WHEN held AND status = 'running' THEN NULL ELSE now() END
+FROM src
+RETURNING id, status
 """
 
 # A queued run (manual trigger, replay) as it is now.

@@ -29,14 +29,14 @@ from automate_core.exceptions import (
     LeaseExpired,
     TemplateError,
 )
-from automate_core.execution import templating
+from automate_core.execution import late_start, templating
 from automate_core.execution.actions import (
     ActionSteps,
     Cancelled,
     StepFailed,
     now,
 )
-from automate_core.execution.journal import RunJournal, StepRecord
+from automate_core.execution.journal import RunJournal, RunStart, StepRecord
 from automate_core.observability import metrics, tracing
 from automate_core.outbox.store import ClaimedEvent, ClaimedJob
 from automate_core.rules.engine import StepSpec, WorkflowSpec
@@ -55,6 +55,7 @@ class Plan:
     error: str = ""  # the workflow cannot run at all (its condition or key failed to render)
     key: str = ""  # the rendered concurrency key
     continuing: bool = False  # run_id is a woken run: go on with it (its records are its own)
+    late_id: int | None = None  # a new plain run: the id its job's claim drew (execution.late_start)
     input: Any = None  # a called run's input (``call`` steps)
     woken: Any = None  # the wait a woken run ended (a run has one open wait at a time)
     scope: dict[str, Any] = field(default_factory=dict)  # a batch's ``events`` (execution.grouping)
@@ -160,7 +161,8 @@ class WorkflowRunner(ActionSteps):
                 return outcome
         except LeaseExpired as exc:
             metrics.runs_finished.labels(workflow.name, "superseded").inc()
-            return RunOutcome(workflow, plan.run_id or 0, False, str(exc), True, superseded=True)
+            run_id = plan.run_id or plan.late_id or 0
+            return RunOutcome(workflow, run_id, False, str(exc), True, superseded=True)
 
     async def _run(
         self, plan: Plan, event: ClaimedEvent, job: ClaimedJob | None, attempt: int, until: str | None
@@ -168,20 +170,41 @@ class WorkflowRunner(ActionSteps):
         workflow = plan.workflow
         run_id = plan.run_id
         if run_id is None:
-            run_id = await self.journal.start_run(
-                workflow_id=workflow.id,
-                workflow_name=workflow.name,
-                version_id=workflow.version_id,
-                event_id=event.id,
-                job_id=job.id if job else None,
-                attempt=attempt,
-                trace_id=event.trace_id,
-                mode=plan.mode,
-                parent_id=plan.parent_id,
-                claim=job.attempts if job else None,
-            )
+            after = late_start.delay()
+            if plan.late_id is None or self.dry_run or after <= 0 or job is None or not job.fresh:
+                run_id = await self.journal.start_run(
+                    workflow_id=workflow.id,
+                    workflow_name=workflow.name,
+                    version_id=workflow.version_id,
+                    event_id=event.id,
+                    job_id=job.id if job else None,
+                    attempt=attempt,
+                    trace_id=event.trace_id,
+                    mode=plan.mode,
+                    parent_id=plan.parent_id,
+                    claim=job.attempts if job else None,
+                )
+            else:  # written with its first record, or once it has run ``after`` seconds
+                run_id = plan.late_id
+                start = RunStart(
+                    run_id, workflow.id, workflow.name, workflow.version_id, event.id,
+                    job.id if job else None, job.attempts if job else None, attempt, event.trace_id,
+                    plan.mode, plan.parent_id, now(),
+                )  # fmt: skip
+                self.journal.begin_late(start, after)
+                try:
+                    return await self._go(plan, event, job, run_id, until)
+                finally:
+                    self.journal.end_late(run_id)
         elif plan.queued and not await self.journal.begin_queued_run(run_id, attempt):
             return RunOutcome(workflow, run_id, True, cancelled=True)  # cancelled while it waited
+        return await self._go(plan, event, job, run_id, until)
+
+    async def _go(
+        self, plan: Plan, event: ClaimedEvent, job: ClaimedJob | None, run_id: int, until: str | None
+    ) -> RunOutcome:
+        """Walk the run's steps and write its end."""
+        workflow = plan.workflow
         log_context.add(run_id=run_id)
         if plan.error:
             return await self._finish(workflow, run_id, job, plan, plan.error, retryable=False)

@@ -30,6 +30,10 @@ from typing import LiteralString
 #   3. the result reports the configuration generation, so the worker knows when to reload its
 #      rule index. A task's earlier result (errors, workers) comes along so the task sees its own
 #      history. The jobs' events are read next, by ``CLAIMED_EVENTS``.
+#   4. each event job brings the id of the first run it starts in this attempt, drawn here (one
+#      nextval, no row written): a short run is then written once, whole, at its end, yet its steps
+#      and connectors know its id from the start (execution.late_start). Drawn at the claim, the ids
+#      of a job's runs grow with its attempts, which "the latest run" of a retry relies on.
 _CLAIM_REST: LiteralString = """
 ), claimed AS (
     UPDATE automate_outbox_job_live AS j
@@ -44,7 +48,8 @@ _CLAIM_REST: LiteralString = """
               CASE WHEN j.kind = 'task' THEN j.result END AS result, j.queue
 )
 SELECT c.id, c.kind, c.attempts, c.releases, c.max_attempts, c.payload, c.result, c.event_id,
-       (SELECT last_value FROM automate_config_generation) AS generation, c.queue
+       (SELECT last_value FROM automate_config_generation) AS generation, c.queue,
+       CASE WHEN c.kind = 'event' THEN automate_history_id('automate_run_id_seq') END AS run_id
 FROM claimed AS c
 ORDER BY c.id
 """

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,6 +45,15 @@ class ClaimedJob:
     releases: int = 0  # earlier claims handed back unspent
     result: Any = None  # a Django task's result so far (errors and workers of earlier attempts)
     queue: str = "default"  # the queue it was claimed from (a run it parks wakes on the same)
+    run_id: int | None = None  # an event job's first new run in this attempt takes this id
+    #: Until when (``time.monotonic()``) no other worker can have taken this claim over: its lease
+    #: counted from before the claim was sent (the database counts from later). 0: unknown.
+    fresh_until: float = 0.0
+
+    @property
+    def fresh(self) -> bool:
+        """Whether the claim is certainly still this worker's (its first lease cannot have run out)."""
+        return time.monotonic() < self.fresh_until
 
     @property
     def claim(self) -> tuple[int, int]:
@@ -149,11 +159,12 @@ class OutboxStore:
             query, params["queue"] = queries.CLAIM_BATCH_QUEUE, queues[0]
         elif queues:
             query, params["queues"] = queries.CLAIM_BATCH_QUEUES, list(queues)
+        sent = time.monotonic()
         rows, events = await self._claim(query, params)
         jobs = []
         for row in rows:
             (job_id, kind, attempts, releases, max_attempts, payload, result, event_id, generation,
-             queue) = row  # fmt: skip
+             queue, run_id) = row  # fmt: skip
             jobs.append(
                 ClaimedJob(
                     job_id,
@@ -166,6 +177,8 @@ class OutboxStore:
                     releases,
                     result,
                     queue,
+                    run_id,
+                    sent + lease,
                 )
             )
         return jobs
