@@ -105,6 +105,7 @@ async def test_a_one_step_run_is_one_commit_written_whole_at_its_end(
     run = await ExecutionRun.objects.aget()
     recorded = await StepRun.objects.aget(run=run)
     assert (recorded.status, recorded.connector) == ("succeeded", "log")
+    assert run.finished_at is not None
     assert run.started_at <= recorded.started_at <= recorded.finished_at <= run.finished_at
 
 

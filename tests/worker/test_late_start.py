@@ -98,6 +98,7 @@ async def test_a_short_run_is_written_once_whole_under_the_id_its_steps_were_giv
     assert (run.status, run.job_id, run.attempt) == ("succeeded", job.id, 1)
     recorded = await StepRun.objects.aget(run=run)
     assert (recorded.status, recorded.output) == ("succeeded", {"run": run.id})
+    assert run.finished_at is not None
     assert run.started_at <= recorded.started_at and recorded.finished_at <= run.finished_at
 
 
@@ -124,6 +125,7 @@ async def test_a_run_of_several_steps_is_written_with_its_first_step_and_resumed
     assert [c["step"] for c in Held.calls] == ["first", "second", "second"]  # "first" not repeated
     runs = [(r.id, r.status) async for r in ExecutionRun.objects.filter(event_id=event).order_by("id")]
     assert [s for _, s in runs] == ["failed", "succeeded"]  # abandoned, then resumed
+    assert job_a.run_id is not None and job_b.run_id is not None
     assert runs[1][0] == job_b.run_id > job_a.run_id  # the retry's run is the latest
     resumed = [(s.name, s.status) async for s in StepRun.objects.filter(run_id=runs[1][0]).order_by("id")]
     assert resumed == [("first", "reused"), ("second", "succeeded")]
