@@ -66,9 +66,9 @@ def kinds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
     original = writes.write
 
-    async def write(kind: Any, record: dict[str, Any]) -> Any:
+    async def write(kind: Any, record: dict[str, Any], step: dict[str, Any] | None = None) -> Any:
         seen.append(kind)
-        return await original(kind, record)
+        return await original(kind, record, step)
 
     monkeypatch.setattr(writes, "write", write)
     monkeypatch.setattr("automate_core.execution.journal.writer", lambda: writes)

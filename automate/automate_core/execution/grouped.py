@@ -36,23 +36,6 @@ logger = logging.getLogger("automate.execution")
 
 Kind = Literal["start", "whole", "step", "finish", "close"]
 
-#: The fields of each kind's records, as its statement reads them.
-COLUMNS: dict[Kind, tuple[str, ...]] = {
-    "start": (
-        "run_id", "workflow_id", "workflow_name", "version_id", "event_id", "job_id", "claim",
-        "attempt", "trace_id", "mode", "parent_id", "started_at",
-    ),
-    "whole": (
-        "run_id", "workflow_id", "workflow_name", "version_id", "event_id", "job_id", "claim",
-        "attempt", "trace_id", "mode", "parent_id", "started_at", "status", "error",
-    ),
-    "step": (
-        "run_id", "position", "name", "connector", "action", "status", "attempt", "input", "output",
-        "error", "started_at", "finished_at", "duration_ms",
-    ),
-    "finish": ("run_id", "status", "error", "job_id", "claim"),
-}  # fmt: skip
-
 STATEMENTS: dict[Kind, LiteralString] = {
     "start": queries.START_RUNS,
     "whole": queries.WHOLE_RUNS,
@@ -67,7 +50,8 @@ STATEMENTS: dict[Kind, LiteralString] = {
 #: may hold a step record: the run is inserted first, so the step reads it as it was written.
 ORDER: tuple[Kind, ...] = ("start", "whole", "step", "finish")
 
-Pending = tuple[Kind, dict[str, Any], "asyncio.Future[Any]"]
+#: A write: its kind, its record, the step record it carries (close, whole), its answer.
+Pending = tuple[Kind, dict[str, Any], dict[str, Any] | None, "asyncio.Future[Any]"]
 
 
 class GroupedJournalWrites:
@@ -81,16 +65,17 @@ class GroupedJournalWrites:
         self.flushes = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def write(self, kind: Kind, record: dict[str, Any]) -> Any:
+    async def write(self, kind: Kind, record: dict[str, Any], step: dict[str, Any] | None = None) -> Any:
         """Write one record; returns, once committed, what its statement gives back for it:
         start: the run id (None when the claim was taken over); step: the run's status;
         finish: the status written (None when the run was no longer running); whole: the status
-        written (its step record, under "step", if any, goes in the same transaction); close (a
-        ``finish`` record holding its last ``step`` record under "step"): the pair of the step's
-        answer and the finish's, written in the same transaction."""
+        written (its ``step`` record, if any, goes in the same transaction); close (a ``finish``
+        record with its last ``step`` record): the pair of the step's answer and the finish's,
+        written in the same transaction. A record holds exactly what its statement reads (its
+        JSON document is the list of records as they are)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self.pending.append((kind, record, future))
+        self.pending.append((kind, record, step, future))
         if self.active < self.flushers:
             self.active += 1
             task = loop.create_task(self._drain(), name="automate-journal-flush")
@@ -112,7 +97,7 @@ class GroupedJournalWrites:
         try:
             answers = await self._write(batch)
         except psycopg.OperationalError as exc:  # an outage: every write of the batch meets it
-            for _, _, future in batch:
+            for *_, future in batch:
                 if not future.done():
                     future.set_exception(exc)
             return
@@ -122,24 +107,20 @@ class GroupedJournalWrites:
                 for pending in batch:
                     await self._flush([pending])
                 return
-            if not batch[0][2].done():
-                batch[0][2].set_exception(exc)
+            if not batch[0][3].done():
+                batch[0][3].set_exception(exc)
             return
-        for (_, _, future), answer in zip(batch, answers, strict=True):
+        for (*_, future), answer in zip(batch, answers, strict=True):
             if not future.done():
                 future.set_result(answer)
 
     async def _write(self, batch: list[Pending]) -> list[Any]:
         """Write ``batch`` in one transaction; the answer for each record, in order."""
         records: dict[Kind, list[dict[str, Any]]] = {kind: [] for kind in ORDER}
-        for kind, record, _ in batch:
-            if kind == "close":
-                records["step"].append(record["step"])
-                records["finish"].append(record)
-            else:
-                records[kind].append(record)
-                if kind == "whole" and record.get("step") is not None:
-                    records["step"].append(record["step"])
+        for kind, record, step, _ in batch:
+            records["finish" if kind == "close" else kind].append(record)
+            if step is not None:
+                records["step"].append(step)
         kinds = [kind for kind in ORDER if records[kind]]
         answers: dict[Kind, list[Any]] = {}
         pool = await db.get_pool()
@@ -167,13 +148,13 @@ class GroupedJournalWrites:
                     answers[kind] = [statuses.get(int(record["run_id"])) for record in records[kind]]
         given = {kind: iter(values) for kind, values in answers.items()}
         out: list[Any] = []
-        for kind, record, _ in batch:
+        for kind, _, step, _ in batch:
             if kind == "close":
                 out.append((next(given["step"]), next(given["finish"])))
             else:
                 out.append(next(given[kind]))
-                if kind == "whole" and record.get("step") is not None:
-                    next(given["step"])  # the run's own status answers for it
+                if step is not None:
+                    next(given["step"])  # a whole run: its own status answers for it
         return out
 
 
@@ -189,13 +170,12 @@ def _params(kind: Kind, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _document(kind: Kind, records: Sequence[dict[str, Any]]) -> str:
-    """The records as the statement's JSON document; ``n`` numbers them from 1 (the start of a run
-    answers with it)."""
-    columns = COLUMNS[kind]
-    return json.dumps(
-        [{"n": n, **{c: record[c] for c in columns}} for n, record in enumerate(records, start=1)],
-        default=_plain,
-    )
+    """The records as the statement's JSON document, as they are (``jsonb_to_recordset`` reads
+    the fields its statement names); the start of a run numbers them from 1 (``n``: it answers
+    with it). Times come as ISO strings already (``RunJournal``); ``_plain`` is the safety net."""
+    if kind == "start":
+        records = [{"n": n, **record} for n, record in enumerate(records, start=1)]
+    return json.dumps(records, default=_plain)
 
 
 def _plain(value: Any) -> Any:

@@ -9,6 +9,7 @@ record is durable, and each is fenced by the job's claim.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 from dataclasses import dataclass, field
@@ -100,7 +101,7 @@ class RunStart:
             "trace_id": self.trace_id,
             "mode": self.mode,
             "parent_id": self.parent_id,
-            "started_at": self.started_at,
+            "started_at": None if self.started_at is None else self.started_at.isoformat(),
         }
 
 
@@ -112,19 +113,34 @@ def to_json(value: Any) -> str | None:
 
 class RunJournal:
     def __init__(self) -> None:
-        self.late: dict[int, LateStart] = {}  # runs whose start is not written yet, by id
+        self.late: dict[int, LateStart] = {}  # runs whose start is not written yet, by id, oldest first
+        self._sweep: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
 
     def begin_late(self, start: RunStart, after: float) -> None:
         """Hold the start of a plain run (its id drawn by its claim) until a record needs it, or
-        for ``after`` seconds at most (``execution.late_start``)."""
+        for ``after`` seconds at most (``execution.late_start``). One timer per journal sweeps
+        the held starts that fell due, rather than one timer per run."""
         assert start.run_id is not None
-        self.late[start.run_id] = LateStart(self, start, after)
+        loop = asyncio.get_running_loop()
+        self.late[start.run_id] = LateStart(self, start, loop.time() + after)
+        if self._sweep is None or self._sweep[0] is not loop:
+            self._sweep = (loop, loop.call_later(after, self._sweep_late))
+
+    def _sweep_late(self) -> None:
+        """Write the held starts that are due, each on its own; come back at the next one."""
+        loop = asyncio.get_running_loop()
+        self._sweep, now = None, loop.time()
+        for late in list(self.late.values()):  # held in the order they began, all with one delay
+            if late.task is not None:
+                continue
+            if late.due > now:
+                self._sweep = (loop, loop.call_later(late.due - now, self._sweep_late))
+                return
+            late.fire()
 
     def end_late(self, run_id: int) -> None:
         """The run is over (or stopped): its start, if still held, will never be needed."""
-        late = self.late.pop(run_id, None)
-        if late is not None:
-            late.cancel_timer()
+        self.late.pop(run_id, None)
 
     async def _late(self, run_id: int) -> RunStart | None:
         """The run's start to write with the next record, or None when it is written (or going
@@ -180,9 +196,8 @@ class RunJournal:
         the status written: 'failed' when the job's claim was taken over meanwhile."""
         record = start.record()
         record.update(status=status, error=masking.masker.mask(error))
-        if step is not None:
-            record["step"] = self._step_record(int(start.run_id or 0), step)
-        return str(await writer().write("whole", record))
+        steps = None if step is None else self._step_record(int(start.run_id or 0), step)
+        return str(await writer().write("whole", record, steps))
 
     async def queued_run(self, run_id: int) -> QueuedRun | None:
         rows = await self._execute(queries.QUEUED_RUN, {"run_id": run_id})
@@ -215,8 +230,8 @@ class RunJournal:
             "input": to_json(step.input),
             "output": to_json(step.output),
             "error": masking.masker.mask(step.error),
-            "started_at": step.started_at,
-            "finished_at": step.finished_at,
+            "started_at": step.started_at.isoformat(),
+            "finished_at": step.finished_at.isoformat(),
             "duration_ms": step.duration_ms,
         }
 
@@ -255,8 +270,7 @@ class RunJournal:
         if self.late and (start := await self._late(run_id)) is not None:
             return "running", await self.write_whole(start, status, error, step)
         record = self._finish_record(run_id, status, error, job_id, claim)
-        record["step"] = self._step_record(run_id, step)
-        step_status, written = await writer().write("close", record)
+        step_status, written = await writer().write("close", record, self._step_record(run_id, step))
         return (str(step_status) if step_status else "running"), (None if written is None else str(written))
 
     @staticmethod

@@ -60,18 +60,20 @@ def eligible(plan: Plan) -> bool:
 
 
 class LateStart:
-    """The start of one run, not yet written: ``due`` once the delay is over or a record needs it."""
+    """The start of one run, not yet written. It goes out on its own once ``due`` (the journal's
+    sweep, ``RunJournal._sweep_late``), or with the record that needs it first (``take``)."""
 
-    def __init__(self, journal: RunJournal, start: RunStart, after: float) -> None:
+    __slots__ = ("due", "journal", "start", "task")
+
+    def __init__(self, journal: RunJournal, start: RunStart, due: float) -> None:
         self.journal = journal
         self.start = start
+        self.due = due  # the event loop's time
         self.task: asyncio.Task[int] | None = None
-        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(after, self._due)
 
     def take(self) -> bool:
         """Take the start, to write it with the record that needs it (the journal then forgets
         this object); False when it already went out on its own: ``wait`` for it first."""
-        self.cancel_timer()
         return self.task is None
 
     async def wait(self) -> None:
@@ -79,13 +81,8 @@ class LateStart:
         assert self.task is not None
         await asyncio.shield(self.task)
 
-    def cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _due(self) -> None:
-        self._timer = None
+    def fire(self) -> None:
+        """Write the start now, on its own (``running``)."""
         self.task = asyncio.get_running_loop().create_task(
             self.journal.write_start(self.start), name=f"automate-run-start-{self.start.run_id}"
         )
