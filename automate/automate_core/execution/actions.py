@@ -204,7 +204,7 @@ class ActionSteps:
             raise ConnectorTimeout(f"The step did not finish within {timeout:g}s.") from exc
 
     async def _render(self, params: Any, scope: dict[str, Any], workflow: WorkflowSpec) -> Any:
-        names = templating.collect_secret_names(params)
+        names = _secret_names(params)
         if not names:
             return await templating.arender(params, scope)
         if self.dry_run:  # nothing leaves the machine: not even a read from a secrets backend
@@ -247,8 +247,8 @@ class ActionSteps:
             step.position, name or step.name, step.connector, step.action, status,
             params, output, error, started, now(), attempt,
         )  # fmt: skip
-        metrics.steps_finished.labels(step.connector, status).inc()
-        metrics.step_duration.labels(step.connector).observe(record.duration_ms / 1000.0)
+        metrics.child(metrics.steps_finished, step.connector, status).inc()
+        metrics.child(metrics.step_duration, step.connector).observe(record.duration_ms / 1000.0)
         if hold is not None:
             hold.append(record)
             return
@@ -257,6 +257,22 @@ class ActionSteps:
             raise Cancelled
         if status != "running":  # a new claim of the job abandoned this run: it carries on
             raise LeaseExpired(f"Run {run_id} was taken over by a new claim of its job ({status}).")
+
+
+_SECRET_NAMES: dict[int, tuple[Any, frozenset[str]]] = {}
+
+
+def _secret_names(params: Any) -> frozenset[str]:
+    """The secrets a step's parameters name, kept by the parameters' identity: a step's are those
+    of its workflow version's spec, immutable and cached for good (``RuleEngine.version``), so
+    they are walked once, not at every run. The entry holds the object, so its id is not reused."""
+    found = _SECRET_NAMES.get(id(params))
+    if found is not None and found[0] is params:
+        return found[1]
+    names = frozenset(templating.collect_secret_names(params))
+    if len(_SECRET_NAMES) < 10_000:
+        _SECRET_NAMES[id(params)] = (params, names)
+    return names
 
 
 class _NotCalled:

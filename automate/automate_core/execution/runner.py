@@ -160,7 +160,7 @@ class WorkflowRunner(ActionSteps):
                     span.set_attribute("automate.run.status", status)
                 return outcome
         except LeaseExpired as exc:
-            metrics.runs_finished.labels(workflow.name, "superseded").inc()
+            metrics.child(metrics.runs_finished, workflow.name, "superseded").inc()
             run_id = plan.run_id or plan.late_id or 0
             return RunOutcome(workflow, run_id, False, str(exc), True, superseded=True)
 
@@ -229,7 +229,7 @@ class WorkflowRunner(ActionSteps):
                 retryable=failure.retryable, retry_after=failure.retry_after, held=walk.held,
             )  # fmt: skip
         except Suspended:
-            metrics.runs_finished.labels(workflow.name, "waiting").inc()
+            metrics.child(metrics.runs_finished, workflow.name, "waiting").inc()
             return RunOutcome(workflow, run_id, True, waiting=True)
         except Cancelled:
             return self._cancelled(workflow, run_id)
@@ -237,7 +237,7 @@ class WorkflowRunner(ActionSteps):
         error = f"continued past failed steps: {', '.join(tolerated)}" if tolerated else ""
         if await self._close(run_id, job, "succeeded", error, walk.held) == "cancelled":
             return self._cancelled(workflow, run_id)
-        metrics.runs_finished.labels(workflow.name, "succeeded").inc()
+        metrics.child(metrics.runs_finished, workflow.name, "succeeded").inc()
         if plan.mode == "call" and plan.parent_id is not None:
             await self._answer_caller(plan, run_id, "succeeded", scope, "")
         return RunOutcome(workflow, run_id, True)
@@ -362,7 +362,7 @@ class WorkflowRunner(ActionSteps):
 
     @staticmethod
     def _cancelled(workflow: WorkflowSpec, run_id: int) -> RunOutcome:
-        metrics.runs_finished.labels(workflow.name, "cancelled").inc()
+        metrics.child(metrics.runs_finished, workflow.name, "cancelled").inc()
         return RunOutcome(workflow, run_id, True, cancelled=True)
 
     async def _finish(
@@ -380,7 +380,7 @@ class WorkflowRunner(ActionSteps):
         error = masking.masker.mask(error)
         if await self._close(run_id, job, "failed", error, held) == "cancelled":
             return self._cancelled(workflow, run_id)
-        metrics.runs_finished.labels(workflow.name, "failed").inc()
+        metrics.child(metrics.runs_finished, workflow.name, "failed").inc()
         final = not retryable or job is None or job.spent >= workflow.max_attempts
         if plan.mode == "call" and plan.parent_id is not None and final:  # no attempt left: tell the caller
             await self._answer_caller(plan, run_id, "failed", {}, error)

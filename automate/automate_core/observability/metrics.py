@@ -8,7 +8,10 @@ codes), never ids.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -128,3 +131,17 @@ db_pool_waiting = Gauge(
     "Tasks waiting for a connection from the async psycopg pools.",
     multiprocess_mode="livesum",
 )
+
+
+_children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def child(metric: MetricWrapperBase, *values: str) -> Any:
+    """``metric.labels(*values)``, kept: the hot path (a step, a run) asks for the same few
+    children every time, and ``labels()`` validates and locks on every call. Label values are
+    bounded sets (workflow names, connector codes, statuses), and so is this."""
+    key = (id(metric), values)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = metric.labels(*values)
+    return found
