@@ -183,3 +183,27 @@ async def test_with_the_delay_at_zero_every_start_is_written_before_the_first_st
     assert (await ExecutionEngine().handle_event(job)).succeeded
     assert kinds == ["start", "close"]
     assert [r.status async for r in ExecutionRun.objects.filter(event_id=event)] == ["succeeded"]
+
+
+async def test_every_slow_run_is_shown_running_however_many_are_held(
+    workflow: Callable[..., Any], settings: Any
+) -> None:
+    """One sweep per journal writes the held starts as they fall due, the later ones after the
+    earlier: none is forgotten when several runs are slow at once."""
+    settings.AUTOMATE_RUN_START_DELAY = 0.05
+    await workflow(step("slow", "wait"))
+    engine = ExecutionEngine()
+    tasks = []
+    for i in range(3):
+        await sync_to_async(emit)("shop", "order.created", {"id": i})
+        (job,) = await store.claim_batch(1, f"worker-{i}", 30)
+        Held.entered.clear()
+        tasks.append(asyncio.create_task(engine.handle_event(job)))
+        await Held.entered.wait()  # this one is inside its step
+    await eventually(lambda: ExecutionRun.objects.filter(status="running").count() == 3)
+    held = engine.journal.late.values()
+    assert len(held) == 3 and all(late.task is not None for late in held)  # each went out on its own
+    Held.gate.set()
+    assert all(outcome.succeeded for outcome in await asyncio.gather(*tasks))
+    assert [r.status async for r in ExecutionRun.objects.all()] == ["succeeded"] * 3
+    assert await StepRun.objects.acount() == 3

@@ -1,11 +1,12 @@
 """``GroupedJournalWrites``: group commit for the run journal's hot writes.
 
-A worker runs many jobs at once (``AUTOMATE_WORKER_CONCURRENCY``), and each one-step job writes
-three run records: its run starts, its step is recorded, its run ends. Written one statement and
-one commit each, that is three commits per job, and the commits, not Python, bound the worker.
-Here every write is handed to a flusher instead and awaited: the flusher takes whatever is
-pending (of every job, of all three kinds), writes it with one array statement per kind
-(``queries.START_RUNS``, ``RECORD_STEPS``, ``FINISH_RUNS``; the records go as one JSON document,
+A worker runs many jobs at once (``AUTOMATE_WORKER_CONCURRENCY``), and each job writes run
+records: its run starts, its steps are recorded, its run ends (a short plain run: once, whole, at
+its end, ``execution.late_start``). Written one statement and one commit each, the commits, not
+Python, would bound the worker. Here every write is handed to a flusher instead and awaited: the
+flusher takes whatever is pending (of every job, of every kind), writes it with one array
+statement per kind (``queries.START_RUNS``, ``WHOLE_RUNS``, ``RECORD_STEPS``, ``FINISH_RUNS``;
+the records go as one JSON document,
 dumped in C, rather than as a dozen arrays dumped element by element) in one transaction, sent
 as one message (see ``_write``), and answers each waiting write once that transaction has
 committed. So a write returns only when it is durable, exactly as before, but a hundred jobs share
