@@ -109,10 +109,10 @@ async def test_a_stale_run_ending_after_the_takeover_is_superseded_not_succeeded
     assert steps == ["succeeded", "reused"]
 
 
-async def test_a_stale_worker_stops_at_its_next_step_once_the_new_claim_took_its_run(
-    workflow: Callable[..., Any], settings: Any
-) -> None:
-    settings.AUTOMATE_RUN_START_DELAY = 0  # A's run is written running before its first step
+async def two_steps_started(
+    workflow: Callable[..., Any],
+) -> tuple[int, ExecutionEngine, ClaimedJob, asyncio.Task[Any]]:
+    """A two-step workflow, its event, and worker A's claim of it running in a task."""
     await workflow(
         {"name": "first", "connector": "gated", "action": "go"},
         {"name": "second", "connector": "gated", "action": "go"},
@@ -120,7 +120,14 @@ async def test_a_stale_worker_stops_at_its_next_step_once_the_new_claim_took_its
     event = (await sync_to_async(emit)("shop", "order.created", {"id": 2})).event_id
     engine = ExecutionEngine()
     (job_a,) = await store.claim_batch(1, "worker-a", 30)
-    a = asyncio.create_task(engine.handle_event(job_a))
+    return event, engine, job_a, asyncio.create_task(engine.handle_event(job_a))
+
+
+async def test_a_stale_worker_stops_at_its_next_step_once_the_new_claim_took_its_run(
+    workflow: Callable[..., Any], settings: Any
+) -> None:
+    settings.AUTOMATE_RUN_START_DELAY = 0  # A's run is written running before its first step
+    event, engine, job_a, a = await two_steps_started(workflow)
     await Gated.entered.wait()  # A is inside "first"
     job_b = await take_over(job_a)
     assert (await engine.handle_event(job_b)).succeeded  # B abandons A's run and does it all
@@ -137,14 +144,7 @@ async def test_a_stale_worker_whose_run_was_not_written_yet_stops_at_its_first_r
     """A's run is short-lived and its start held (execution.late_start): B cannot see it and runs
     the workflow itself. A's first step record then meets the fence: A's run is written failed,
     superseded, with the step it did (its history is kept), and A stops before its next step."""
-    await workflow(
-        {"name": "first", "connector": "gated", "action": "go"},
-        {"name": "second", "connector": "gated", "action": "go"},
-    )
-    event = (await sync_to_async(emit)("shop", "order.created", {"id": 2})).event_id
-    engine = ExecutionEngine()
-    (job_a,) = await store.claim_batch(1, "worker-a", 30)
-    a = asyncio.create_task(engine.handle_event(job_a))
+    event, engine, job_a, a = await two_steps_started(workflow)
     await Gated.entered.wait()  # A is inside "first", nothing of its run written
     assert await runs_of(event) == []
     job_b = await take_over(job_a)

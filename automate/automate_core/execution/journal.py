@@ -149,10 +149,10 @@ class RunJournal:
         if late is None:
             return None
         if late.take():
-            del self.late[run_id]
+            self.late.pop(run_id, None)
             return late.start
         await late.wait()
-        del self.late[run_id]
+        self.late.pop(run_id, None)
         return None
 
     async def _execute(self, query: Any, params: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -331,9 +331,9 @@ class MemoryJournal(RunJournal):
         super().__init__()
         self.runs: dict[int, MemoryRun] = {}
 
-    async def start_run(self, *, workflow_id: int, workflow_name: str, **_: Any) -> int:
+    async def write_start(self, start: RunStart) -> int:
         run_id = next(self._ids)
-        self.runs[run_id] = MemoryRun(run_id, workflow_name)
+        self.runs[run_id] = MemoryRun(run_id, start.workflow_name)
         return run_id
 
     async def record_step(self, run_id: int, step: StepRecord) -> str:

@@ -171,26 +171,16 @@ class WorkflowRunner(ActionSteps):
         run_id = plan.run_id
         if run_id is None:
             after = late_start.delay()
-            if plan.late_id is None or self.dry_run or after <= 0 or job is None or not job.fresh:
-                run_id = await self.journal.start_run(
-                    workflow_id=workflow.id,
-                    workflow_name=workflow.name,
-                    version_id=workflow.version_id,
-                    event_id=event.id,
-                    job_id=job.id if job else None,
-                    attempt=attempt,
-                    trace_id=event.trace_id,
-                    mode=plan.mode,
-                    parent_id=plan.parent_id,
-                    claim=job.attempts if job else None,
-                )
+            late = not (plan.late_id is None or self.dry_run or after <= 0 or job is None or not job.fresh)
+            start = RunStart(
+                plan.late_id if late else None, workflow.id, workflow.name, workflow.version_id,
+                event.id, job.id if job else None, job.attempts if job else None, attempt,
+                event.trace_id, plan.mode, plan.parent_id, now() if late else None,
+            )  # fmt: skip
+            if not late:
+                run_id = await self.journal.write_start(start)
             else:  # written with its first record, or once it has run ``after`` seconds
-                run_id = plan.late_id
-                start = RunStart(
-                    run_id, workflow.id, workflow.name, workflow.version_id, event.id,
-                    job.id if job else None, job.attempts if job else None, attempt, event.trace_id,
-                    plan.mode, plan.parent_id, now(),
-                )  # fmt: skip
+                run_id = int(start.run_id or 0)
                 self.journal.begin_late(start, after)
                 try:
                     return await self._go(plan, event, job, run_id, until)
